@@ -1,0 +1,107 @@
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "loader.h"
+
+#define OVERRIDE_KEY "kboot.loader.override"
+
+const struct kb_embedded *kb_embedded_find(const char *name)
+{
+    for (const struct kb_embedded *e = kb_embedded_scripts; e->name; e++)
+        if (strcmp(e->name, name) == 0)
+            return e;
+    return NULL;
+}
+
+static const char *override_dir(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, OVERRIDE_KEY);
+    const char *d = lua_tostring(L, -1); /* kept alive by the registry */
+    lua_pop(L, 1);
+    return d;
+}
+
+/* "kboot.components.etcd" -> DIR/kboot/components/etcd.lua, if it exists. */
+static int push_override_path(lua_State *L, const char *name)
+{
+    const char *dir = override_dir(L);
+    if (!dir)
+        return 0;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, dir);
+    luaL_addchar(&b, '/');
+    for (const char *p = name; *p; p++)
+        luaL_addchar(&b, *p == '.' ? '/' : *p);
+    luaL_addstring(&b, ".lua");
+    luaL_pushresult(&b);
+    struct stat st;
+    if (stat(lua_tostring(L, -1), &st) == 0 && S_ISREG(st.st_mode))
+        return 1;
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* Leaves the loaded chunk (or an error message) on the stack; returns the lua_load status. */
+static int load_named(lua_State *L, const char *name)
+{
+    if (push_override_path(L, name)) {
+        const char *path = lua_tostring(L, -1);
+        int st = luaL_loadfile(L, path);
+        lua_remove(L, -2);
+        return st;
+    }
+    const struct kb_embedded *e = kb_embedded_find(name);
+    if (!e) {
+        lua_pushfstring(L, "no built-in script '%s'", name);
+        return -1;
+    }
+    char chunkname[256];
+    snprintf(chunkname, sizeof chunkname, "@%s", e->path);
+    return luaL_loadbufferx(L, e->source, e->len, chunkname, "t");
+}
+
+static int searcher(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    int st = load_named(L, name);
+    if (st == -1) {
+        lua_pushfstring(L, "no embedded kboot module '%s'", name);
+        return 1;
+    }
+    if (st != LUA_OK)
+        return luaL_error(L, "error loading module '%s':\n\t%s", name, lua_tostring(L, -1));
+    lua_pushstring(L, name);
+    return 2;
+}
+
+void kb_loader_install(lua_State *L, const char *dir)
+{
+    if (dir) {
+        lua_pushstring(L, dir);
+        lua_setfield(L, LUA_REGISTRYINDEX, OVERRIDE_KEY);
+    }
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "searchers");
+    /* Shift searchers[2..n] up and put ours at 2, right after package.preload. */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = n; i >= 2; i--) {
+        lua_rawgeti(L, -1, i);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushcfunction(L, searcher);
+    lua_rawseti(L, -2, 2);
+    lua_pop(L, 2);
+}
+
+int kb_loader_load_script(lua_State *L, const char *name)
+{
+    if (strchr(name, '.') || strchr(name, '/')) {
+        lua_pushfstring(L, "no built-in script '%s'", name);
+        return -1;
+    }
+    return load_named(L, name);
+}

@@ -1,0 +1,29 @@
+/* Lua scripts compiled into the binary, and the package.searchers entry that finds them. */
+#ifndef KBOOT_LOADER_H
+#define KBOOT_LOADER_H
+
+#include <stddef.h>
+
+struct kb_embedded {
+    const char *name;    /* "kboot.cli", "init" */
+    const char *path;    /* "scripts/kboot/cli.lua", for chunk names */
+    const char *source;
+    size_t len;
+};
+
+/* Generated at build time by cmake/embed_scripts.cmake; ends with a NULL name. */
+extern const struct kb_embedded kb_embedded_scripts[];
+
+const struct kb_embedded *kb_embedded_find(const char *name);
+
+#ifdef LUA_VERSION_NUM
+/* Install the searcher (override dir first, then embedded) right after the preload searcher.
+ * override_dir may be NULL. */
+void kb_loader_install(lua_State *L, const char *override_dir);
+
+/* Load entry script NAME (override dir, then embedded) as a chunk on the stack.
+ * Returns a lua_load status, or -1 with a message pushed when there is no such script. */
+int kb_loader_load_script(lua_State *L, const char *name);
+#endif
+
+#endif

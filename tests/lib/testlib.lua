@@ -1,0 +1,70 @@
+-- Small helpers for kboot's Lua tests (run inside the kboot host, with luaunit).
+local M = {}
+
+M.bin = os.getenv("KBOOT_BIN") or "kboot"
+M.src = os.getenv("KBOOT_SRC") or "."
+M.vectors = os.getenv("KBOOT_VECTORS") or (M.src .. "/../shared/vectors")
+
+function M.q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Run a shell command; returns ok (exit 0), combined stdout+stderr, exit code.
+function M.sh(cmd)
+  local p = assert(io.popen("(" .. cmd .. ") 2>&1", "r"))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return ok == true, out, code
+end
+
+-- Like sh, but fails the test with the output when the command fails.
+function M.must(cmd)
+  local ok, out, code = M.sh(cmd)
+  if not ok then error(("command failed (exit %s): %s\n%s"):format(tostring(code), cmd, out), 2) end
+  return out
+end
+
+-- A fresh empty directory, removed by M.cleanup() (call it from teardown).
+local dirs = {}
+function M.tmpdir()
+  local d = M.must("mktemp -d /tmp/kboot-test.XXXXXX"):gsub("%s+$", "")
+  dirs[#dirs + 1] = d
+  return d
+end
+function M.cleanup()
+  for _, d in ipairs(dirs) do os.execute("rm -rf " .. M.q(d)) end
+  dirs = {}
+end
+
+function M.read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function M.write(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+-- A TCP port on 127.0.0.1 that nothing listens on now.
+function M.free_port()
+  for _ = 1, 50 do
+    local port = math.random(20000, 60000)
+    if not M.sh(("ss -Hltn 'sport = :%d' | grep -q ."):format(port)) then return port end
+  end
+  error("no free port found")
+end
+
+-- SHA-256 of every file under dir, as "path hash" lines, for before/after comparisons.
+function M.tree_hash(dir)
+  return M.must(("cd %s && find . -type f -print0 | sort -z | xargs -0r sha256sum"):format(M.q(dir)))
+end
+
+-- Run kboot with args (a string already quoted as needed); returns ok, output, code.
+function M.kboot(args)
+  return M.sh(M.q(M.bin) .. " " .. args)
+end
+
+math.randomseed(os.time() ~ tonumber(tostring({}):match("0x(%x+)") or "0", 16))
+return M

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything kboot needs to build, test and benchmark, from Debian's archive.
+# Run as root (or with sudo available). Safe to re-run: does nothing when all is present.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config git
+  liblua5.4-dev lua5.4 libssl-dev openssl libcurl4-openssl-dev libyaml-dev
+  lua-cjson-dev lua-cjson libedit-dev
+  libcmocka-dev lua-unit etcd-server etcd-client
+  valgrind curl ca-certificates procps iproute2 python3
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"
