@@ -415,6 +415,7 @@ static void fix_integers(lua_State *L, int idx, int depth)
 static int client_request(lua_State *L)
 {
     kb_http_client *c = check_client(L);
+    lua_settop(L, 4);
     kb_http_req r;
     build_req(L, 4, &r, -1);
     int anchor = lua_gettop(L);
@@ -431,6 +432,7 @@ static int client_request(lua_State *L)
 static int client_json(lua_State *L)
 {
     kb_http_client *c = check_client(L);
+    lua_settop(L, 5);
     kb_http_req r;
     build_req(L, 5, &r, -1);
     int anchor = lua_gettop(L);
@@ -485,12 +487,12 @@ struct stream_ctx {
     int failed;
 };
 
+/* fn, data (light userdata), len: fn(chunk), run under pcall so pushing the chunk may fail. */
 static int call_chunk(lua_State *L)
 {
-    struct stream_ctx *s = lua_touserdata(L, 1);
     const char *data = lua_touserdata(L, 2);
     size_t len = (size_t)lua_tointeger(L, 3);
-    lua_pushvalue(L, s->fn);
+    lua_settop(L, 1);
     lua_pushlstring(L, data, len);
     lua_call(L, 1, 1);
     return 1;
@@ -502,14 +504,14 @@ static int on_chunk(void *ud, const char *data, size_t len)
 {
     struct stream_ctx *s = ud;
     lua_State *L = s->L;
-    if (!lua_checkstack(L, 4)) {
+    if (!lua_checkstack(L, 5)) {
         s->failed = 1;
         lua_pushliteral(L, "stack overflow in stream callback");
         lua_replace(L, s->errslot);
         return 0;
     }
     lua_pushcfunction(L, call_chunk);
-    lua_pushlightuserdata(L, s);
+    lua_pushvalue(L, s->fn);
     lua_pushlightuserdata(L, (void *)data);
     lua_pushinteger(L, (lua_Integer)len);
     if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
@@ -526,6 +528,7 @@ static int client_stream(lua_State *L)
 {
     kb_http_client *c = check_client(L);
     luaL_checktype(L, 5, LUA_TFUNCTION);
+    lua_settop(L, 5);
     kb_http_req r;
     build_req(L, 4, &r, 0); /* a watch runs until the server ends it: no timeout by default */
     int anchor = lua_gettop(L);
