@@ -3,6 +3,7 @@
 -- streaming, keep-alive, transport errors, misuse.
 local lu = require("luaunit")
 local t = require("testlib")
+local certs = require("http_certs") -- process helpers
 local http = require("kboot.http")
 local json = require("cjson")
 
@@ -17,7 +18,8 @@ end
 local function start_server()
   local d = t.tmpdir()
   local pf = d .. "/port"
-  local pid = t.must(("python3 %s %s %s >%s 2>&1 </dev/null & echo $!"):format(
+  local python = io.open("/usr/bin/python3") and "/usr/bin/python3" or "python3"
+  local pid = t.must(("%s %s %s %s >%s 2>&1 </dev/null & echo $!"):format(python,
     t.q(t.src .. "/tests/lib/http_test_server.py"), t.q(pf), my_pid(), t.q(d .. "/log"))):match("%d+")
   for _ = 1, 200 do
     local f = io.open(pf)
@@ -283,7 +285,7 @@ end
 function TestHttp:test_unreachable_server()
   -- a port that nothing listens on (the server's own port, after stopping a second server)
   local pid, base = start_server()
-  os.execute("kill " .. pid .. "; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.05; done")
+  certs.kill(pid)
   local c = assert(http.client({ server = base, retries = 2 }))
   local r, err = c:request("GET", "/x")
   lu.assertNil(r)
