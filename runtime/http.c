@@ -498,8 +498,8 @@ static int is_tls_refused(CURLcode rc, const char *detail)
            strstr(detail, "alert") != NULL;
 }
 
-static void fail_curl(kb_err *e, const kb_http_req *r, const char *url, CURLcode rc, const char *detail,
-                      int attempts)
+static void fail_curl(kb_err *e, const kb_http_client *c, const kb_http_req *r, const char *url, CURLcode rc,
+                      const char *detail, int attempts)
 {
     char tail[48] = "";
     if (attempts > 1)
@@ -511,6 +511,10 @@ static void fail_curl(kb_err *e, const kb_http_req *r, const char *url, CURLcode
     else if (is_tls_refused(rc, detail))
         kb_err_set(e, r->method, "%s %s: TLS connection refused by the server: %s (%s); check the "
                    "client certificate%s", r->method, url, why, detail, tail);
+    else if (strncmp(url, "https:", 6) == 0 && strstr(detail, "reset by peer"))
+        /* With TLS 1.3 the refusal alert races our first write; a reset is what is left. */
+        kb_err_set(e, r->method, "%s %s: %s (%s)%s; the server may have %s", r->method, url, why, detail,
+                   tail, c->cert ? "refused the client certificate" : "wanted a client certificate");
     else if (*detail)
         kb_err_set(e, r->method, "%s %s: %s (%s)%s", r->method, url, why, detail, tail);
     else
@@ -644,7 +648,7 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
             again = 0;
         if (!again) {
             if (!ok) {
-                fail_curl(e, r, url, rc, errbuf, attempt);
+                fail_curl(e, c, r, url, rc, errbuf, attempt);
                 break;
             }
             resp->status = status;
