@@ -88,7 +88,9 @@ end
 
 -- Structure checks; returns t or nil, err naming the field.
 local function validate(t, src)
-  if type(t) ~= "table" then return fail(src, "not a YAML mapping") end
+  if type(t) ~= "table" or #t > 0 or (yaml.array_mt and getmetatable(t) == yaml.array_mt) then
+    return fail(src, "not a YAML mapping")
+  end
   if t.kind ~= nil and t.kind ~= "Config" then return fail(src, 'kind is "%s", not "Config"', tostring(t.kind)) end
   if t.apiVersion ~= nil and t.apiVersion ~= "v1" then
     return fail(src, 'apiVersion is "%s", not "v1"', tostring(t.apiVersion))
