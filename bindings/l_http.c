@@ -276,11 +276,17 @@ static void build_req(lua_State *L, int opts, kb_http_req *r, double def_timeout
     r->method = check_method(L, 2);
     r->path = check_path(L, 3);
     r->body = kb_opt_string(L, opts, "body", NULL, &r->body_len);
-    r->timeout = kb_opt_number(L, opts, "timeout", def_timeout);
-    r->retries = (int)kb_opt_integer(L, opts, "retries", -1);
-    if (!lua_isnoneornil(L, opts)) {
-        luaL_argcheck(L, r->timeout >= 0 || def_timeout < 0, opts, "option 'timeout' must not be negative");
-        luaL_argcheck(L, r->retries >= -1 && r->retries <= 100, opts, "option 'retries': 0..100 expected");
+    r->timeout = kb_opt_number(L, opts, "timeout", NAN);
+    lua_Integer retries = kb_opt_integer(L, opts, "retries", LUA_MININTEGER);
+    if (isnan(r->timeout))
+        r->timeout = def_timeout; /* not given: the client's (-1) or the stream default (0) */
+    else
+        luaL_argcheck(L, r->timeout >= 0, opts, "option 'timeout' must not be negative");
+    if (retries == LUA_MININTEGER)
+        r->retries = -1; /* the client's */
+    else {
+        luaL_argcheck(L, retries >= 0 && retries <= 100, opts, "option 'retries': 0..100 expected");
+        r->retries = (int)retries;
     }
     lua_newtable(L);
 }

@@ -162,6 +162,8 @@ static int check_pem(const kb_http_opts *o, kb_err *e)
     EVP_PKEY *pk = NULL;
     BIO *b = NULL;
     ERR_clear_error();
+    if (o->ca_len > INT32_MAX || o->cert_len > INT32_MAX || o->key_len > INT32_MAX)
+        return kb_err_set(e, "http", "PEM data too large");
     if (o->ca_pem) {
         b = BIO_new_mem_buf(o->ca_pem, (int)o->ca_len);
         while (b && (x = PEM_read_bio_X509(b, NULL, no_password, NULL))) {

@@ -336,6 +336,8 @@ function TestHttp:test_misuse_raises()
   lu.assertErrorMsgContains("bad header name", c.request, c, "GET", "/x", { headers = { ["A B"] = "x" } })
   lu.assertErrorMsgContains("option 'body'", c.request, c, "GET", "/x", { body = {} })
   lu.assertErrorMsgContains("function expected", c.stream, c, "GET", "/x", {})
+  lu.assertErrorMsgContains("option 'timeout' must not be negative", c.request, c, "GET", "/x", { timeout = -1 })
+  lu.assertErrorMsgContains("option 'retries'", c.request, c, "GET", "/x", { retries = -1 })
   lu.assertErrorMsgContains("Cannot serialise", c.json, c, "POST", "/x", { f = print })
   lu.assertEquals(c:stats().requests, 0)
 end
