@@ -310,7 +310,7 @@ static kb_http_resp *new_resp(lua_State *L)
 
 static void push_resp(lua_State *L, const kb_http_resp *r)
 {
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushinteger(L, r->status);
     lua_setfield(L, -2, "status");
     lua_createtable(L, 0, (int)r->nheaders);
@@ -321,6 +321,8 @@ static void push_resp(lua_State *L, const kb_http_resp *r)
     lua_setfield(L, -2, "headers");
     lua_pushlstring(L, r->body, r->body_len);
     lua_setfield(L, -2, "body");
+    lua_pushstring(L, r->http_version ? r->http_version : "1.1");
+    lua_setfield(L, -2, "http_version");
 }
 
 /* The reason client-go gives a status code when the body is not a Status object. */

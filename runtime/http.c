@@ -572,6 +572,18 @@ static void set_method(CURL *h, const kb_http_req *r)
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "GET");
 }
 
+static const char *version_name(CURL *h)
+{
+    long v = 0;
+    curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &v);
+    switch (v) {
+    case CURL_HTTP_VERSION_1_0: return "1.0";
+    case CURL_HTTP_VERSION_2_0: return "2";
+    case CURL_HTTP_VERSION_3: return "3";
+    default: return "1.1";
+    }
+}
+
 /* One transfer. Returns the curl code; fills x. */
 static CURLcode perform(kb_http_client *c, CURL *h, struct xfer *x, char *errbuf)
 {
@@ -654,6 +666,7 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
                 break;
             }
             resp->status = status;
+            resp->http_version = version_name(h);
             if (finish_headers(&x) < 0) {
                 kb_http_resp_free(resp);
                 kb_err_set(e, r->method, "%s %s: out of memory", r->method, url);

@@ -52,6 +52,7 @@ typedef struct kb_http_resp {
     char *body;                    /* NUL-terminated; empty for a streamed 2xx body */
     size_t body_len;
     int stopped;                   /* the chunk callback asked to stop */
+    const char *http_version;      /* "1.0", "1.1", "2", "3" (static string) */
 } kb_http_resp;
 
 typedef struct kb_http_stats {

@@ -101,6 +101,7 @@ function TestEtcd:test_kv_put_range_one_connection()
   local put, resp = c:json("POST", "/v3/kv/put", { key = b64(key), value = b64(value) })
   lu.assertNotNil(put, resp)
   lu.assertNotNil(put.header.revision)
+  lu.assertEquals(resp.http_version, "2") -- etcd offers h2 through ALPN
   local got = assert(c:json("POST", "/v3/kv/range", { key = b64(key) }))
   lu.assertEquals(got.count, "1")
   lu.assertEquals(unb64(got.kvs[1].key), key)

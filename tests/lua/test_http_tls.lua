@@ -38,6 +38,7 @@ function TestTls:test_ca_from_memory()
   local r = assert(c:request("GET", "/"))
   lu.assertEquals(r.status, 200)
   lu.assertStrContains(r.body, "s_server")
+  lu.assertEquals(r.http_version, "1.0") -- s_server -www answers HTTP/1.0
   -- the server certificate's DNS SAN works too
   c = assert(http.client({ server = "https://localhost:" .. A.port, ca_pem = A.ca }))
   lu.assertEquals(assert(c:request("GET", "/")).status, 200)
