@@ -106,6 +106,12 @@ function format_value(v, ctx, level)
     if type(mt) == "table" and rawget(mt, "__tostring") ~= nil then return safe_tostring(v) end
     return format_table(v, ctx, level)
   end
+  if tv == "function" and debug and debug.getinfo then
+    -- where a function comes from says more than its address
+    local info = debug.getinfo(v, "S")
+    if info.what == "C" then return "function: builtin: " .. ("%p"):format(v) end
+    return ("function: %p <%s:%d>"):format(v, info.short_src, info.linedefined)
+  end
   return safe_tostring(v)
 end
 
