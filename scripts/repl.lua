@@ -40,6 +40,7 @@ local verbose = log.level() >= 3 -- -v, given to kboot or to repl
 
 local function flush() io.stdout:flush() end
 
+local self_src = debug.getinfo(1, "S").short_src
 local traceback -- of the last error, kept beside it (error values are the user's own)
 
 local function show_error(e)
@@ -56,26 +57,31 @@ end
 local function handler(e)
   if verbose then
     -- the frames below the user's chunk are the REPL's own
-    traceback = debug.traceback("", 2):gsub("^\n", ""):gsub("\n%s*%[C%]: in function 'xpcall'.*$", "")
+    local tb = debug.traceback("", 2):gsub("^\n", "")
+    local cut = tb:find("\n\t" .. self_src .. ":", 1, true)
+    traceback = cut and tb:sub(1, cut - 1) or tb
   end
   return e
 end
 
--- Runs fn; Ctrl-C raises "interrupted!" inside it. Prints results or the error.
-local function run(fn, ...)
-  local r = table.pack(repl.pcall_interruptible(xpcall, fn, handler, ...))
-  if not r[1] then r = { n = 2, true, false, r[2] } end -- the handler itself failed
-  if not r[2] then
-    show_error(r[3])
-    return false
-  end
-  if r.n > 2 then
+-- Calls fn and prints its results; inside the interruptible call because formatting a huge
+-- table can take as long as computing it.
+local function eval_print(fn, ...)
+  local r = table.pack(fn(...))
+  if r.n > 0 then
     local out = {}
-    for i = 3, r.n do out[#out + 1] = pretty.format(r[i]) end
+    for i = 1, r.n do out[i] = pretty.format(r[i]) end
     io.stdout:write(table.concat(out, "\t"), "\n")
   end
+end
+
+-- Runs fn; Ctrl-C raises "interrupted!" inside it. Prints results or the error.
+local function run(fn, ...)
+  local ok, inner_ok, err = repl.pcall_interruptible(xpcall, eval_print, handler, fn, ...)
+  if not ok then inner_ok, err = false, inner_ok end -- the handler itself failed
+  if not inner_ok then show_error(err) end
   flush()
-  return true
+  return inner_ok
 end
 
 local function incomplete(err) return err:sub(-5) == "<eof>" end
