@@ -168,26 +168,36 @@ if args[1] then
   if fn then run(fn, table.unpack(args, 2)) else show_error(err) end
 end
 
-repl.set_completer(complete)
-local code = 0
-while true do
+-- One prompt: read a chunk (more lines while incomplete), run it. false at end of input.
+local function step()
   local line = repl.readline("> ")
-  if line == nil then break end
+  if line == nil then return false end
   if line == false then -- Ctrl-C at the prompt: drop the line
     io.stdout:write("\n")
-  elseif line:find("%S") then
-    local src = line
-    local fn, err, more = compile(src)
-    while not fn and more do
-      local next_line = repl.readline(">> ")
-      if next_line == nil then break end
-      if next_line == false then io.stdout:write("\n"); err = nil; break end
-      src = src .. "\n" .. next_line
-      fn, err, more = compile(src)
-    end
-    if history then repl.add_history(src) end
-    if fn then run(fn) elseif err then show_error(err) end
+    return true
   end
+  if not line:find("%S") then return true end
+  local src = line
+  local fn, err, more = compile(src)
+  while not fn and more do
+    local next_line = repl.readline(">> ")
+    if next_line == nil then break end -- Ctrl-D (or EOF) abandons the chunk
+    if next_line == false then io.stdout:write("\n"); return true end
+    src = src .. "\n" .. next_line
+    fn, err, more = compile(src)
+  end
+  if history then repl.add_history(src) end
+  if fn then run(fn) else show_error(err) end
+  return true
+end
+
+repl.set_completer(complete)
+-- The whole step is interruptible, not only the user's chunk: a Ctrl-C between reading and
+-- running must not kill the session.
+while true do
+  local ok, again = repl.pcall_interruptible(step)
+  if not ok then show_error(again)
+  elseif not again then break end
 end
 if interactive then io.stdout:write("\n") end
 if history then
@@ -195,4 +205,4 @@ if history then
   if not ok then log.warn("repl", "%s", tostring(err)) end
 end
 repl.set_completer(nil)
-return code
+return 0
