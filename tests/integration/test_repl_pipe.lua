@@ -3,6 +3,11 @@
 local lu = require("luaunit")
 local t = require("testlib")
 
+-- When this test runs under valgrind, so does the kboot it starts (errors exit 99).
+local under_valgrind = (os.getenv("LD_PRELOAD") or ""):find("vgpreload", 1, true) ~= nil
+local BIN = under_valgrind and ("env -u LD_PRELOAD valgrind --quiet --error-exitcode=99 --leak-check=full "
+  .. "--errors-for-leak-kinds=definite,indirect " .. t.q(t.bin)) or t.q(t.bin)
+
 -- run(input [, args]) -> stdout, stderr, exit code; HOME and KBOOT_HISTORY point into a temp dir
 local last_dir
 local function run(input, args)
@@ -10,7 +15,7 @@ local function run(input, args)
   last_dir = d
   t.write(d .. "/in", input)
   local cmd = ("cd %s && HOME=%s KBOOT_HISTORY=%s %s repl %s < in > out 2> err"):format(
-    t.q(d), t.q(d), t.q(d .. "/hist"), t.q(t.bin), args or "")
+    t.q(d), t.q(d), t.q(d .. "/hist"), BIN, args or "")
   local _, _, code = t.sh(cmd)
   return t.read(d .. "/out"), t.read(d .. "/err"), code
 end
@@ -51,7 +56,7 @@ end
 function TestReplPipe:test_output_interleaves_in_order()
   local d = t.tmpdir()
   t.write(d .. "/in", "print('a')\nerror('b', 0)\n'c'\nlocal _ = io.stderr:write('d\\n')\n5\n")
-  local out = t.must(("%s repl < %s 2>&1"):format(t.q(t.bin), t.q(d .. "/in")))
+  local out = t.must(("%s repl < %s 2>&1"):format(BIN, t.q(d .. "/in")))
   lu.assertEquals(out, 'a\nb\n"c"\nd\n5\n')
 end
 

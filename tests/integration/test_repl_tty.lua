@@ -4,6 +4,11 @@
 local lu = require("luaunit")
 local t = require("testlib")
 
+-- When this test runs under valgrind, so does the kboot it starts (errors exit 99).
+local under_valgrind = (os.getenv("LD_PRELOAD") or ""):find("vgpreload", 1, true) ~= nil
+local BIN = under_valgrind and ("env -u LD_PRELOAD valgrind --quiet --error-exitcode=99 --leak-check=full "
+  .. "--errors-for-leak-kinds=definite,indirect " .. t.q(t.bin)) or t.q(t.bin)
+
 local have_tmux = t.sh("command -v tmux >/dev/null")
 
 local S -- the session: { sock, dir }
@@ -50,7 +55,7 @@ local function start(o)
   -- The shell records the exit status (tmux may report a dead pane before it reaps the child);
   -- its SIGINT trap keeps it alive on Ctrl-C while kboot gets the default disposition.
   local cmd = ("trap : INT; HOME=%s KBOOT_HISTORY=%s %s repl %s; echo $? > %s"):format(
-    t.q(d), t.q(S.history), t.q(t.bin), o.args or "", t.q(d .. "/status"))
+    t.q(d), t.q(S.history), BIN, o.args or "", t.q(d .. "/status"))
   t.must(("tmux -S %s -f %s new-session -d -s repl -x 100 -y 40 %s"):format(
     t.q(S.sock), t.q(d .. "/tmux.conf"), t.q("sh -c " .. t.q(cmd))))
   wait_for("the first prompt", function(s) return last_line(s) == ">" end)
