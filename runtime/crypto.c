@@ -1,7 +1,6 @@
 /* Small cryptographic primitives on OpenSSL 3 EVP (see include/kboot/crypto.h). */
 #include "kboot/crypto.h"
 
-#include <limits.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -9,7 +8,6 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 /* EVP lengths are int; feed larger inputs in slices of this size. */

@@ -69,7 +69,8 @@ int kb_crypto_jws_verify(const char *jws, size_t jlen, const void *payload, size
                          const char *kid, size_t kidlen, const void *key, size_t klen, kb_err *e);
 
 /* AES-256-GCM, no AAD. seal writes nonce(12) || ciphertext(n) || tag(16) to out (n + 28
- * bytes) with a fresh random nonce. open takes that blob back; out holds n - 28 bytes. */
+ * bytes) with a fresh random nonce. open takes that blob back; out holds n - 28 bytes and
+ * is wiped if authentication fails. Input and output must not overlap. */
 int kb_crypto_aes_gcm_seal(const unsigned char key[KB_AES256_KEY_LEN], const void *pt, size_t n,
                            unsigned char *out, kb_err *e);
 /* Same with a caller's nonce: only for known-answer tests. Never reuse a nonce with one key. */
