@@ -228,6 +228,49 @@ function TestEncoding:test_base64url()
   assert_raises("string expected", crypto.unbase64url, nil)
 end
 
+-- Strictness as a property: whatever a decoder accepts is exactly what the encoder writes
+-- (line breaks aside), so one value has one encoding. Random strings over the alphabet
+-- plus padding and line breaks, short enough that many are accepted.
+function TestEncoding:test_decoders_accept_only_canonical_input()
+  local function rand_string(chars, n)
+    local out = {}
+    for i = 1, n do
+      local k = math.random(#chars)
+      out[i] = chars:sub(k, k)
+    end
+    return table.concat(out)
+  end
+  local std = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/==\n"
+  local url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_="
+  local accepted = { std = 0, url = 0, hex = 0 }
+  for _ = 1, 20000 do
+    local s = rand_string(std, math.random(0, 9))
+    local v, err = crypto.unbase64(s)
+    if v then
+      lu.assertEquals(crypto.base64(v), (s:gsub("\n", "")), s)
+      accepted.std = accepted.std + 1
+    else
+      lu.assertStrContains(err.msg, "invalid base64: ")
+    end
+    s = rand_string(url, math.random(0, 9))
+    v, err = crypto.unbase64url(s)
+    if v then
+      lu.assertEquals(crypto.base64url(v), s)
+      accepted.url = accepted.url + 1
+    else
+      lu.assertStrContains(err.msg, "invalid base64url: ")
+    end
+    s = rand_string("0123456789abcdefABCDEFg", math.random(0, 6))
+    v = crypto.unhex(s)
+    if v then
+      lu.assertEquals(crypto.hex(v), s:lower())
+      accepted.hex = accepted.hex + 1
+    end
+  end
+  -- The property was exercised, not vacuously true.
+  lu.assertTrue(accepted.std > 100 and accepted.url > 100 and accepted.hex > 100)
+end
+
 function TestEncoding:test_equal()
   lu.assertTrue(crypto.equal("abc", "abc"))
   lu.assertTrue(crypto.equal("", ""))
@@ -341,6 +384,33 @@ function TestJws:test_sign_round_trip_and_misuse()
   assert_raises("string expected", crypto.jws_sign, nil, id, secret)
   assert_raises("string expected", crypto.jws_verify, jws, p, id, nil)
   assert_raises("string expected", crypto.jws_verify, nil, p, id, secret)
+end
+
+-- Garbage never crashes the JWS parser and never verifies.
+function TestJws:test_garbage_never_verifies()
+  local pieces = { "eyJ", "hbGciOiJIUzI1NiIsImtpZCI6I", "..", ".", "=", "_", "-", "A", "\0", "{", "}" }
+  for _ = 1, 3000 do
+    local s = {}
+    for i = 1, math.random(0, 8) do s[i] = pieces[math.random(#pieces)] end
+    local r, err = crypto.jws_verify(table.concat(s), "payload", "abcdef", "0123456789abcdef")
+    lu.assertNil(r)
+    lu.assertEquals(err.op, "jws_verify")
+  end
+  local p, sec = "payload", "0123456789abcdef"
+  local chars = '{}[]:,"\\ a0lgkidHS256truefalsenul-.eu'
+  for _ = 1, 3000 do
+    local h = {}
+    for i = 1, math.random(0, 20) do
+      local k = math.random(#chars)
+      h[i] = chars:sub(k, k)
+    end
+    h = table.concat(h)
+    local input = crypto.base64url(h) .. "." .. crypto.base64url(p)
+    local jws = crypto.base64url(h) .. ".." .. crypto.base64url(crypto.hmac_sha256(sec, input))
+    local r, err = crypto.jws_verify(jws, p, "abcdef", sec)
+    if r then lu.fail("accepted header " .. h) end
+    lu.assertEquals(err.op, "jws_verify")
+  end
 end
 
 TestAesGcm = {}
