@@ -619,10 +619,11 @@ int kb_crypto_jws_verify(const char *jws, size_t jlen, const void *payload, size
     char b1[72], b2[72];
     if (bad)
         return kb_err_set(e, op, "malformed JWS: %s", why);
-    if (!hd.has_alg || !hd.alg_fit || strcmp(hd.alg, "HS256"))
-        return kb_err_set(e, op, "alg must be HS256, header has %s%s%s", hd.has_alg ? "\"" : "no alg",
-                          hd.has_alg ? shown(hd.alg, strlen(hd.alg), b1) : "",
-                          hd.has_alg ? "\"" : "");
+    if (!hd.has_alg)
+        return kb_err_set(e, op, "alg must be HS256, header has no alg");
+    if (!hd.alg_fit || strcmp(hd.alg, "HS256")) /* "none" and the RS/ES algs end here */
+        return kb_err_set(e, op, "alg must be HS256, header has \"%s\"",
+                          shown(hd.alg, strlen(hd.alg), b1));
     if (hd.crit)
         return kb_err_set(e, op, "JWS header has critical extensions (crit), which are not supported");
     if (!hd.has_kid)
