@@ -158,9 +158,23 @@ repl.complete = complete
 -- History: only for a terminal; a piped session leaves no trace.
 local history = not opts.no_history and interactive
   and (os.getenv("KBOOT_HISTORY") or ((os.getenv("HOME") or ".") .. "/.kboot_history"))
-if history then
+local f = history and io.open(history, "r")
+if f then -- a missing file is a first session, not an error
+  f:close()
   local ok, err = repl.load_history(history)
-  if not ok and not tostring(err):find("No such file", 1, true) then log.warn("repl", "%s", tostring(err)) end
+  if not ok then log.warn("repl", "history not loaded: %s", tostring(err)) end
+end
+
+-- Saved after every chunk, so os.exit() or a kill loses nothing; the list in memory (and so the
+-- file) is bounded by repl.history_max.
+local warned = false
+local function remember(src)
+  repl.add_history(src)
+  local ok, err = repl.save_history(history)
+  if not ok and not warned then
+    warned = true
+    log.warn("repl", "history not saved: %s", tostring(err))
+  end
 end
 
 if args[1] then
@@ -186,7 +200,7 @@ local function step()
     src = src .. "\n" .. next_line
     fn, err, more = compile(src)
   end
-  if history then repl.add_history(src) end
+  if history then remember(src) end
   if fn then run(fn) else show_error(err) end
   return true
 end
@@ -200,9 +214,5 @@ while true do
   elseif not again then break end
 end
 if interactive then io.stdout:write("\n") end
-if history then
-  local ok, err = repl.save_history(history)
-  if not ok then log.warn("repl", "%s", tostring(err)) end
-end
 repl.set_completer(nil)
 return 0

@@ -94,10 +94,11 @@ json.encode{}
 json.encode({ a = 1 })
 log.info("repl-test", "hello %d", 5)
 pretty.format({ 1 }, { width = 0 })
+crypto.hex("A")
 ]])
   lu.assertEquals(out, table.concat({
     '"table"\t"table"\t"table"\t"table"\t"table"\t"table"\t"table"\t"table"\t"table"',
-    '"{}"', '"{\\"a\\":1}"', '"{\\n  1\\n}"', "" }, "\n"))
+    '"{}"', '"{\\"a\\":1}"', '"{\\n  1\\n}"', '"41"', "" }, "\n"))
   lu.assertStrContains(err, "[repl-test] hello 5")
   -- a module missing from this build (kboot.kubeconfig may not exist yet) does not break it
   out = run("kubeconfig == nil or type(kubeconfig) == 'table'\n")

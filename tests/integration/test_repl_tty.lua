@@ -66,9 +66,8 @@ local function stop()
   S = nil
 end
 
--- Ctrl-D on an empty line; returns the exit status once kboot has exited.
-local function quit()
-  keys("C-u C-d")
+-- The exit status once kboot has exited.
+local function exit_status()
   local path = S.dir .. "/status"
   for _ = 1, POLLS do
     local f = io.open(path)
@@ -77,7 +76,13 @@ local function quit()
     if status then return status end
     os.execute("sleep 0.05")
   end
-  error("kboot repl did not exit on Ctrl-D; screen:\n" .. screen())
+  error("kboot repl did not exit; screen:\n" .. screen())
+end
+
+-- Ctrl-D on an empty line.
+local function quit()
+  keys("C-u C-d")
+  return exit_status()
 end
 
 TestReplTTY = {}
@@ -100,6 +105,7 @@ function TestReplTTY:test_session()
   -- Tab completes a unique field in place
   type_text("string.fo"); keys("Tab")
   wait_for("string.format completed", function(s) return last_line(s) == "> string.format" end)
+  lu.assertEquals(display("#{cursor_x}"), tostring(#"> string.format")) -- nothing appended
   keys("C-u")
   -- Tab Tab lists the candidates of an ambiguous prefix
   type_text("log."); keys("Tab Tab")
@@ -108,7 +114,16 @@ function TestReplTTY:test_session()
     lu.assertStrContains(s, name)
   end
   keys("C-u")
-  -- globals complete too, keywords included
+  -- an ambiguous prefix completes as far as the candidates agree
+  type_text("crypto.unb"); keys("Tab")
+  wait_for("crypto.unbase64", function(x) return last_line(x) == "> crypto.unbase64" end)
+  keys("C-u")
+  if require("kboot.pki").generate_key then
+    type_text("pki.gen"); keys("Tab")
+    wait_for("pki.generate_key", function(x) return last_line(x) == "> pki.generate_key" end)
+    keys("C-u")
+  end
+  -- globals complete too
   type_text("prett"); keys("Tab")
   wait_for("pretty completed", function(x) return last_line(x) == "> pretty" end)
   keys("C-u")
@@ -156,14 +171,18 @@ end
 function TestReplTTY:test_history_loaded_in_next_session()
   start()
   type_text("'from the first session'"); keys("Enter")
-  wait_text('"from the first session"')
-  lu.assertEquals(quit(), 0)
+  wait_text('"from the first session"\n>')
+  -- saved as it goes: os.exit() skips the end of the script, not the history
+  type_text("os.exit(5)"); keys("Enter")
+  lu.assertEquals(exit_status(), 5)
   local history = S.history
   stop()
-  -- same history file, new process: Up recalls the line
+  -- same history file, new process: Up recalls the lines
   start({ history = history })
   keys("Up")
-  wait_for("the recalled line", function(s) return last_line(s) == "> 'from the first session'" end)
+  wait_for("the last line", function(s) return last_line(s) == "> os.exit(5)" end)
+  keys("Up")
+  wait_for("the line before", function(s) return last_line(s) == "> 'from the first session'" end)
   keys("Enter")
   wait_text('"from the first session"\n>')
   lu.assertEquals(quit(), 0)
