@@ -3,6 +3,7 @@
  * The read-eval-print loop itself is scripts/repl.lua. */
 #include <editline/readline.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,8 @@
  * under the cursor is a whole field path such as `pki.gen` or `obj:meth`. */
 static char word_breaks[] = " \t\n\"\\'`@$><=;|&{}()[],+-*/%^~#";
 
-/* Set while inside readline() or a completion: the state the completion callback calls into. */
+/* libedit's state is process-wide, so this module's is too (kboot has one Lua state).
+ * rl_state is set while inside readline(): the state the completion callback calls into. */
 static lua_State *rl_state;
 static int completer_ref = LUA_NOREF;
 static volatile sig_atomic_t got_sigint;
@@ -35,7 +37,7 @@ static void free_cands(void)
     ncands = cand_next = 0;
 }
 
-/* rl_completion_matches frees nothing we give it: it takes ownership of each string. */
+/* rl_completion_matches takes ownership of each string the generator returns. */
 static char *cand_generator(const char *text, int state)
 {
     (void)text;
@@ -263,7 +265,7 @@ static int l_pcall_interruptible(lua_State *L)
 static int l_isatty(lua_State *L)
 {
     lua_Integer fd = luaL_optinteger(L, 1, STDIN_FILENO);
-    luaL_argcheck(L, fd >= 0 && fd <= 1024, 1, "file descriptor out of range");
+    luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 1, "file descriptor out of range");
     lua_pushboolean(L, isatty((int)fd));
     return 1;
 }

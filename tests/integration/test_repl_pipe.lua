@@ -53,6 +53,17 @@ function TestReplPipe:test_error_then_continue()
     .. "stdin:1: unexpected symbol near '='\n")
 end
 
+function TestReplPipe:test_verbose_adds_a_traceback_of_the_users_code()
+  local out, err = run("function inner() error('deep') end\nfunction outer() inner() end\nouter()\n1\n", "-v")
+  lu.assertEquals(out, "1\n")
+  lu.assertStrContains(err, "stdin:1: deep\nstack traceback:\n")
+  lu.assertStrContains(err, "in function 'inner'")
+  lu.assertStrContains(err, "in function 'outer'")
+  lu.assertNotStrContains(err, "repl.lua") -- the REPL's own frames are cut
+  _, err = run("error('x')\n")
+  lu.assertNotStrContains(err, "traceback")
+end
+
 function TestReplPipe:test_output_interleaves_in_order()
   local d = t.tmpdir()
   t.write(d .. "/in", "print('a')\nerror('b', 0)\n'c'\nlocal _ = io.stderr:write('d\\n')\n5\n")
