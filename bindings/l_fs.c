@@ -49,7 +49,8 @@ static unsigned tomode(lua_State *L, int idx, const char *what)
 
 static unsigned checkmode(lua_State *L, int idx)
 {
-    luaL_checkany(L, idx);
+    if (lua_isnoneornil(L, idx))
+        luaL_argerror(L, idx, "mode expected (integer or octal string like \"0644\")");
     return tomode(L, idx, "mode");
 }
 
