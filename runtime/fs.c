@@ -836,7 +836,8 @@ int kb_fs_list(const char *dir, char ***names, size_t *n, kb_err *e)
             return nomem(e, "list");
         }
     }
-    qsort(*names, *n, sizeof **names, cmp_names);
+    if (*n > 1)
+        qsort(*names, *n, sizeof **names, cmp_names);
     return 0;
 }
 

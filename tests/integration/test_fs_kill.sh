@@ -28,13 +28,17 @@ local size = math.tointeger(tonumber(arg[2]))
 local variants = {}
 for g = 0, 3 do variants[g] = string.rep(string.char(65 + g), size) end
 local i = math.tointeger(tonumber(arg[3])) -- each round starts at another content
+local writes = 0
+io.stdout:write("ready\n")
+io.stdout:flush()
 while true do
   for n = 1, 3 do
     assert(fs.write("/etc/kubernetes/file" .. n, variants[(i + n) % 4], "0600", { mkdir = true }))
+    writes = writes + 1
+    io.stdout:write("wrote ", writes, "\n")
+    io.stdout:flush()
   end
   i = i + 1
-  io.stdout:write(i - arg[3], "\n")
-  io.stdout:flush()
 end
 EOF
 
@@ -51,11 +55,24 @@ for c in A B C D; do
   known[$h]=$c
 done
 
+# Wait (as long as it takes: sanitizer builds are slow) until the writer has printed a line.
+wait_for() {
+  local line=$1
+  for ((w = 0; w < 6000; w++)); do
+    grep -qx "$line" "$work/progress" && return 0
+    kill -0 "$pid" 2>/dev/null || fail "writer exited: $(cat "$work/stderr")"
+    sleep 0.1
+  done
+  fail "writer never printed '$line'"
+}
+
 kills_mid_write=0
 temps_seen=0
 for ((r = 1; r <= rounds; r++)); do
   "$bin" "$work/writer.lua" "$root" "$size" "$r" >"$work/progress" 2>"$work/stderr" &
   pid=$!
+  # Round 1 lets all three targets be written once, so later rounds have an old content to keep.
+  if ((r == 1)); then wait_for "wrote 3"; else wait_for ready; fi
   # A random moment between 0.2 and 4 s: not a timing assertion, only where the kill lands.
   sleep "$(awk -v s=$RANDOM 'BEGIN { srand(s); printf "%.2f", 0.2 + rand() * 3.8 }')"
   kill -0 "$pid" 2>/dev/null || fail "writer exited before the kill: $(cat "$work/stderr")"
@@ -65,10 +82,12 @@ for ((r = 1; r <= rounds; r++)); do
 
   temps=0
   seen=
+  declare -A present=()
   if [[ -d $dir ]]; then
     for f in "$dir"/* "$dir"/.[!.]*; do
       [[ -e $f || -L $f ]] || continue
       name=${f##*/}
+      present[$name]=1
       if [[ $name =~ ^file[123]$ ]]; then
         h=$(sha256sum "$f" | cut -d' ' -f1)
         [[ -n ${known[$h]:-} ]] || fail "round $r: $name is torn ($(stat -c %s "$f") bytes, sha256 $h)"
@@ -81,14 +100,16 @@ for ((r = 1; r <= rounds; r++)); do
       fi
     done
   fi
+  for n in 1 2 3; do
+    [[ -n ${present[file$n]:-} ]] || fail "round $r: file$n vanished (a completed write was lost)"
+  done
   ((temps > 3)) && fail "round $r: $temps temp files; a write must clean its earlier temps"
   ((temps > 0)) && kills_mid_write=$((kills_mid_write + 1))
   temps_seen=$temps
-  loops=$(tail -n1 "$work/progress")
-  echo "round $r: ${loops:-0} loop(s) done;$seen; $temps temp file(s) left"
+  writes=$(grep -c wrote "$work/progress" || true)
+  echo "round $r: $writes write(s) done;$seen; $temps temp file(s) left"
 done
 
-ls "$dir"/file[123] >/dev/null 2>&1 || fail "no target file was ever completed"
 n=$("$bin" "$work/clean.lua" "$root")
 [[ $n == "$temps_seen" ]] || fail "clean_temps removed $n, expected $temps_seen"
 left=$(find "$dir" -name '*.kboot-tmp-*' | wc -l)
