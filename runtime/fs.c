@@ -625,6 +625,8 @@ int kb_fs_write(const char *path, const void *data, size_t len, unsigned mode, c
     if (!changed)
         changed = &dummy;
     *changed = 0;
+    if (!data)
+        data = "";
     mode &= 07777;
     if (resolve(path, &l, e))
         return -1;
