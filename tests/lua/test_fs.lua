@@ -264,6 +264,27 @@ function TestDirs:test_recursive_remove_does_not_follow_links()
   lu.assertEquals(t.tree_hash(outside), before)
 end
 
+function TestDirs:test_recursive_remove_stops_at_mount_points()
+  local mnt = host("/var/lib/kubelet/pods/p1/volumes/secret")
+  t.must("mkdir -p " .. t.q(mnt))
+  if not t.sh("mount -t tmpfs kboot-test " .. t.q(mnt)) then
+    lu.skip("cannot mount tmpfs here")
+  end
+  local ok, err = pcall(function()
+    t.write(mnt .. "/token", "secret")
+    local v, e = fs.remove("/var/lib/kubelet", { recursive = true })
+    fails(18, "cannot remove /var/lib/kubelet: kubelet/pods/p1/volumes/secret is a mount point", v, e)
+    lu.assertEquals(t.read(mnt .. "/token"), "secret")
+    -- the mount point itself as the target is refused too
+    fails(18, "is a mount point", fs.remove("/var/lib/kubelet/pods/p1/volumes/secret", { recursive = true }))
+    lu.assertEquals(t.read(mnt .. "/token"), "secret")
+  end)
+  t.must("umount " .. t.q(mnt))
+  if not ok then error(err, 0) end
+  assert(fs.remove("/var/lib/kubelet", { recursive = true }))
+  lu.assertFalse(fs.exists("/var/lib/kubelet"))
+end
+
 function TestDirs:test_chmod()
   t.write(host("/f"), "x")
   lu.assertTrue(fs.chmod("/f", "0600"))
