@@ -664,11 +664,11 @@ int kb_fs_write(const char *path, const void *data, size_t len, unsigned mode, c
         return fail(e, EEXIST, "write", "create a temp file for", &l);
     }
     if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0)
-        goto fail;
+        goto undo;
     err = close(fd);
     fd = -1;
     if (err != 0 || renameat(dfd, tmp, dfd, basename_of(&l)) != 0)
-        goto fail;
+        goto undo;
     /* The rename is only durable once the directory is synced. */
     if (fsync(dfd) != 0) {
         err = errno;
@@ -678,7 +678,7 @@ int kb_fs_write(const char *path, const void *data, size_t len, unsigned mode, c
     close(dfd);
     *changed = 1;
     return 0;
-fail:
+undo:
     err = errno;
     if (fd >= 0)
         close(fd);
