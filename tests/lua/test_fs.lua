@@ -151,6 +151,23 @@ function TestWrite:test_failures_leave_the_tree_unchanged()
   lu.assertEquals(t.must("ls -A " .. t.q(host("/etc"))), "dir\nfile\n", "no temp files")
 end
 
+function TestWrite:test_failure_half_way_keeps_old_file_and_no_temp()
+  -- A child kboot with an 8 KiB file size limit (SIGXFSZ ignored, so write() fails with EFBIG).
+  t.must("mkdir " .. t.q(host("/etc")) .. " && echo old > " .. t.q(host("/etc/big")))
+  local before = t.tree_hash(root)
+  local s = t.tmpdir() .. "/s.lua" -- outside the tree being checked
+  t.write(s, ([[
+    local fs = require("kboot.fs")
+    assert(fs.set_root(%q))
+    local ok, err = fs.write("/etc/big", string.rep("x", 65536), "0644")
+    print(ok, err, err and err.code)
+  ]]):format(root))
+  local out = t.must("trap '' XFSZ; ulimit -f 8; " .. t.q(t.bin) .. " " .. t.q(s))
+  lu.assertStrContains(out, "nil\tcannot write /etc/big (" .. root .. "/etc/big): File too large\t27")
+  lu.assertEquals(t.tree_hash(root), before)
+  lu.assertEquals(t.must("ls -A " .. t.q(host("/etc"))), "big\n")
+end
+
 function TestWrite:test_leftover_temps_removed_by_next_write()
   t.must("mkdir -p " .. t.q(host("/d")))
   t.write(host("/d/.f.kboot-tmp-AbC123"), "partial")
