@@ -496,7 +496,8 @@ static int is_tls_verify(CURLcode rc)
  * read (TLS 1.3), so curl reports a plain send/recv error; it must not be retried. */
 static int is_tls_refused(CURLcode rc, const char *detail)
 {
-    return (rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) &&
+    return (rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR ||
+            rc == CURLE_HTTP2) &&
            strstr(detail, "alert") != NULL;
 }
 
@@ -525,6 +526,14 @@ static void fail_curl(kb_err *e, const kb_http_client *c, const kb_http_req *r, 
         e->code = (int)rc;
 }
 
+/* The list may hold "Authorization: Bearer <token>": wipe before freeing. */
+static void free_headers(struct curl_slist *l)
+{
+    for (struct curl_slist *p = l; p; p = p->next)
+        OPENSSL_cleanse(p->data, strlen(p->data));
+    curl_slist_free_all(l);
+}
+
 static struct curl_slist *build_headers(kb_http_client *c, const kb_http_req *r, int *oom)
 {
     struct curl_slist *l = NULL, *t;
@@ -548,7 +557,7 @@ static struct curl_slist *build_headers(kb_http_client *c, const kb_http_req *r,
     }
     return l;
 oom:
-    curl_slist_free_all(l);
+    free_headers(l);
     *oom = 1;
     return NULL;
 }
@@ -703,7 +712,7 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
     curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
-    curl_slist_free_all(hl);
+    free_headers(hl);
     free(x.body.p);
     free(x.hdrs.p);
     free(url);
