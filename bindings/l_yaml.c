@@ -192,8 +192,7 @@ static int yaml11_typed(const char *s, size_t n)
     if (n >= 8 && k == 0 && is_digit(s[0]) && is_digit(s[1]) && is_digit(s[2]) && is_digit(s[3]) &&
         s[4] == '-' && is_digit(s[5]))
         return 1;
-    size_t int_start = k;
-    int has_int = scan_digits(s, n, &k, is_digit);
+    int has_int = k < n && is_digit(s[k]) && scan_digits(s, n, &k, is_digit);
     if (k == n)
         return has_int;
     if (has_int && s[k] == ':') { /* sexagesimal: 1:30, 190:20:30.15 */
@@ -214,7 +213,6 @@ static int yaml11_typed(const char *s, size_t n)
     int has_frac = scan_digits(s, n, &k, is_digit);
     if (!has_int && !has_frac)
         return 0;
-    (void)int_start;
     if (k < n && (s[k] == 'e' || s[k] == 'E')) {
         k++;
         if (k < n && (s[k] == '-' || s[k] == '+'))
@@ -422,6 +420,62 @@ static int parse_sequence(struct dec *d, int depth)
     }
 }
 
+/* "<<: *base" (plain, untagged): Go's yaml, which kubectl and sigs.k8s.io/yaml use, merges. */
+static int is_merge_key(const yaml_event_t *ev)
+{
+    const char *tag = (const char *)ev->data.scalar.tag;
+    return ev->type == YAML_SCALAR_EVENT && ev->data.scalar.length == 2 &&
+           memcmp(ev->data.scalar.value, "<<", 2) == 0 &&
+           (tag ? strcmp(tag, TAG("merge")) == 0 : ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE);
+}
+
+/* Merge the mapping (or sequence of mappings, earlier ones winning) at the top into the mapping
+ * at t; keys already there stay. Keys added are recorded at t+1 so that an explicit key later
+ * in the mapping may still override them. */
+static int merge_into(struct dec *d, int t, yaml_mark_t km)
+{
+    lua_State *L = d->L;
+    int src = lua_gettop(L), is_seq = 0;
+    if (lua_getmetatable(L, src)) {
+        is_seq = lua_rawequal(L, -1, UV_ARRAY_MT);
+        lua_pop(L, 1);
+    }
+    lua_Integer n = is_seq ? (lua_Integer)lua_rawlen(L, src) : 1;
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (is_seq)
+            lua_rawgeti(L, src, i);
+        else
+            lua_pushvalue(L, src);
+        int m = lua_gettop(L), is_map = 0;
+        if (lua_getmetatable(L, m)) {
+            is_map = lua_rawequal(L, -1, UV_MAP_MT);
+            lua_pop(L, 1);
+        }
+        if (!is_map)
+            return dec_fail(d, km, "merge key \"<<\" needs a mapping or a sequence of mappings");
+        if (lua_isnil(L, t + 1)) {
+            lua_newtable(L);
+            lua_replace(L, t + 1);
+        }
+        lua_pushnil(L);
+        while (lua_next(L, m)) {
+            lua_pushvalue(L, -2);
+            if (lua_rawget(L, t) == LUA_TNIL) {
+                lua_pushvalue(L, -3);
+                lua_pushvalue(L, -3);
+                lua_rawset(L, t);
+                lua_pushvalue(L, -3);
+                lua_pushboolean(L, 1);
+                lua_rawset(L, t + 1);
+            }
+            lua_pop(L, 2);
+        }
+        lua_settop(L, src);
+    }
+    lua_settop(L, src - 1);
+    return 0;
+}
+
 static int parse_mapping(struct dec *d, int depth)
 {
     lua_State *L = d->L;
@@ -429,35 +483,57 @@ static int parse_mapping(struct dec *d, int depth)
     lua_newtable(L);
     lua_pushvalue(L, UV_MAP_MT);
     lua_setmetatable(L, -2);
+    int t = lua_gettop(L);
+    lua_pushnil(L); /* t+1: keys that came from a merge, made on first use */
     for (;;) {
         if (next_event(d))
             return -1;
-        if (d->ev.type == YAML_MAPPING_END_EVENT)
+        if (d->ev.type == YAML_MAPPING_END_EVENT) {
+            lua_settop(L, t);
             return 0;
+        }
         yaml_mark_t km = d->ev.start_mark;
+        if (is_merge_key(&d->ev)) {
+            if (next_event(d) || parse_node(d, depth + 1, 0) || merge_into(d, t, km))
+                return -1;
+            continue;
+        }
         if (parse_node(d, depth + 1, 1))
             return -1;
         int kt = lua_type(L, -1);
         if (kt == LUA_TBOOLEAN || kt == LUA_TLIGHTUSERDATA ||
             (kt == LUA_TNUMBER && !lua_isinteger(L, -1))) {
-            luaL_tolstring(L, -1, NULL); /* an aliased typed scalar used as a key */
+            /* an alias of a typed scalar used as a key: a key is text, as in sigs.k8s.io/yaml */
             if (kt == LUA_TLIGHTUSERDATA)
-                lua_pushliteral(L, "null"), lua_replace(L, -2);
+                lua_pushliteral(L, "null");
+            else
+                luaL_tolstring(L, -1, NULL);
             lua_replace(L, -2);
         } else if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
             return dec_fail(d, km, "mapping key must be a scalar (in mapping at line %zu, column %zu)",
                             start.line + 1, start.column + 1);
         }
         lua_pushvalue(L, -1);
-        if (lua_rawget(L, -3) != LUA_TNIL) {
-            const char *k = luaL_tolstring(L, -2, NULL);
-            return dec_fail(d, km, "duplicate key \"%.80s\" (in mapping at line %zu, column %zu)", k,
-                            start.line + 1, start.column + 1);
+        if (lua_rawget(L, t) != LUA_TNIL) {
+            int merged = 0; /* an explicit key overrides a merged one, once */
+            if (!lua_isnil(L, t + 1)) {
+                lua_pushvalue(L, -2);
+                merged = lua_rawget(L, t + 1) != LUA_TNIL;
+                lua_pop(L, 1);
+            }
+            if (!merged) {
+                const char *k = luaL_tolstring(L, -2, NULL);
+                return dec_fail(d, km, "duplicate key \"%.80s\" (in mapping at line %zu, column %zu)", k,
+                                start.line + 1, start.column + 1);
+            }
+            lua_pushvalue(L, -2);
+            lua_pushnil(L);
+            lua_rawset(L, t + 1);
         }
         lua_pop(L, 1);
         if (next_event(d) || parse_node(d, depth + 1, 0))
             return -1;
-        lua_rawset(L, -3);
+        lua_rawset(L, t);
     }
 }
 
@@ -663,6 +739,16 @@ static void spaces(struct enc *e, int n)
     b->n += (size_t)n;
 }
 
+static int plain_name(const char *s, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        unsigned char c = (unsigned char)s[k];
+        if (!(c == '_' || c == '-' || c == '/' || c == ':' || is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')))
+            return 0;
+    }
+    return 1;
+}
+
 /* Raise "yaml.encode: <msg> at <path>", the path in Lua syntax (spec.containers[2]). */
 static int enc_error(struct enc *e, const char *msg)
 {
@@ -676,13 +762,24 @@ static int enc_error(struct enc *e, const char *msg)
         if (g->isint) {
             lua_pushfstring(L, "[%I]", (LUAI_UACINT)g->i);
             luaL_addvalue(&p);
-        } else if (g->len > 0 && strcspn(g->s, ".[]\"") == g->len) {
+        } else if (g->len > 0 && plain_name(g->s, g->len)) {
             if (k > 0)
                 luaL_addchar(&p, '.');
             luaL_addlstring(&p, g->s, g->len);
-        } else {
+        } else { /* ["app.kubernetes.io/name"], other bytes escaped as Lua does */
             luaL_addstring(&p, "[\"");
-            luaL_addlstring(&p, g->s, g->len);
+            for (size_t j = 0; j < g->len; j++) {
+                unsigned char c = (unsigned char)g->s[j];
+                if (c == '"' || c == '\\') {
+                    luaL_addchar(&p, '\\');
+                    luaL_addchar(&p, (char)c);
+                } else if (c < 0x20 || c >= 0x7F) {
+                    lua_pushfstring(L, "\\%d", (int)c);
+                    luaL_addvalue(&p);
+                } else {
+                    luaL_addchar(&p, (char)c);
+                }
+            }
             luaL_addstring(&p, "\"]");
         }
     }
@@ -762,11 +859,12 @@ static enum style choose_style(const char *s, size_t n, int key)
         return S_DOUBLE;
     if (newline) {
         /* A literal block cannot keep trailing blanks on a line, and takes its indentation
-         * from the first non-empty line, which therefore must not start with a space. */
+         * from the first non-empty line, which therefore must not start with a blank. */
         size_t k = 0;
         while (k < n && s[k] == '\n')
             k++;
-        if (key || space_break || s[n - 1] == ' ' || s[n - 1] == '\t' || k == n || s[k] == ' ')
+        if (key || space_break || s[n - 1] == ' ' || s[n - 1] == '\t' || k == n || s[k] == ' ' ||
+            s[k] == '\t')
             return S_DOUBLE;
         return S_LITERAL;
     }
@@ -1033,6 +1131,7 @@ static void emit_table(struct enc *e, int col, enum mode mode)
             struct keyent k = e->b->keys[base + j]; /* by value: children may move the array */
             if (j > 0 || mode != M_SEQITEM)
                 spaces(e, kc);
+            *seg = (struct pathseg){ k.s, k.len, k.i, k.isint };
             if (k.isint) {
                 lua_pushinteger(L, k.i);
                 put_number(e, -1);
@@ -1041,7 +1140,6 @@ static void emit_table(struct enc *e, int col, enum mode mode)
                 lua_pushlstring(L, k.s, k.len);
             }
             put(e, ":", 1);
-            *seg = (struct pathseg){ k.s, k.len, k.i, k.isint };
             lua_rawget(L, t);
             emit_value(e, kc, M_MAPVAL);
             lua_settop(L, t);
