@@ -724,6 +724,8 @@ static void *grow(lua_State *L, void *p, size_t *cap, size_t need, size_t elem)
 static void put(struct enc *e, const char *s, size_t n)
 {
     struct obuf *b = e->b;
+    if (n == 0)
+        return;
     b->p = grow(e->L, b->p, &b->cap, b->n + n, 1);
     memcpy(b->p + b->n, s, n);
     b->n += n;
@@ -734,6 +736,8 @@ static void put_str(struct enc *e, const char *s) { put(e, s, strlen(s)); }
 static void spaces(struct enc *e, int n)
 {
     struct obuf *b = e->b;
+    if (n <= 0)
+        return;
     b->p = grow(e->L, b->p, &b->cap, b->n + (size_t)n, 1);
     memset(b->p + b->n, ' ', (size_t)n);
     b->n += (size_t)n;
@@ -1078,7 +1082,8 @@ static lua_Integer classify(struct enc *e, int want_seq, int want_map)
         b->nkeys = base;
         return nint;
     }
-    qsort(b->keys + base, b->nkeys - base, sizeof *b->keys, cmp_keys);
+    if (b->nkeys > base)
+        qsort(b->keys + base, b->nkeys - base, sizeof *b->keys, cmp_keys);
     return -1;
 }
 
