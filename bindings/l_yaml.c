@@ -1141,7 +1141,15 @@ static void emit_table(struct enc *e, int col, enum mode mode)
                 lua_pushinteger(L, k.i);
                 put_number(e, -1);
             } else {
+                size_t at = e->b->n;
                 put_string(e, k.s, k.len, 1, kc, M_TOP);
+                if (e->b->n - at > 1000) { /* readers refuse implicit keys over 1024 chars */
+                    e->b->n = at;
+                    put(e, "? ", 2);
+                    put_string(e, k.s, k.len, 1, kc, M_TOP);
+                    put(e, "\n", 1);
+                    spaces(e, kc);
+                }
                 lua_pushlstring(L, k.s, k.len);
             }
             put(e, ":", 1);

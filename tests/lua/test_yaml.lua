@@ -425,6 +425,23 @@ function TestEncode:test_integer_keys()
   lu.assertEquals(yaml.encode({ [1] = "a" }), "- a\n")
 end
 
+function TestEncode:test_long_keys_use_explicit_form()
+  local long, ctl = ("k"):rep(1001), ("\1"):rep(200) -- 200 bytes, 800 once escaped
+  local v = { [long] = { a = 1 }, [long .. "s"] = { 1, 2 }, [long .. "x"] = "v", short = 1, [ctl] = "c",
+              list = { { [long] = "m\nl\n" } } }
+  local out = yaml.encode(v)
+  lu.assertStrContains(out, "? " .. long .. "\n:\n  a: 1\n")
+  lu.assertStrContains(out, "? " .. long .. "s\n:\n- 1\n- 2\n")
+  lu.assertStrContains(out, "\n- ? " .. long .. "\n  : |\n    m\n    l\n")
+  lu.assertEquals(out:sub(1, 806), '"' .. ("\\x01"):rep(200) .. '": c\n') -- sorts first
+  local back, err = yaml.decode(out)
+  lu.assertNil(err)
+  assert_same(back, v)
+  local huge = ("\1"):rep(300) -- 1200 chars escaped: explicit too
+  lu.assertStrContains(yaml.encode({ [huge] = 1 }), '? "' .. ("\\x01"):rep(300) .. '"\n: 1\n')
+  assert_same(yaml.decode(yaml.encode({ [huge] = 1 })), { [huge] = 1 })
+end
+
 function TestEncode:test_indent_option()
   lu.assertEquals(yaml.encode({ a = { b = { c = 1 }, l = { 1 } }, s = "x\ny" }, { indent = 4 }),
                   "a:\n    b:\n        c: 1\n    l:\n    - 1\ns: |-\n    x\n    y\n")
