@@ -183,8 +183,9 @@ static int yaml11_typed(const char *s, size_t n)
     size_t k = 0;
     if (k < n && (s[k] == '-' || s[k] == '+'))
         k++;
-    if (n - k > 2 && s[k] == '0' && (s[k + 1] == 'b' || s[k + 1] == 'x' || s[k + 1] == 'o')) {
-        int (*ok)(int) = s[k + 1] == 'x' ? is_hex : s[k + 1] == 'o' ? is_oct : is_digit;
+    int prefix = n - k > 2 && s[k] == '0' ? s[k + 1] | 0x20 : 0; /* Go also takes 0X, 0B, 0O */
+    if (prefix == 'b' || prefix == 'x' || prefix == 'o') {
+        int (*ok)(int) = prefix == 'x' ? is_hex : prefix == 'o' ? is_oct : is_digit;
         k += 2;
         return scan_digits(s, n, &k, ok) && k == n; /* 0b with 2..9 digits: harmless to quote */
     }
@@ -390,11 +391,10 @@ static int push_scalar(struct dec *d, int as_key)
     case K_BOOL: lua_pushboolean(L, sc.b); break;
     case K_INT: lua_pushinteger(L, sc.i); break;
     case K_FLOAT:
-        /* lua_stringtonumber converts like Lua numerals, independent of the C locale. */
+        /* Lua's own numeral reader: independent of the C locale, and the text (digits with a
+         * '.' or an exponent, or too many digits for an integer) always gives a float */
         if (!sc.f_from_text || lua_stringtonumber(L, s) == 0)
             lua_pushnumber(L, sc.f);
-        else if (lua_isinteger(L, -1)) /* "1e3"-style text Lua read as integer: keep it a float */
-            lua_pushnumber(L, (lua_Number)lua_tointeger(L, -1)), lua_remove(L, -2);
         break;
     default: lua_pushlstring(L, s, n); break;
     }
