@@ -829,65 +829,59 @@ static int printable(uint32_t c)
            (c >= 0xE000 && c <= 0xFFFD && c != 0xFEFF) || (c >= 0x10000 && c <= 0x10FFFF);
 }
 
-enum style { S_PLAIN, S_DOUBLE, S_LITERAL, S_INVALID };
+enum style { S_PLAIN, S_SINGLE, S_DOUBLE, S_LITERAL, S_INVALID };
 
-static int has_sub(const char *s, size_t n, const char *pat)
-{
-    size_t m = strlen(pat);
-    for (size_t k = 0; k + m <= n; k++)
-        if (memcmp(s + k, pat, m) == 0)
-            return 1;
-    return 0;
-}
+static int is_blank_at(const char *s, size_t n, size_t k) { return k >= n || s[k] == ' ' || s[k] == '\n'; }
 
+/* The style Go's yaml (kubectl) would pick, from the same analysis as libyaml's emitter: a string
+ * that would re-read as another type is double-quoted; multi-line text is a literal block when it
+ * can be one; otherwise plain, or single-quoted when an indicator or edge space forbids plain;
+ * double-quoted whenever something must be escaped. We quote a little more than Go: YAML 1.1
+ * lookalikes for PyYAML-style readers, and a leading '?' or ':'. */
 static enum style choose_style(const char *s, size_t n, int key)
 {
-    int special = 0, newline = 0, tab = 0, space_break = 0;
+    int special = 0, breaks = 0, space_break = 0, indicator = 0;
     for (size_t k = 0; k < n;) {
         uint32_t c;
         int len = utf8_next((const unsigned char *)s + k, n - k, &c);
         if (!len)
             return S_INVALID;
         if (c == '\n') {
-            newline = 1;
-            if (k > 0 && (s[k - 1] == ' ' || s[k - 1] == '\t'))
-                space_break = 1;
-        } else if (c == '\t') {
-            tab = 1;
-        } else if (!printable(c)) {
+            breaks = 1;
+            space_break |= k > 0 && s[k - 1] == ' ';
+        } else if (!printable(c)) { /* tab included, as in libyaml */
             special = 1;
+        } else if (k == 0) {
+            indicator |= (c < 0x80 && strchr("#,[]{}&*!|>'\"%@`?:", (int)c) != NULL) ||
+                         (c == '-' && is_blank_at(s, n, 1));
+        } else {
+            indicator |= (c == ':' && is_blank_at(s, n, k + 1)) || (c == '#' && s[k - 1] == ' ');
         }
         k += (size_t)len;
     }
     if (n == 0 || special)
         return S_DOUBLE;
-    if (newline) {
-        /* A literal block cannot keep trailing blanks on a line, and takes its indentation
-         * from the first non-empty line, which therefore must not start with a blank. */
-        size_t k = 0;
-        while (k < n && s[k] == '\n')
-            k++;
-        if (key || space_break || s[n - 1] == ' ' || s[n - 1] == '\t' || k == n || s[k] == ' ' ||
-            s[k] == '\t')
-            return S_DOUBLE;
-        return S_LITERAL;
-    }
-    if (tab || s[0] == ' ' || s[n - 1] == ' ' || s[n - 1] == ':')
-        return S_DOUBLE;
-    if (strchr("?:,[]{}#&*!|>'\"%@`", s[0]))
-        return S_DOUBLE;
-    /* "-x" stays plain (kubeadm writes "- --flag=value"); "-", "- x" and "---" do not. */
-    if (s[0] == '-' && (n == 1 || s[1] == ' ' || (n >= 3 && s[1] == '-' && s[2] == '-')))
-        return S_DOUBLE;
-    if (n >= 3 && memcmp(s, "...", 3) == 0)
-        return S_DOUBLE;
-    if (has_sub(s, n, ": ") || has_sub(s, n, " #"))
-        return S_DOUBLE;
+    if (breaks) /* a block can keep neither blanks before a break nor a final space */
+        return key || space_break || s[n - 1] == ' ' ? S_DOUBLE : S_LITERAL;
     struct scalar sc;
     resolve_core(s, n, &sc);
     if (sc.kind != K_STR || yaml11_typed(s, n))
         return S_DOUBLE;
+    if (indicator || s[0] == ' ' || s[n - 1] == ' ' ||
+        (n >= 3 && (memcmp(s, "---", 3) == 0 || memcmp(s, "...", 3) == 0)))
+        return S_SINGLE;
     return S_PLAIN;
+}
+
+static void put_single(struct enc *e, const char *s, size_t n)
+{
+    put(e, "'", 1);
+    for (const char *q; (q = memchr(s, '\'', n)) != NULL; n -= (size_t)(q + 1 - s), s = q + 1) {
+        put(e, s, (size_t)(q + 1 - s));
+        put(e, "'", 1);
+    }
+    put(e, s, n);
+    put(e, "'", 1);
 }
 
 static void put_double(struct enc *e, const char *s, size_t n)
@@ -925,14 +919,24 @@ static void put_double(struct enc *e, const char *s, size_t n)
     put(e, "\"", 1);
 }
 
-/* Literal block: "|" clips to one final newline, "|-" strips it, "|+" keeps several. */
-static void put_literal(struct enc *e, const char *s, size_t n, int col)
+/* Literal block: "|" clips to one final newline, "|-" strips it, "|+" keeps several (or the only
+ * one). Text starting with a space or a newline states its indentation (`|2`), relative to the
+ * parent's: the block's own indentation could not be guessed from its first line. */
+static void put_literal(struct enc *e, const char *s, size_t n, int col, int hint)
 {
     size_t trail = 0;
     while (trail < n && s[n - 1 - trail] == '\n')
         trail++;
-    put_str(e, trail == 0 ? "|-\n" : trail == 1 ? "|\n" : "|+\n");
     size_t body = n - trail;
+    char head[8];
+    int h = 0;
+    head[h++] = '|';
+    if (s[0] == ' ' || s[0] == '\n')
+        head[h++] = (char)('0' + hint);
+    if (trail != 1 || body == 0)
+        head[h++] = trail == 0 ? '-' : '+';
+    head[h++] = '\n';
+    put(e, head, (size_t)h);
     for (size_t k = 0; k < body;) {
         const char *nl = memchr(s + k, '\n', body - k);
         size_t end = nl ? (size_t)(nl - s) : body;
@@ -943,7 +947,7 @@ static void put_literal(struct enc *e, const char *s, size_t n, int col)
         put(e, "\n", 1);
         k = end + 1;
     }
-    for (size_t k = 1; k < trail; k++)
+    for (size_t k = body > 0; k < trail; k++)
         put(e, "\n", 1);
 }
 
@@ -1000,10 +1004,12 @@ static void put_string(struct enc *e, const char *s, size_t n, int key, int col,
         enc_error(e, key ? "invalid UTF-8 in key" : "invalid UTF-8 in string");
     if (mode == M_MAPVAL)
         put(e, " ", 1);
-    if (st == S_LITERAL)
-        put_literal(e, s, n, mode == M_SEQITEM ? col : col + e->indent);
+    if (st == S_LITERAL) /* content one indent under a key, or where a sequence item starts */
+        put_literal(e, s, n, mode == M_SEQITEM ? col : col + e->indent, mode == M_SEQITEM ? 2 : e->indent);
     else if (st == S_PLAIN)
         put(e, s, n);
+    else if (st == S_SINGLE)
+        put_single(e, s, n);
     else
         put_double(e, s, n);
     if (!key && st != S_LITERAL)

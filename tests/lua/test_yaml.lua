@@ -451,32 +451,40 @@ function TestEncode:test_indent_option()
   lu.assertErrorMsgContains("order", yaml.encode, {}, { order = { 1 } })
 end
 
--- Strings that must be quoted to read back as the same string, under YAML 1.2 or 1.1 readers.
-local must_quote = {
+-- Strings that would re-read as another type (YAML 1.2 or 1.1) or hold characters to escape:
+-- double-quoted, as Go's yaml does.
+local must_double = {
   "", "6443", "-1", "+1", "0x1F", "0o17", "012", "1.5", "1e3", ".5", "1.", ".inf", "-.inf", ".nan", ".NaN",
   "true", "True", "FALSE", "null", "Null", "~", "yes", "No", "on", "OFF", "y", "Y", "n", "N",
-  "0b101", "0B11", "0X1F", "0O17", "-0x1F", "+0o7", "1_000", "0_7", "1:30", "190:20:30.15", "2024-01-31", "2001-12-14t21:59:43.10-05:00", "=", "<<",
-  " lead", "trail ", "a: b", "a #b", "ends:", "-", "- item", "---", "--- x", "...", "... x",
-  "? q", "?q", ":x", ",a", "[a", "]a", "{a", "}a", "#a", "&a", "*a", "!a", "|a", ">a", "'a", '"a', "%a", "@a", "`a",
+  "0b101", "0B11", "0X1F", "0O17", "-0x1F", "+0o7", "1_000", "0_7", "1:30", "190:20:30.15", "2024-01-31",
+  "2001-12-14t21:59:43.10-05:00", "=", "<<",
   "tab\there", "cr\rhere", "nul\0here", "bell\7", "del\127", "nel\194\133", "ls\226\128\168", "bom\239\187\191",
   "c1\194\128",
+}
+-- Strings plain YAML cannot hold for an indicator or an edge space: single-quoted, as Go does.
+local must_single = {
+  " lead", "trail ", "a: b", "a #b", "ends:", "-", "- item", "---", "--- x", "...", "... x",
+  "? q", "?q", ":x", ",a", "[a", "]a", "{a", "}a", "#a", "&a", "*a", "!a", "|a", ">a", "'a", '"a', "%a", "@a", "`a",
+  "  ",
 }
 local stay_plain = {
   "a", "kube-apiserver", "--advertise-address=10.0.0.1", "-foo", "--", "10.96.0.0/12", "192.168.0.1",
   "v1.31.0", "1.2.3", "https://10.0.0.1:6443", "a:b", "a#b", "a,b", "a[0]", "x{{y}}", "unix:///run/x.sock",
   "250m", "24h0m0s", "ünïcødé ☃", "日本語", "😀", "0xG", "e3", "inf", "nan", "abc def", "a'b", 'a"b', "a\\b",
-  "system:bootstrappers:kubeadm:default-node-token", "registry.k8s.io/pause:3.10", ".5.", "x=y",
+  "system:bootstrappers:kubeadm:default-node-token", "registry.k8s.io/pause:3.10", ".5.", "x=y", "_",
 }
 
 function TestEncode:test_quoting()
-  for _, s in ipairs(must_quote) do
-    local out = yaml.encode({ k = s })
-    lu.assertNotNil(out:match('^k: ".*"\n$'), "should be double-quoted: " .. s .. " -> " .. out)
-    lu.assertEquals(yaml.decode(out).k, s, out)
-    -- and as a key
-    out = yaml.encode({ [s] = 1 })
-    lu.assertEquals(out:sub(1, 1), '"', out)
-    lu.assertEquals(next(yaml.decode(out)), s)
+  for _, c in ipairs({ { must_double, '^k: ".*"\n$' }, { must_single, "^k: '.*'\n$" } }) do
+    for _, s in ipairs(c[1]) do
+      local out = yaml.encode({ k = s })
+      lu.assertNotNil(out:match(c[2]), ("%q should be quoted as %s, got: %s"):format(s, c[2], out))
+      lu.assertEquals(yaml.decode(out).k, s, out)
+      -- and as a key
+      out = yaml.encode({ [s] = 1 })
+      lu.assertTrue(out:sub(1, 1) == '"' or out:sub(1, 1) == "'", out)
+      lu.assertEquals(next(yaml.decode(out)), s)
+    end
   end
   for _, s in ipairs(stay_plain) do
     lu.assertEquals(yaml.encode({ k = s }), "k: " .. s .. "\n")
@@ -484,6 +492,8 @@ function TestEncode:test_quoting()
     lu.assertEquals(yaml.encode({ s }), "- " .. s .. "\n")
     lu.assertEquals(yaml.encode({ [s] = 1 }), s .. ": 1\n")
   end
+  lu.assertEquals(yaml.encode({ k = "it's 'q'" }), "k: it's 'q'\n")
+  lu.assertEquals(yaml.encode({ k = "'q' it's" }), "k: '''q'' it''s'\n")
 end
 
 function TestEncode:test_escapes()
@@ -500,18 +510,22 @@ function TestEncode:test_multiline_strings()
     { "a\nb", "k: |-\n  a\n  b\n" },
     { "a\nb\n\n\n", "k: |+\n  a\n  b\n\n\n" },
     { "a\n\nb\n", "k: |\n  a\n\n  b\n" },
-    { "\n\na\n", "k: |\n\n\n  a\n" },
-    { "a\n  indented\n\tx\n", "k: |\n  a\n    indented\n  \tx\n" },
     { "#!/bin/sh\necho 'hi' # c\n", "k: |\n  #!/bin/sh\n  echo 'hi' # c\n" },
     { "key: value\n- item\n---\n...\n", "k: |\n  key: value\n  - item\n  ---\n  ...\n" },
+    { "a\n  indented\n", "k: |\n  a\n    indented\n" },
+    -- a leading blank or newline: the indentation is stated (|2), as Go writes it
+    { "\n\na\n", "k: |2\n\n\n  a\n" },
+    { " lead\nx\n", "k: |2\n   lead\n  x\n" },
+    { "  two\n", "k: |2\n    two\n" },
+    { "\n", "k: |2+\n\n" },
+    { "\n\n", "k: |2+\n\n\n" },
+    { "\nx", "k: |2-\n\n  x\n" },
     -- not representable as a literal block: double-quoted
-    { " lead\nx\n", 'k: " lead\\nx\\n"\n' },
-    { "\tlead\nx\n", 'k: "\\tlead\\nx\\n"\n' },
     { "trail \nx\n", 'k: "trail \\nx\\n"\n' },
     { "x\n \n", 'k: "x\\n \\n"\n' },
-    { "\n", 'k: "\\n"\n' },
-    { "\n\n", 'k: "\\n\\n"\n' },
+    { "x\ny ", 'k: "x\\ny "\n' },
     { "cr\r\nlf\n", 'k: "cr\\r\\nlf\\n"\n' },
+    { "tab\n\tx\n", 'k: "tab\\n\\tx\\n"\n' },
   }
   for _, c in ipairs(cases) do
     local out = yaml.encode({ k = c[1] })
@@ -523,6 +537,13 @@ function TestEncode:test_multiline_strings()
   lu.assertEquals(yaml.encode(v), "list:\n- |\n  x\n  y\n- s: |-\n    p\n    q\ntop: t\n")
   assert_same(yaml.decode(yaml.encode(v)), v)
   lu.assertEquals(yaml.encode("a\nb\n"), "|\n  a\n  b\n")
+  lu.assertEquals(yaml.encode(" a\nb\n"), "|2\n   a\n  b\n")
+  lu.assertEquals(yaml.encode({ " a\n" }), "- |2\n   a\n")
+  lu.assertEquals(yaml.encode({ k = " a\n" }, { indent = 4 }), "k: |4\n     a\n")
+  lu.assertEquals(yaml.encode({ { k = " a\n" } }, { indent = 3 }), "- k: |3\n      a\n")
+  for _, v in ipairs({ " a\n", { " a\n" }, { k = " a\n" }, { { k = { " a\n", "\n" } } } }) do
+    for indent = 1, 9 do assert_same(yaml.decode(yaml.encode(v, { indent = indent })), v) end
+  end
   lu.assertEquals(yaml.decode(yaml.encode("a\nb\n\n")), "a\nb\n\n")
   -- a multi-line key is double-quoted
   lu.assertEquals(yaml.encode({ ["a\nb"] = 1 }), '"a\\nb": 1\n')
