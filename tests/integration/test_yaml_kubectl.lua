@@ -122,6 +122,29 @@ function TestKubectl:test_multi_document_file()
   assert_json_same(without_test_label(items[2]), configmap())
 end
 
+-- Byte for byte what kubectl writes (Go's yaml sorts keys too), apart from our deliberate
+-- differences: Go folds plain text over 80 columns, escapes emoji, writes 1e+20 and 3 for floats,
+-- and leaves ":x", "?x", "=", "<<" plain (PyYAML would misread "=").
+function TestKubectl:test_same_bytes_as_kubectl()
+  local obj = pod()
+  obj.metadata.labels["kboot-test"] = "yes"
+  local a = obj.metadata.annotations
+  a.long, a.unicode, a.merge, a.equals = nil, "ünïcødé ☃ 日本語", nil, nil
+  obj.spec.containers[1].args = { "--v=2", "  spaced", "a: b", "it's", "x\ny", " lead\n", "\n", "tab\t" }
+  local file = self.dir .. "/pod.yaml"
+  local ours = yaml.encode(obj)
+  t.write(file, ours)
+  local theirs = t.must("kubectl label --local --overwrite -f " .. t.q(file) .. " kboot-test=yes -o yaml 2>&1")
+  lu.assertEquals(ours, theirs)
+  local cm = configmap()
+  cm.data.long, cm.data.unicode, cm.data.merge, cm.data.equals = nil, nil, nil, nil
+  cm.metadata.labels = { ["kboot-test"] = "yes" }
+  ours = yaml.encode(cm)
+  t.write(file, ours)
+  theirs = t.must("kubectl label --local --overwrite -f " .. t.q(file) .. " kboot-test=yes -o yaml 2>&1")
+  lu.assertEquals(ours, theirs)
+end
+
 -- Go writes the YAML (folding long strings, choosing its own quotes) from JSON we hand it.
 function TestKubectl:test_we_read_what_kubectl_writes()
   local file = self.dir .. "/cm.json"
