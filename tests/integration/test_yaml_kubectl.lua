@@ -159,6 +159,44 @@ function TestKubectl:test_we_read_what_kubectl_writes()
   assert_json_same(without_test_label(back), cm)
 end
 
+-- Random strings built from the pieces quoting rules care about, as values and as keys.
+local function random_strings(seed, count)
+  math.randomseed(seed)
+  local pieces = { "a", "Z", "0", "1", "7", "9", ".", "-", "+", "_", ":", " ", "  ", "#", "'", '"', "\\", "\n",
+                   "\t", "\r", "?", ",", "[", "]", "{", "}", "&", "*", "!", "|", ">", "%", "@", "`", "~", "e", "x",
+                   "o", "b", "true", "null", "yes", "Off", "y", "0x", "0o", "0b", ".inf", ".nan", "<<", "=", "---",
+                   "...", "2024-01-31", "1:30", "1_0", "é", "☃", "😀", "\194\133", "\0", "\127", "\226\128\168",
+                   "\239\187\191" }
+  local out, seen = {}, {}
+  while #out < count do
+    local parts = {}
+    for j = 1, math.random(1, 5) do parts[j] = pieces[math.random(#pieces)] end
+    local str = table.concat(parts)
+    if not seen[str] then
+      seen[str] = true
+      out[#out + 1] = str
+    end
+  end
+  return out
+end
+
+local function random_configmap()
+  local strs = random_strings(20261125, 800)
+  local cm = { apiVersion = "v1", kind = "ConfigMap", metadata = { name = "random" }, data = {} }
+  for i, str in ipairs(strs) do
+    cm.data[("v%03d"):format(i)] = str
+    if i <= 400 then cm.data["k:" .. str] = ("%d"):format(i) end
+  end
+  return cm
+end
+
+function TestKubectl:test_random_strings()
+  local cm = random_configmap()
+  local file = self.dir .. "/random.yaml"
+  t.write(file, yaml.encode(cm))
+  assert_json_same(without_test_label(cjson.decode(kubectl_label(file, "json"))), cm)
+end
+
 TestPyYAML = {}
 function TestPyYAML:setUp()
   self.dir = t.tmpdir()
@@ -176,6 +214,14 @@ function TestPyYAML:test_yaml11_reader_reads_our_strings_as_strings()
   local got = cjson.decode(out)
   lu.assertEquals(#got, 3)
   for i = 1, 3 do assert_json_same(got[i], docs[i]) end
+end
+
+function TestPyYAML:test_random_strings()
+  local cm = random_configmap()
+  local file = self.dir .. "/random.yaml"
+  t.write(file, yaml.encode(cm))
+  local out = t.must("python3 -c 'import sys, json, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1], encoding=\"utf-8\"))))' " .. t.q(file))
+  assert_json_same(cjson.decode(out), cm)
 end
 
 -- PyYAML's own emitter (another style of quoting and folding) read by us.
