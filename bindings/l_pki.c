@@ -695,8 +695,12 @@ static int cert_public_key(lua_State *L)
 {
     X509 *x = checkcert(L, 1);
     keybox *b = newkey(L);
-    if (!(b->k = X509_get_pubkey(x)))
+    kb_err e;
+    EVP_PKEY *k = X509_get0_pubkey(x);
+    if (!k)
         return kb_fail(L, "public_key", "certificate has no usable public key");
+    if (!(b->k = kb_pki_public_copy(k, &e)))
+        return kb_pushfail(L, &e);
     return 1;
 }
 
@@ -814,8 +818,12 @@ static int csr_public_key(lua_State *L)
 {
     X509_REQ *r = checkcsr(L, 1);
     keybox *b = newkey(L);
-    if (!(b->k = X509_REQ_get_pubkey(r)))
+    kb_err e;
+    EVP_PKEY *k = X509_REQ_get0_pubkey(r);
+    if (!k)
         return kb_fail(L, "public_key", "CSR has no usable public key");
+    if (!(b->k = kb_pki_public_copy(k, &e)))
+        return kb_pushfail(L, &e);
     return 1;
 }
 

@@ -192,6 +192,18 @@ char *kb_pki_key_public_pem(const EVP_PKEY *k, size_t *len, kb_err *e)
     return r;
 }
 
+EVP_PKEY *kb_pki_public_copy(const EVP_PKEY *k, kb_err *e)
+{
+    unsigned char *der = NULL;
+    int n = i2d_PUBKEY(k, &der);
+    const unsigned char *p = der;
+    EVP_PKEY *pub = n > 0 ? d2i_PUBKEY(NULL, &p, n) : NULL;
+    OPENSSL_free(der);
+    if (!pub)
+        kb_err_ssl(e, "public_key", "copying the public key failed");
+    return pub;
+}
+
 static int no_password(char *buf, int size, int rw, void *u)
 {
     return -1; /* never prompt on the terminal */

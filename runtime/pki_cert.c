@@ -321,12 +321,14 @@ static X509 *issue(const struct kb_cert_spec *s, EVP_PKEY *pub, X509_NAME *subje
     if (!sans)
         sans = own_sans;
 
-    X509 *x = X509_new();
+    /* A public copy, so the certificate object does not keep the subject's private key. */
+    EVP_PKEY *pubcopy = kb_pki_public_copy(pub, e);
+    X509 *x = pubcopy ? X509_new() : NULL;
     int ok = x && X509_set_version(x, X509_VERSION_3) && set_serial(x, s->serial_hex) &&
              X509_set_subject_name(x, subject) &&
              X509_set_issuer_name(x, ca ? X509_get_subject_name(ca) : subject) &&
              ASN1_TIME_set(X509_getm_notBefore(x), (time_t)nb) &&
-             ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na) && X509_set_pubkey(x, pub);
+             ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na) && X509_set_pubkey(x, pubcopy);
     /* Extension order follows Go: KU, EKU, BC, SKI, AKI, SAN. */
     ok = ok && add_key_usage(x, s) && add_ext_key_usage(x, s) && add_basic_constraints(x, s);
     if (ok && s->is_ca)
@@ -338,10 +340,12 @@ static X509 *issue(const struct kb_cert_spec *s, EVP_PKEY *pub, X509_NAME *subje
                                X509_NAME_entry_count(subject) == 0, X509V3_ADD_REPLACE) == 1;
     ok = ok && X509_sign(x, sign_key, kb_pki_sign_md(sign_key)) > 0;
     if (!ok) {
-        kb_err_ssl(e, "sign", "issuing the certificate failed");
+        if (pubcopy)
+            kb_err_ssl(e, "sign", "issuing the certificate failed");
         X509_free(x);
         x = NULL;
     }
+    EVP_PKEY_free(pubcopy);
     X509_NAME_free(own_subject);
     GENERAL_NAMES_free(own_sans);
     return x;
@@ -485,20 +489,29 @@ int kb_pki_verify(X509 *c, X509 *const *cas, size_t n, int64_t t, kb_err *e)
 {
     X509_STORE *st = X509_STORE_new();
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    STACK_OF(X509) *chain = sk_X509_new_null();
     int rc = -1;
-    if (!st || !ctx) {
+    if (!st || !ctx || !chain) {
         kb_err_ssl(e, "verify", "out of memory");
         goto done;
     }
-    /* Every given CA is a trust anchor, as with Go's x509 Roots; the chain may end at an
-     * intermediate the caller trusts. */
+    /* Self-signed certificates among cas are the roots and the others intermediates, so
+     * constraints along the chain are checked. Without a root, the given CAs are trusted as
+     * they are (a pinned intermediate), like Go's x509 Roots pool. */
+    size_t roots = 0;
     for (size_t i = 0; i < n; i++)
-        if (!X509_STORE_add_cert(st, cas[i])) {
+        roots += X509_self_signed(cas[i], 0) == 1;
+    ERR_clear_error();
+    for (size_t i = 0; i < n; i++) {
+        int root = !roots || X509_self_signed(cas[i], 0) == 1;
+        if (!(root ? X509_STORE_add_cert(st, cas[i]) : sk_X509_push(chain, cas[i]) > 0)) {
             kb_err_ssl(e, "verify", "adding CA certificate %zu failed", i + 1);
             goto done;
         }
-    X509_STORE_set_flags(st, X509_V_FLAG_PARTIAL_CHAIN);
-    if (!X509_STORE_CTX_init(ctx, st, c, NULL)) {
+    }
+    if (!roots)
+        X509_STORE_set_flags(st, X509_V_FLAG_PARTIAL_CHAIN);
+    if (!X509_STORE_CTX_init(ctx, st, c, chain)) {
         kb_err_ssl(e, "verify", "setting up verification failed");
         goto done;
     }
@@ -516,6 +529,7 @@ int kb_pki_verify(X509 *c, X509 *const *cas, size_t n, int64_t t, kb_err *e)
 done:
     X509_STORE_CTX_free(ctx);
     X509_STORE_free(st);
+    sk_X509_free(chain);
     return rc;
 }
 

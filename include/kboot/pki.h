@@ -37,6 +37,9 @@ const char *kb_pki_key_curve(const EVP_PKEY *k); /* "P-256" | "P-384" | "P-521" 
 int kb_pki_key_alg(const EVP_PKEY *k);           /* enum kb_pki_alg or -1 */
 int kb_pki_key_is_private(const EVP_PKEY *k);
 int kb_pki_key_eq(const EVP_PKEY *a, const EVP_PKEY *b); /* same public key */
+/* A public-only copy. Needed for a certificate's key: X509_get_pubkey hands back the very
+ * EVP_PKEY given to X509_set_pubkey, private part included, on certs made in-process. */
+EVP_PKEY *kb_pki_public_copy(const EVP_PKEY *k, kb_err *e);
 
 enum kb_pki_keyfmt { KB_KEY_PKCS8, KB_KEY_TRADITIONAL };
 /* Private key PEM. The buffer holds key material: release with kb_pki_secret_free. */
@@ -95,8 +98,8 @@ int kb_pki_load_certs(const char *pem, size_t len, X509 ***out, size_t *n, kb_er
 char *kb_pki_cert_pem(const X509 *c, size_t *len, kb_err *e);   /* free() */
 unsigned char *kb_pki_cert_der(const X509 *c, size_t *len, kb_err *e); /* free() */
 
-/* Verify c up to a self-signed root among cas (others serve as intermediates) at time t
- * (0: now). */
+/* Verify c at time t (0: now). Self-signed certs among cas are the trust roots, the others
+ * intermediates; when none is self-signed all of cas are trusted as anchors. */
 int kb_pki_verify(X509 *c, X509 *const *cas, size_t n, int64_t t, kb_err *e);
 int kb_pki_issued_by(X509 *c, X509 *ca);         /* 1 when ca's key signed c */
 int64_t kb_pki_cert_not_before(const X509 *c);
