@@ -50,11 +50,11 @@ int kb_pki_ncpu(void)
 
 int kb_pki_keygen_batch(const int *algs, size_t n, EVP_PKEY **out, int nthreads, kb_err *e)
 {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         out[i] = NULL;
+    for (size_t i = 0; i < n; i++)
         if (!kb_pki_alg_name(algs[i]))
             return kb_err_set(e, "keygen", "unknown key algorithm %d at %zu", algs[i], i + 1);
-    }
     if (n == 0)
         return 0;
     /* Initialise OpenSSL (providers, DRBG) once here, not racily from the workers. */
