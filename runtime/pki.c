@@ -141,7 +141,8 @@ char *kb_pki_bio_take(BIO *b, size_t *len, kb_err *e, const char *op)
         kb_err_set(e, op, "out of memory");
         return NULL;
     }
-    memcpy(r, p, (size_t)n);
+    if (n > 0) /* an empty BIO has no buffer at all */
+        memcpy(r, p, (size_t)n);
     r[n] = '\0';
     if (len)
         *len = (size_t)n;
