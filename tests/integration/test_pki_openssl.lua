@@ -194,7 +194,7 @@ function TestKbootReadsOpenssl:test_openssl_ca_leaf_and_csr()
   lu.assertTrue(ca:info().is_ca)
   lu.assertEquals(ca:info().subject_string, "CN=openssl-ca,O=example")
   local serial = openssl("x509 -noout -serial -in " .. q(file("leaf.pem"))):match("serial=(%x+)")
-  lu.assertEquals(i.serial, serial:lower():gsub("^0+", ""))
+  lu.assertEquals(i.serial, serial:lower()) -- both byte-aligned hex
   -- the openssl CSR, signed by kboot with the openssl CA, verified by openssl
   local r = assert(pki.load_csr(t.read(file("leaf.csr"))))
   lu.assertEquals(r:info().subject.cn, "system:node:x")
