@@ -135,6 +135,13 @@ function TestKeys:test_load_roundtrip_all_forms()
   end
 end
 
+function TestKeys:test_load_key_skips_other_blocks()
+  local c, k = ca()
+  local l = assert(pki.load_key(c:pem() .. k:pem("traditional")))
+  lu.assertTrue(l:is_private())
+  lu.assertTrue(l:matches(k))
+end
+
 function TestKeys:test_public_key_has_no_private_pem()
   local pub = assert(pki.load_key(key("ECDSA-P256"):public_pem()))
   lu.assertFalse(pub:is_private())
