@@ -138,14 +138,19 @@ static int push_owned(lua_State *L, char *s, size_t len, const kb_err *e)
 
 /* ---- keys ---- */
 
-static int check_alg(lua_State *L, int i)
+/* name's algorithm, or an argument error on arg; what names the list element if any. */
+static int alg_of(lua_State *L, int arg, const char *name, const char *what)
 {
-    const char *name = luaL_optstring(L, i, "RSA-2048");
     int alg = kb_pki_alg_parse(name);
     if (alg < 0)
-        luaL_argerror(L, i, lua_pushfstring(L, "unknown key algorithm '%s' (want RSA-2048, "
-                                            "RSA-3072, RSA-4096, ECDSA-P256, ECDSA-P384, ED25519)", name));
+        luaL_argerror(L, arg, lua_pushfstring(L, "%sunknown key algorithm '%s' (want RSA-2048, RSA-3072, "
+                                              "RSA-4096, ECDSA-P256, ECDSA-P384, ED25519)", what, name));
     return alg;
+}
+
+static int check_alg(lua_State *L, int i)
+{
+    return alg_of(L, i, luaL_optstring(L, i, "RSA-2048"), "");
 }
 
 static int l_generate_key(lua_State *L)
@@ -164,10 +169,14 @@ static int l_generate_batch(lua_State *L)
     int *algs;
     if (lua_istable(L, 1)) {
         n = lua_rawlen(L, 1);
+        luaL_argcheck(L, n <= 100000, 1, "at most 100000 keys");
         algs = lua_newuserdatauv(L, (n ? n : 1) * sizeof *algs, 0);
         for (size_t i = 0; i < n; i++) {
-            lua_rawgeti(L, 1, (lua_Integer)i + 1);
-            algs[i] = check_alg(L, lua_gettop(L));
+            char what[32];
+            snprintf(what, sizeof what, "[%d]: ", (int)i + 1);
+            if (lua_rawgeti(L, 1, (lua_Integer)i + 1) != LUA_TSTRING)
+                luaL_argerror(L, 1, lua_pushfstring(L, "%sstring expected, got %s", what, luaL_typename(L, -1)));
+            algs[i] = alg_of(L, 1, lua_tostring(L, -1), what);
             lua_pop(L, 1);
         }
     } else {

@@ -82,7 +82,8 @@ function TestKeys:test_unknown_algorithm_is_argument_error()
   lu.assertStrContains(raises(pki.generate_key, "DSA-1024"), "unknown key algorithm 'DSA-1024'")
   lu.assertStrContains(raises(pki.generate_key, {}), "string expected")
   lu.assertStrContains(raises(pki.generate_batch, 2, "RSA-1024"), "unknown key algorithm 'RSA-1024'")
-  lu.assertStrContains(raises(pki.generate_batch, { "ED25519", "nope" }), "unknown key algorithm 'nope'")
+  lu.assertStrContains(raises(pki.generate_batch, { "ED25519", "nope" }), "generate_batch' ([2]: unknown key algorithm 'nope'")
+  lu.assertStrContains(raises(pki.generate_batch, { "ED25519", 7 }), "[2]: string expected, got number")
   lu.assertStrContains(raises(pki.generate_batch, -1, "ED25519"), "count must be")
 end
 
