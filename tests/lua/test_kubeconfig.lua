@@ -4,17 +4,10 @@
 local lu = require("luaunit")
 local t = require("testlib")
 local fs = require("kboot.fs")
-local yaml = require("kboot.yaml")
 local crypto = require("kboot.crypto")
 local json = require("cjson")
 local certs = require("http_certs")
 
--- kboot.kubeconfig stands on kboot.yaml, kboot.fs and kboot.crypto; until those are merged
--- into this branch the tests below cannot run and are skipped, loudly.
-local missing = {}
-if not yaml.encode then missing[#missing + 1] = "kboot.yaml" end
-if not fs.write then missing[#missing + 1] = "kboot.fs" end
-if not crypto.base64 then missing[#missing + 1] = "kboot.crypto" end
 local kc = require("kboot.kubeconfig")
 
 local dir = t.tmpdir()
@@ -50,12 +43,9 @@ end
 local function kubectl(args) return t.must("kubectl " .. args) end
 
 TestKubeconfig = {}
-function TestKubeconfig:setUp()
-  if #missing > 0 then lu.skip("needs " .. table.concat(missing, ", ") .. " (not merged into this branch yet)") end
-end
 function TestKubeconfig:tearDown()
-  if fs.set_root then fs.set_root("/") end
-  if fs.set_dry_run then fs.set_dry_run(false) end
+  fs.set_root("/")
+  fs.set_dry_run(false)
 end
 
 function TestKubeconfig:test_build_is_kubeadms_layout()
@@ -249,7 +239,6 @@ function TestKubeconfig:test_client_for_current_context_mtls()
 end
 
 local function start_server()
-  if #missing > 0 then return end
   local port = t.free_port()
   server_url = "https://127.0.0.1:" .. port
   server_pid = certs.spawn(("openssl s_server -quiet -www -accept 127.0.0.1:%d -cert %s -key %s -Verify 1 " ..
