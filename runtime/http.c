@@ -665,7 +665,7 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
         curl_off_t ra = 0;
         if (ok && (status == 429 || status == 503) &&
             curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
-            wait = (double)ra;
+            wait = ra > 60 ? 60.0 : (double)ra; /* without a deadline, a bogus hour must not hang us */
         if (again && (attempt > retries || (c->retry_deadline > 0 &&
                                             now_s() - start + wait > c->retry_deadline)))
             again = 0;
