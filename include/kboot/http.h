@@ -78,7 +78,9 @@ void kb_http_client_free(kb_http_client *c);
 
 /* Performs r, retrying transport failures and 429/5xx. HTTP error statuses are a response,
  * not a failure. On failure resp is left empty and e->op = method, e->code = curl code.
- * The client is not reentrant: calling it again from on_chunk fails (KB_HTTP_EBUSY). */
+ * Streamed requests (on_chunk) use a second curl handle sharing the connection pool, so
+ * on_chunk may make ordinary requests on c; a streamed request from inside on_chunk fails
+ * with e->code = KB_HTTP_EBUSY. r->method and r->path must not be NULL. */
 int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp, kb_err *e);
 
 /* The value of header name (lowercase) in resp, or NULL. */
