@@ -685,7 +685,8 @@ end
 
 ---------------------------------------------------------------------------------------------------
 -- load{ file=, text=, docs=, flags=, fs=, hostname= } -> parts | nil, errs (list of lines), warnings
--- fs (kboot.fs) is used to read the file and the /proc files for address and node name detection.
+-- The file is read from the host as given; fs (kboot.fs, or o.read(path)) reads the /proc files for
+-- address and node name detection through the --root prefix.
 function M.load(o)
   o = o or {}
   local errs, warnings = {}, {}
@@ -694,15 +695,11 @@ function M.load(o)
   if not docs and (o.file or o.text) then
     local text = o.text
     if not text then
-      local reader = o.read or (fs and fs.read)
-      local t, err
-      if reader then t, err = reader(o.file) end
-      if not t and not o.read then
-        local f, ferr = io.open(o.file, "rb")
-        if f then t = f:read("a"); f:close(); err = nil else err = err or ferr end
-      end
-      if not t then return nil, { ("cannot read config file %s: %s"):format(o.file, tostring(err)) }, warnings end
-      text = t
+      -- the admin's file on this host (not under --root, which is the node being set up)
+      local f, ferr = io.open(o.file, "rb")
+      if not f then return nil, { ("cannot read config file %s"):format(tostring(ferr)) }, warnings end
+      text = f:read("a")
+      f:close()
     end
     local yaml = require("kboot.yaml")
     if type(yaml.decode_all) ~= "function" then
