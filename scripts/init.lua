@@ -143,10 +143,10 @@ if ctx.dry_run then
 end
 
 if lock then lock:close() end
-if only then return 0 end
+if only or ctx.dry_run then return 0 end
 local root = fs.root()
-local where = root == "/" and "/etc/kubernetes" or (root .. "/etc/kubernetes")
-log.info("init", "The offline phases are done: certificates in %s/pki, kubeconfigs and static Pod manifests in %s",
-  root == "/" and ctx.cluster.certificatesDir or (root .. ctx.cluster.certificatesDir), where)
-log.info("init", "The online phases (wait-control-plane, upload-config, bootstrap-token, addons ...) are not part of this kboot release yet; once the kubelet runs these manifests, use %s/admin.conf with kubectl", where)
+local function host(p) return root == "/" and p or (root .. p) end
+log.info("init", "The offline phases are done: certificates in %s, kubeconfigs in %s, static Pod manifests in %s",
+  host(ctx.cluster.certificatesDir), host("/etc/kubernetes"), host("/etc/kubernetes/manifests"))
+log.info("init", "The online phases (wait-control-plane, upload-config, bootstrap-token, addons ...) are not part of this kboot release yet; once the kubelet runs these manifests, use %s with kubectl", host("/etc/kubernetes/admin.conf"))
 return 0

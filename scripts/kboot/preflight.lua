@@ -225,7 +225,7 @@ function M.run(ctx)
   log.info("preflight", "Running pre-flight checks")
   local res = M.check(ctx)
   for _, w in ipairs(res.warnings) do
-    log.warn("preflight", "[WARNING %s]: %s; fix: %s", w.name, w.msg, w.fix or "-")
+    log.warn("preflight", "%s: %s (fix: %s)", w.name, w.msg, w.fix or "-")
   end
   if #res.errors == 0 then return true end
   local lines, names = { "[preflight] Some fatal errors occurred:" }, {}

@@ -269,8 +269,7 @@ function TestFiles:test_bad_files_name_the_field()
   for name in names:gmatch("[^\n]+") do
     local path = DATA .. "/bad/" .. name
     local want = t.read(path):match("^# expect: ([^\n]+)")
-    local p, errs = config.load({ file = path, hostname = "h", read = function() return nil end,
-                                  flags = { apiserver_advertise_address = "10.0.0.1" } })
+    local p, errs = config.load({ file = path, hostname = "h", read = function() return nil end })
     lu.assertNil(p, name)
     lu.assertStrContains(table.concat(errs, "\n"), want, false)
     n = n + 1
