@@ -141,8 +141,8 @@ function M.run(ctx, selected)
       if not ok or (r == nil and err ~= nil) then
         local e = ok and err or r
         local msg = type(e) == "table" and (e.msg or tostring(e)) or tostring(e)
-        -- a Lua error from a missing module or a bug: its first line, the rest with -v
-        if type(e) ~= "table" and ctx.log.level and ctx.log.level() < 3 then
+        -- a raised Lua error (a missing module, a bug): its first line, the rest with -v
+        if not ok and type(e) ~= "table" and ctx.log.level and ctx.log.level() < 3 then
           msg = msg:match("^[^\n]*") .. (msg:find("\n") and " (run with -v for details)" or "")
         end
         require("kboot.cli").exit(1, ("error execution phase %s: %s"):format(p.name, msg))
