@@ -142,7 +142,8 @@ if ctx.dry_run then
   log.info("dry-run", "Nothing was written; the files above are what kboot init would write")
 end
 
-if lock then lock:close() end
+-- remove the lock file while still holding it, so a finished run leaves the tree as it found it
+if lock then fs.remove("/etc/kubernetes/.kboot.lock"); lock:close() end
 if only or ctx.dry_run then return 0 end
 local root = fs.root()
 local function host(p) return root == "/" and p or (root .. p) end
