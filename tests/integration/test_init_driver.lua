@@ -86,12 +86,13 @@ function TestInitDriver:test_help_lists_phases_and_usage_errors()
   local code
   ok, out, code = t.kboot("init --no-such-flag")
   lu.assertEquals(code, 2)
-  ok, out, code = t.kboot("init --root /nonexistent/kboot-root")
-  lu.assertEquals(code, 2)
-  lu.assertStrContains(out, "--root /nonexistent/kboot-root")
   ok, out, code = t.kboot("init phase")
   lu.assertEquals(code, 2)
   lu.assertStrContains(out, "kboot init phase NAME")
+  need()
+  ok, out, code = t.kboot("init --root /nonexistent/kboot-root")
+  lu.assertEquals(code, 2)
+  lu.assertStrContains(out, "--root /nonexistent/kboot-root")
 end
 
 function TestInitDriver:test_bad_configs_write_nothing()
