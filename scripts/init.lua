@@ -84,8 +84,6 @@ if opts.root then
   local ok, err = fs.set_root(opts.root)
   if not ok then cli.usage_error("init", "--root %s: %s", opts.root, tostring(err)) end
 end
-if opts.dry_run then fs.set_dry_run(true) end
-
 -- the config file is the admin's, on this host: read it directly, not through the root
 local parts, errs, warnings = config.load({ file = opts.config, flags = opts, fs = fs })
 for _, w in ipairs(warnings or {}) do log.warn("config", "%s", w) end
@@ -93,6 +91,10 @@ if not parts then
   for _, e in ipairs(errs) do io.stderr:write(e, "\n") end
   cli.fail("invalid configuration (%d problem(s)); nothing was written", #errs)
 end
+
+-- InitConfiguration.dryRun (v1beta4) means the same as --dry-run
+if parts.init.dryRun then opts.dry_run = true end
+if opts.dry_run then fs.set_dry_run(true) end
 
 local selected, serr = phases.select(list, { only = only, skip = parts.init.skipPhases })
 if not selected then cli.usage_error(only and "init phase" or "init", "%s", serr) end

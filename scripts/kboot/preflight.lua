@@ -1,8 +1,6 @@
 -- Pre-flight checks of `kboot init`, named as kubeadm names them so --ignore-preflight-errors lists
 -- carry over. Every file is read through kboot.fs, so a test gives fake /proc and /etc files under
 -- --root. Each failure says what to run to fix it.
-local net = require("kboot.net")
-
 local M = {}
 
 local function read(ctx, path)
@@ -184,12 +182,6 @@ function M.checks(ctx)
     if v and trim(v) == "1" then
       return "error", "SELinux is enforcing: control-plane containers cannot read their host paths",
         "run 'setenforce 0' and set SELINUX=permissive in /etc/selinux/config"
-    end
-  end)
-  add("AdvertiseAddress", function()
-    if net.is_loopback(ctx.advertise_address) then
-      return "warning", ("advertise address %s is a loopback address: other nodes cannot join"):format(ctx.advertise_address),
-        "use --apiserver-advertise-address with this host's routable address for a multi-node cluster"
     end
   end)
   return list

@@ -118,7 +118,7 @@ function TestPreflight:test_ignore_some_and_all()
   lu.assertTrue(pf.run(ctx_for(root, { ignore = { "all" } })))
 end
 
-function TestPreflight:test_kubelet_cgroupfs_matches_containerd_default_and_loopback_warns()
+function TestPreflight:test_kubelet_cgroupfs_matches_containerd_default()
   local root = t.tmpdir()
   good_node(root)
   write(root, "/etc/containerd/config.toml", "version = 2\n")
@@ -126,7 +126,9 @@ function TestPreflight:test_kubelet_cgroupfs_matches_containerd_default_and_loop
   ctx.kubelet = { cgroupDriver = "cgroupfs" }
   local res = require("kboot.preflight").check(ctx)
   lu.assertEquals(names(res.errors), "")
-  lu.assertEquals(names(res.warnings), "AdvertiseAddress")
+  lu.assertEquals(names(res.warnings), "")
+  write(root, "/etc/containerd/config.toml", "SystemdCgroup = true\n")
+  lu.assertEquals(names(require("kboot.preflight").check(ctx).errors), "CgroupDriver")
 end
 
 function TestPreflight:test_external_etcd_skips_etcd_checks_and_custom_port()
