@@ -713,16 +713,12 @@ function M.load(o)
   local byk = split_docs(docs, errs, warnings)
   local init_doc, cluster_doc = byk.InitConfiguration, byk.ClusterConfiguration
   -- type-check against the schema of the declared version, then convert to v1beta4
-  local raw_taints_null = false
   local converted = {}
   for _, kind in ipairs({ "InitConfiguration", "ClusterConfiguration" }) do
     local d = byk[kind]
     if d then
       local ver = d.apiVersion:match("/(.+)$")
       check(d, schema[ver][kind], kind, errs)
-      if kind == "InitConfiguration" and type(d.nodeRegistration) == "table" and isnull(d.nodeRegistration.taints) then
-        raw_taints_null = true
-      end
       d = strip_nulls(copy(d))
       if ver == "v1beta3" then d = convert_v1beta3(kind, d) end
       converted[kind] = d
@@ -736,7 +732,6 @@ function M.load(o)
     init.timeouts.controlPlaneComponentHealthCheck = init.timeouts.controlPlaneComponentHealthCheck or cluster._timeoutForControlPlane
     cluster._timeoutForControlPlane = nil
   end
-  local _ = raw_taints_null
   apply_flags(init, cluster, o.flags, errs)
   init = M.default_init(init)
   cluster = M.default_cluster(cluster)
