@@ -40,8 +40,18 @@ end
 -- "error"|"warning", message, fix.
 function M.checks(ctx)
   local list = {}
-  local function add(name, fn) list[#list + 1] = { name = name, fn = fn } end
   local sandbox = ctx.fs.root() ~= "/"
+  -- a sandbox root without /proc: say so once instead of one warning per /proc file
+  local noproc = sandbox and not exists(ctx, "/proc")
+  local function add(name, fn, proc)
+    if not (proc and noproc) then list[#list + 1] = { name = name, fn = fn } end
+  end
+  add("Proc", function()
+    if noproc then
+      return "warning", ("no /proc under the sandbox root %s: CPU, memory, swap, port and sysctl checks skipped"):format(ctx.fs.root()),
+        "put fake /proc files under the root to exercise them"
+    end
+  end)
   local cluster, init = ctx.cluster, ctx.init
 
   add("IsPrivilegedUser", function()
@@ -61,7 +71,7 @@ function M.checks(ctx)
     if n < 2 then
       return "error", ("the number of available CPUs %d is less than the required 2"):format(n), "give this machine at least 2 CPUs"
     end
-  end)
+  end, true)
   add("Mem", function()
     local info = read(ctx, "/proc/meminfo")
     local kb = info and tonumber(info:match("MemTotal:%s+(%d+)"))
@@ -70,7 +80,7 @@ function M.checks(ctx)
     if mb < 1700 then
       return "error", ("the system RAM (%d MB) is less than the minimum 1700 MB"):format(mb), "give this machine at least 1700 MB of memory"
     end
-  end)
+  end, true)
   add("Swap", function()
     local swaps = read(ctx, "/proc/swaps")
     if not swaps then return "warning", "cannot read /proc/swaps", "check that /proc is mounted" end
@@ -80,14 +90,14 @@ function M.checks(ctx)
       return "error", "swap is on: the kubelet fails to start with swap unless failSwapOn is false",
         "run 'swapoff -a' and remove swap entries from /etc/fstab (or set failSwapOn: false in a KubeletConfiguration)"
     end
-  end)
+  end, true)
   local ports = { init.localAPIEndpoint.bindPort, 10259, 10257 }
   for _, p in ipairs(ports) do
     add("Port-" .. p, function()
       local l = M.listening_ports(ctx)
       if not l then return "warning", "cannot read /proc/net/tcp to check port " .. p, "check that /proc is mounted" end
       if l[p] then return "error", ("Port %d is in use"):format(p), ("stop what listens on it (see: ss -ltnp 'sport = :%d')"):format(p) end
-    end)
+    end, true)
   end
   for _, f in ipairs({ "kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd" }) do
     local path = "/etc/kubernetes/manifests/" .. f .. ".yaml"
@@ -100,13 +110,13 @@ function M.checks(ctx)
   add("Port-10250", function()
     local l = M.listening_ports(ctx)
     if l and l[10250] then return "error", "Port 10250 is in use", "stop the running kubelet: systemctl stop kubelet" end
-  end)
+  end, true)
   if cluster.etcd["local"] then
     for _, p in ipairs({ 2379, 2380 }) do
       add("Port-" .. p, function()
         local l = M.listening_ports(ctx)
         if l and l[p] then return "error", ("Port %d is in use"):format(p), ("stop what listens on it (see: ss -ltnp 'sport = :%d')"):format(p) end
-      end)
+      end, true)
     end
     local dir = cluster.etcd["local"].dataDir
     add("DirAvailable-" .. dir:gsub("/", "-"), function()
@@ -126,7 +136,7 @@ function M.checks(ctx)
       return "error", "/proc/sys/net/bridge/bridge-nf-call-iptables contents are not set to 1",
         "run 'sysctl -w net.bridge.bridge-nf-call-iptables=1' (persist it in /etc/sysctl.d/k8s.conf)"
     end
-  end)
+  end, true)
   add("FileContent--proc-sys-net-ipv4-ip_forward", function()
     local v = read(ctx, "/proc/sys/net/ipv4/ip_forward")
     if not v then return "error", "/proc/sys/net/ipv4/ip_forward does not exist", "check that /proc is mounted" end
@@ -134,7 +144,7 @@ function M.checks(ctx)
       return "error", "/proc/sys/net/ipv4/ip_forward contents are not set to 1",
         "run 'sysctl -w net.ipv4.ip_forward=1' (persist it in /etc/sysctl.d/k8s.conf)"
     end
-  end)
+  end, true)
   add("CRI", function()
     local sock = init.nodeRegistration.criSocket:gsub("^unix://", "")
     local st = ctx.fs.stat(sock)

@@ -143,13 +143,20 @@ function TestPreflight:test_external_etcd_skips_etcd_checks_and_custom_port()
   lu.assertEquals(names(require("kboot.preflight").check(ctx).errors), "Port-7443")
 end
 
-function TestPreflight:test_unreadable_proc_is_a_warning_not_a_crash()
+function TestPreflight:test_sandbox_without_proc_one_warning()
   local root = t.tmpdir()
   local res = require("kboot.preflight").check(ctx_for(root))
-  local w = names(res.warnings)
-  lu.assertStrContains(w, "NumCPU")
-  lu.assertStrContains(w, "Swap")
-  lu.assertStrContains(names(res.errors), "FileContent--proc-sys-net-ipv4-ip_forward")
+  lu.assertEquals(names(res.warnings), "CgroupDriver FileExisting-crictl Proc")
+  lu.assertEquals(names(res.errors), "CRI FileExisting-kubelet")
+end
+
+function TestPreflight:test_unreadable_proc_files_are_warnings_not_crashes()
+  local root = t.tmpdir()
+  good_node(root)
+  for _, f in ipairs({ "cpuinfo", "meminfo", "swaps", "net/tcp", "net/tcp6" }) do os.remove(root .. "/proc/" .. f) end
+  local res = require("kboot.preflight").check(ctx_for(root))
+  lu.assertEquals(names(res.warnings), "Mem NumCPU Port-10257 Port-10259 Port-6443 Swap")
+  lu.assertEquals(names(res.errors), "")
 end
 
 os.exit(lu.LuaUnit.run("-v"))
