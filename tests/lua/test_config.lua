@@ -223,6 +223,13 @@ function TestDetect:test_real_host()
   local function read(p) local f = io.open(p) if not f then return nil end local s = f:read("a") f:close() return s end
   local ip, why = config.detect_address(read)
   lu.assertTrue(ip ~= nil and require("kboot.net").is_ip(ip) or type(why) == "string")
+  -- iproute2 is the peer: the first address of the default-route interface
+  local ok, dev = t.sh("ip -4 route show default | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p' | head -1")
+  dev = dev and dev:gsub("%s+$", "")
+  if not ok or dev == "" then lu.skip("no iproute2 or no default route here") end
+  local addrs = t.must("ip -4 -o addr show dev " .. t.q(dev))
+  lu.assertNotNil(ip, why)
+  lu.assertStrContains(addrs, " inet " .. ip .. "/")
 end
 
 TestFiles = {}
