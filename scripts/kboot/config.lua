@@ -482,8 +482,9 @@ local function validate(init, cluster, kubelet, errs, warnings)
       end
     end
     if t.ttl then
-      local s = M.duration(t.ttl)
-      if s and s < 0 then e(p .. ".ttl", "must not be negative") end
+      local s, why = M.duration(t.ttl)
+      if not s then e(p .. ".ttl", "%s", why)
+      elseif s < 0 then e(p .. ".ttl", "must not be negative") end
     end
   end
   -- certificate key: hex of 32 bytes
