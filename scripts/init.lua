@@ -54,13 +54,13 @@ local only
 if argv[1] == "phase" then
   table.remove(argv, 1)
   only = argv[1]
-  if only == nil or only:sub(1, 1) == "-" then
-    if only == "--help" or only == "-h" then only = nil end
+  if only == nil or only == "--help" or only == "-h" then
     io.stdout:write(cli.help_text({ name = "init phase", usage = "kboot init phase NAME [options]",
       summary = "Run one phase of kboot init (or all children of a parent such as certs).",
       commands = phase_help(list), options = options }))
-    return only == nil and (argv[1] and 0 or 2) or 0
+    return only == nil and 2 or 0
   end
+  if only:sub(1, 1) == "-" then cli.usage_error("init phase", "give the phase NAME before the options") end
   table.remove(argv, 1)
   -- kubeadm's two-word form: `init phase certs ca`, `init phase certs all`
   if argv[1] and argv[1]:sub(1, 1) ~= "-" and not only:find("/", 1, true) then
