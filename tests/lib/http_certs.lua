@@ -61,4 +61,18 @@ function M.kill(pid)
     "kill -9 %s 2>/dev/null"):format(pid, alive_sh(pid), pid))
 end
 
+-- Asserts that a request failed because the server refused the client certificate.
+-- TLS 1.3: the client learns of the refusal on its first read, unless its first write already
+-- hit the closed socket (a reset); then it retries, and stops at the first alert.
+function M.assert_client_cert_refused(lu, err, url, client)
+  lu.assertStrContains(err.msg, "GET " .. url .. ": ")
+  if err.msg:find("reset by peer", 1, true) then
+    lu.assertStrMatches(err.msg, ".*; the server may have %a+ .*client certificate")
+  else
+    lu.assertStrContains(err.msg, "TLS connection refused by the server: ")
+    lu.assertStrContains(err.msg, "check the client certificate")
+  end
+  lu.assertTrue(client:stats().retries <= 3)
+end
+
 return M
