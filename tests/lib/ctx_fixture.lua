@@ -50,7 +50,7 @@ function M.new(o)
   if o.root then fs.set_root(o.root) end
   local ctx = {
     init = init, cluster = cluster, kubelet = o.kubelet, kubeproxy = o.kubeproxy,
-    version = o.version or { minor = 31, etcd = "3.5.15-0", coredns = "v1.11.3", pause = "3.10" },
+    version = o.version or assert(require("kboot.versions").get(cluster.kubernetesVersion)),
     node_name = init.nodeRegistration.name,
     advertise_address = init.localAPIEndpoint.advertiseAddress,
     bind_port = init.localAPIEndpoint.bindPort,
