@@ -20,6 +20,7 @@ local function sleep(s) os.execute("sleep " .. s) end
 TestEtcdManifest = {}
 
 function TestEtcdManifest:setUp()
+  fixture.skip_unless(lu, "pki", "fs", "yaml", "http")
   self.root = t.tmpdir()
   self.pid = nil
 end

@@ -33,7 +33,10 @@ local function phase_error(f, ...)
 end
 
 TestKubeconfigs = {}
-function TestKubeconfigs:setUp() self.root = t.tmpdir() end
+function TestKubeconfigs:setUp()
+  fixture.skip_unless(lu, "pki", "fs", "yaml", "crypto", "kubeconfig")
+  self.root = t.tmpdir()
+end
 function TestKubeconfigs:tearDown() fs.set_root("/"); t.cleanup() end
 
 function TestKubeconfigs:test_five_files_as_kubeadm()

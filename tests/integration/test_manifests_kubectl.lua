@@ -33,7 +33,10 @@ end
 local function mode(path) return t.must(("stat -c %%a %s"):format(t.q(path))):match("%d+") end
 
 TestManifestsKubectl = {}
-function TestManifestsKubectl:setUp() self.root = t.tmpdir() end
+function TestManifestsKubectl:setUp()
+  fixture.skip_unless(lu, "fs", "yaml")
+  self.root = t.tmpdir()
+end
 function TestManifestsKubectl:tearDown() fs.set_root("/"); t.cleanup() end
 
 function TestManifestsKubectl:test_default_manifests_match_kubeadm()

@@ -35,7 +35,10 @@ local function mode(root, p)
 end
 
 TestCerts = {}
-function TestCerts:setUp() self.root = t.tmpdir() end
+function TestCerts:setUp()
+  fixture.skip_unless(lu, "pki", "fs")
+  self.root = t.tmpdir()
+end
 function TestCerts:tearDown() fs.set_root("/"); t.cleanup() end
 
 function TestCerts:test_generates_every_file_with_kubeadm_modes()
