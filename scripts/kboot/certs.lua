@@ -55,9 +55,9 @@ end
 ---------------------------------------------------------------------------------------------
 -- Keys: every key this run needs is generated in one pki.generate_batch call (all cores).
 
--- Is phase `name` going to run? The phase runner may set ctx.phase_enabled(name).
+-- Is phase `name` going to run? The phase runner may set ctx.phase_enabled(name) -> truthy.
 local function enabled(ctx, name)
-  return ctx.phase_enabled == nil or ctx.phase_enabled(name) ~= false
+  return ctx.phase_enabled == nil or not not ctx.phase_enabled(name)
 end
 
 -- Ids of the certificate keys the certs phases will have to create.

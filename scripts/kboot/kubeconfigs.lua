@@ -69,7 +69,7 @@ function M.client_spec(ctx, s)
 end
 
 local function enabled(ctx, name)
-  return ctx.phase_enabled == nil or ctx.phase_enabled(name) ~= false
+  return ctx.phase_enabled == nil or not not ctx.phase_enabled(name)
 end
 
 -- Ids of the client keys the kubeconfig phases will create (for certs.pregenerate's batch).
