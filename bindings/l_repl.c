@@ -1,8 +1,289 @@
-/* kboot.repl: placeholder until the module lands. */
+/* kboot.repl: the parts of the interactive prompt Lua cannot do itself: libedit line editing,
+ * history and Tab completion, and interrupting a running chunk with Ctrl-C (as lua.c does).
+ * The read-eval-print loop itself is scripts/repl.lua. */
+#include <editline/readline.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "common.h"
+
+#define HISTORY_MAX 1000
+/* Word breaks for completion: operators and brackets, but not '.' or ':' so that the word
+ * under the cursor is a whole field path such as `pki.gen` or `obj:meth`. */
+static char word_breaks[] = " \t\n\"\\'`@$><=;|&{}()[],+-*/%^~#";
+
+/* libedit's state is process-wide, so this module's is too (kboot has one Lua state).
+ * rl_state is set while inside readline(): the state the completion callback calls into. */
+static lua_State *rl_state;
+static int completer_ref = LUA_NOREF;
+static volatile sig_atomic_t got_sigint;
+static int rl_ready;
+
+/* Candidates of the current completion, handed one by one to rl_completion_matches. */
+static char **cands;
+static size_t ncands, cand_next;
+
+static void free_cands(void)
+{
+    for (size_t i = cand_next; i < ncands; i++)
+        free(cands[i]);
+    free(cands);
+    cands = NULL;
+    ncands = cand_next = 0;
+}
+
+/* rl_completion_matches takes ownership of each string the generator returns. */
+static char *cand_generator(const char *text, int state)
+{
+    (void)text;
+    (void)state;
+    return cand_next < ncands ? cands[cand_next++] : NULL;
+}
+
+/* Runs inside libedit: a Lua error must not longjmp through its frames, hence the pcall. */
+static int call_completer(lua_State *L)
+{
+    const char *text = lua_touserdata(L, 1);
+    const char *line = lua_touserdata(L, 2);
+    int start = (int)lua_tointeger(L, 3);
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, completer_ref);
+    lua_pushstring(L, text);
+    lua_pushlstring(L, line, (size_t)start);
+    lua_call(L, 2, 1);
+    if (!lua_istable(L, -1))
+        return 0;
+    lua_Integer n = luaL_len(L, -1);
+    if (n <= 0)
+        return 0;
+    cands = calloc((size_t)n, sizeof *cands);
+    if (!cands)
+        return luaL_error(L, "not enough memory");
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        const char *s = lua_tostring(L, -1);
+        if (s && (cands[ncands] = strdup(s)))
+            ncands++;
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+static char **complete(const char *text, int start, int end)
+{
+    (void)end;
+    rl_attempted_completion_over = 1; /* never fall back to file names */
+    lua_State *L = rl_state;
+    if (!L || completer_ref == LUA_NOREF || !lua_checkstack(L, 8))
+        return NULL;
+    const char *line = rl_line_buffer ? rl_line_buffer : "";
+    if (start < 0 || (size_t)start > strlen(line))
+        start = 0;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, call_completer);
+    lua_pushlightuserdata(L, (void *)text);
+    lua_pushlightuserdata(L, (void *)line);
+    lua_pushinteger(L, start);
+    char **matches = NULL;
+    if (lua_pcall(L, 3, 0, 0) == LUA_OK && ncands > 0)
+        matches = rl_completion_matches(text, cand_generator);
+    lua_settop(L, top);
+    free_cands();
+    return matches;
+}
+
+static void on_sigint_at_prompt(int sig)
+{
+    (void)sig;
+    got_sigint = 1;
+}
+
+static void init_editline(void)
+{
+    if (rl_ready)
+        return;
+    rl_readline_name = "kboot";
+    rl_attempted_completion_function = complete;
+    rl_basic_word_break_characters = word_breaks;
+    rl_completer_word_break_characters = word_breaks;
+    rl_completion_append_character = '\0';
+    rl_initialize();
+    using_history();
+    stifle_history(HISTORY_MAX);
+    rl_ready = 1;
+}
+
+/* Without a terminal: a plain line from stdin, no prompt, no libedit. */
+static int read_plain(lua_State *L)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    int c = EOF;
+    size_t n = 0;
+    while ((c = getc(stdin)) != EOF && c != '\n') {
+        luaL_addchar(&b, (char)c);
+        n++;
+    }
+    if (c == EOF && ferror(stdin)) {
+        int e = errno;
+        clearerr(stdin);
+        return kb_fail(L, "repl.readline", "cannot read standard input: %s", strerror(e));
+    }
+    if (c == EOF && n == 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* readline(prompt) -> line | nil at end of input | false when Ctrl-C cleared the line */
+static int l_readline(lua_State *L)
+{
+    const char *prompt = luaL_optstring(L, 1, "> ");
+    if (!isatty(STDIN_FILENO))
+        return read_plain(L);
+    init_editline();
+    fflush(stdout);
+    /* No SA_RESTART: Ctrl-C makes libedit's read() fail, so readline() returns. */
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint_at_prompt;
+    sigemptyset(&sa.sa_mask);
+    got_sigint = 0;
+    sigaction(SIGINT, &sa, &old);
+    rl_state = L;
+    char *line = readline(prompt);
+    rl_state = NULL;
+    sigaction(SIGINT, &old, NULL);
+    if (got_sigint) {
+        free(line);
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (!line) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushstring(L, line);
+    free(line);
+    return 1;
+}
+
+static int l_add_history(lua_State *L)
+{
+    const char *line = luaL_checkstring(L, 1);
+    init_editline();
+    if (*line)
+        add_history(line);
+    return 0;
+}
+
+/* libedit's read_history/write_history return 0 or an errno value. */
+static int history_result(lua_State *L, const char *op, const char *path, int rc)
+{
+    if (rc == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    return kb_fail(L, op, "%s: %s", path, strerror(rc > 0 ? rc : EIO));
+}
+
+static int l_load_history(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    init_editline();
+    errno = 0;
+    return history_result(L, "repl.load_history", path, read_history(path));
+}
+
+static int l_save_history(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    init_editline();
+    errno = 0;
+    /* The list in memory is stifled to HISTORY_MAX, so this also bounds the file. */
+    return history_result(L, "repl.save_history", path, write_history(path));
+}
+
+static int l_set_completer(lua_State *L)
+{
+    if (!lua_isnil(L, 1))
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+    luaL_unref(L, LUA_REGISTRYINDEX, completer_ref);
+    lua_settop(L, 1);
+    completer_ref = lua_isnil(L, 1) ? LUA_NOREF : luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+/* Ctrl-C while a chunk runs: the handler may only set a hook; the hook raises the error
+ * at the next safe point. One-shot, so a second Ctrl-C kills a chunk stuck in C code. */
+static lua_State *running_state;
+
+static void stop_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted!");
+}
+
+static void on_sigint_running(int sig)
+{
+    (void)sig;
+    if (running_state)
+        lua_sethook(running_state, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+}
+
+/* pcall_interruptible(fn, ...) -> true, results... | false, err  (like pcall) */
+static int l_pcall_interruptible(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    lua_State *outer = running_state;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint_running;
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    running_state = L;
+    sigaction(SIGINT, &sa, &old);
+    int st = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    sigaction(SIGINT, &old, NULL);
+    running_state = outer;
+    if (lua_gethook(L) == stop_hook) /* a Ctrl-C that came too late must not fire later */
+        lua_sethook(L, NULL, 0, 0);
+    lua_pushboolean(L, st == LUA_OK);
+    lua_insert(L, 1);
+    return lua_gettop(L);
+}
+
+/* isatty([fd = 0]) */
+static int l_isatty(lua_State *L)
+{
+    lua_Integer fd = luaL_optinteger(L, 1, STDIN_FILENO);
+    luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 1, "file descriptor out of range");
+    lua_pushboolean(L, isatty((int)fd));
+    return 1;
+}
 
 int luaopen_kboot_repl(lua_State *L)
 {
-    lua_newtable(L);
+    static const luaL_Reg fns[] = {
+        { "readline", l_readline },
+        { "add_history", l_add_history },
+        { "load_history", l_load_history },
+        { "save_history", l_save_history },
+        { "set_completer", l_set_completer },
+        { "pcall_interruptible", l_pcall_interruptible },
+        { "isatty", l_isatty },
+        { NULL, NULL },
+    };
+    luaL_newlib(L, fns);
+    lua_pushinteger(L, HISTORY_MAX);
+    lua_setfield(L, -2, "history_max");
     return 1;
 }

@@ -8,7 +8,7 @@ PACKAGES=(
   liblua5.4-dev lua5.4 libssl-dev openssl libcurl4-openssl-dev libyaml-dev
   lua-cjson-dev lua-cjson libedit-dev
   libcmocka-dev lua-unit etcd-server etcd-client
-  valgrind curl ca-certificates procps iproute2 python3
+  valgrind curl ca-certificates procps iproute2 python3 python3-cryptography python3-yaml tmux
 )
 
 missing=()

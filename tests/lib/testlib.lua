@@ -56,9 +56,12 @@ function M.free_port()
   error("no free port found")
 end
 
--- SHA-256 of every file under dir, as "path hash" lines, for before/after comparisons.
+-- Every path under dir with its type, mode and link target, then the SHA-256 of every file:
+-- equal before and after means nothing was written, chmod-ed, created or removed.
 function M.tree_hash(dir)
-  return M.must(("cd %s && find . -type f -print0 | sort -z | xargs -0r sha256sum"):format(M.q(dir)))
+  local d = M.q(dir)
+  return M.must(("cd %s && find . -printf '%%p %%y %%m %%l\\n' | LC_ALL=C sort && "
+    .. "find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum"):format(d))
 end
 
 -- Run kboot with args (a string already quoted as needed); returns ok, output, code.

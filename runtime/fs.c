@@ -1,0 +1,1139 @@
+/* Files under a root prefix: atomic writes, safe recursive remove, dry-run overlay.
+ * See include/kboot/fs.h for the contract. */
+#include "kboot/fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static char g_root[KB_FS_PATH_MAX]; /* "" when there is no prefix */
+static int g_dry;
+
+/* Dry-run overlay: one entry per touched cluster path. kind KB_FS_NONE is a
+ * whiteout (removed). An opaque directory hides whatever the disk has below it,
+ * so "remove /a; mkdir /a" does not resurrect the old children of /a. */
+struct ov {
+    char *path;
+    int kind;
+    int opaque;
+    unsigned mode;
+    char *data; /* file content or link target */
+    size_t len;
+    long long mtime;
+};
+static struct ov *g_ov;
+static size_t g_nov, g_capov;
+static kb_fs_op *g_rec;
+static size_t g_nrec, g_caprec;
+
+/* A resolved path: cluster path and host path. */
+struct loc {
+    char cp[KB_FS_PATH_MAX];
+    char hp[KB_FS_PATH_MAX];
+};
+
+/* ---- errors ---------------------------------------------------------------- */
+
+static int fail(kb_err *e, int err, const char *op, const char *verb, const struct loc *l)
+{
+    if (g_root[0])
+        return kb_err_sys(e, err, op, "cannot %s %s (%s)", verb, l->cp, l->hp);
+    return kb_err_sys(e, err, op, "cannot %s %s", verb, l->cp);
+}
+
+/* Bad paths are the caller's mistake: a plain message, no strerror. */
+#define path_err(e, errnum, ...) \
+    (kb_err_set(e, "path", __VA_ARGS__), (e) ? (void)((e)->code = (errnum)) : (void)0, -1)
+
+static int nomem(kb_err *e, const char *op) { return kb_err_sys(e, ENOMEM, op, "out of memory"); }
+
+/* ---- paths ----------------------------------------------------------------- */
+
+int kb_fs_clean_path(const char *p, char *out, size_t n, kb_err *e)
+{
+    if (!p || p[0] != '/')
+        return path_err(e, EINVAL, "absolute path expected, got '%s'", p ? p : "(null)");
+    size_t o = 0;
+    for (const char *s = p; *s;) {
+        while (*s == '/')
+            s++;
+        const char *c = s;
+        while (*s && *s != '/')
+            s++;
+        size_t len = (size_t)(s - c);
+        if (len == 0 || (len == 1 && c[0] == '.'))
+            continue;
+        if (len == 2 && c[0] == '.' && c[1] == '.') {
+            if (o == 0)
+                return path_err(e, EINVAL, "path '%s' escapes the root", p);
+            while (out[o - 1] != '/')
+                o--;
+            o--;
+            continue;
+        }
+        if (o + 1 + len + 1 > n)
+            return path_err(e, ENAMETOOLONG, "path '%.64s...' is too long", p);
+        out[o++] = '/';
+        memcpy(out + o, c, len);
+        o += len;
+    }
+    if (o == 0)
+        out[o++] = '/';
+    out[o] = '\0';
+    return 0;
+}
+
+int kb_fs_host_path(const char *p, char *out, size_t n, kb_err *e)
+{
+    char cp[KB_FS_PATH_MAX];
+    if (kb_fs_clean_path(p, cp, sizeof cp, e))
+        return -1;
+    int k = snprintf(out, n, "%s%s", g_root, g_root[0] && strcmp(cp, "/") == 0 ? "" : cp);
+    if (k < 0 || (size_t)k >= n)
+        return path_err(e, ENAMETOOLONG, "path '%.64s...' is too long under the root", p);
+    return 0;
+}
+
+static int resolve(const char *p, struct loc *l, kb_err *e)
+{
+    if (kb_fs_clean_path(p, l->cp, sizeof l->cp, e))
+        return -1;
+    return kb_fs_host_path(l->cp, l->hp, sizeof l->hp, e);
+}
+
+/* Cut the last component of both paths ("/" stays "/"). */
+static void loc_parent(const struct loc *l, struct loc *p)
+{
+    memcpy(p, l, sizeof *p);
+    char *s = strrchr(p->cp, '/');
+    if (s == p->cp) {
+        s[1] = '\0';
+        if (g_root[0])
+            snprintf(p->hp, sizeof p->hp, "%s", g_root);
+        else
+            strcpy(p->hp, "/");
+        return;
+    }
+    *s = '\0';
+    *strrchr(p->hp, '/') = '\0';
+}
+
+static const char *basename_of(const struct loc *l) { return strrchr(l->cp, '/') + 1; }
+
+static void ov_clear(void)
+{
+    for (size_t i = 0; i < g_nov; i++) {
+        free(g_ov[i].path);
+        free(g_ov[i].data);
+    }
+    g_nov = 0;
+}
+
+int kb_fs_set_root(const char *dir, kb_err *e)
+{
+    char real[PATH_MAX];
+    struct stat st;
+    if (dir && strcmp(dir, "/") != 0) {
+        if (!realpath(dir, real))
+            return kb_err_sys(e, errno, "set_root", "cannot use root %s", dir);
+        if (stat(real, &st) != 0)
+            return kb_err_sys(e, errno, "set_root", "cannot use root %s", dir);
+        if (!S_ISDIR(st.st_mode))
+            return kb_err_sys(e, ENOTDIR, "set_root", "cannot use root %s", dir);
+        if (strlen(real) >= sizeof g_root / 2)
+            return kb_err_sys(e, ENAMETOOLONG, "set_root", "cannot use root %s", dir);
+    } else {
+        strcpy(real, "/");
+    }
+    strcpy(g_root, strcmp(real, "/") == 0 ? "" : real);
+    ov_clear();
+    return 0;
+}
+
+const char *kb_fs_root(void) { return g_root[0] ? g_root : "/"; }
+
+/* ---- overlay and record ---------------------------------------------------- */
+
+static struct ov *ov_find(const char *cp)
+{
+    for (size_t i = 0; i < g_nov; i++)
+        if (strcmp(g_ov[i].path, cp) == 0)
+            return &g_ov[i];
+    return NULL;
+}
+
+static int is_below(const char *p, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (strcmp(dir, "/") == 0)
+        return p[1] != '\0';
+    return strncmp(p, dir, n) == 0 && p[n] == '/';
+}
+
+/* Is p a direct child of dir? */
+static int is_child(const char *p, const char *dir)
+{
+    return is_below(p, dir) && strrchr(p, '/') == p + (strcmp(dir, "/") == 0 ? 0 : strlen(dir));
+}
+
+static void ov_drop_below(const char *cp)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < g_nov; i++) {
+        if (is_below(g_ov[i].path, cp)) {
+            free(g_ov[i].path);
+            free(g_ov[i].data);
+        } else {
+            g_ov[j++] = g_ov[i];
+        }
+    }
+    g_nov = j;
+}
+
+/* Set the entry for cp; data is copied. Returns the entry or NULL (no memory). */
+static struct ov *ov_put(const char *cp, int kind, int opaque, unsigned mode, const void *data, size_t len)
+{
+    char *copy = NULL;
+    if (data) {
+        if (!(copy = malloc(len + 1)))
+            return NULL;
+        memcpy(copy, data, len);
+        copy[len] = '\0';
+    }
+    if (kind != KB_FS_DIR)
+        ov_drop_below(cp);
+    struct ov *o = ov_find(cp);
+    if (!o) {
+        if (g_nov == g_capov) {
+            size_t cap = g_capov ? 2 * g_capov : 16;
+            struct ov *nv = realloc(g_ov, cap * sizeof *nv);
+            if (!nv) {
+                free(copy);
+                return NULL;
+            }
+            g_ov = nv;
+            g_capov = cap;
+        }
+        o = &g_ov[g_nov];
+        memset(o, 0, sizeof *o);
+        if (!(o->path = strdup(cp))) {
+            free(copy);
+            return NULL;
+        }
+        g_nov++;
+    }
+    free(o->data);
+    o->kind = kind;
+    o->opaque = opaque;
+    o->mode = mode;
+    o->data = copy;
+    o->len = len;
+    o->mtime = (long long)time(NULL);
+    return o;
+}
+
+static int record(int op, const char *cp, unsigned mode, const void *data, size_t len, const char *target,
+                  int recursive)
+{
+    if (g_nrec == g_caprec) {
+        size_t cap = g_caprec ? 2 * g_caprec : 16;
+        kb_fs_op *nr = realloc(g_rec, cap * sizeof *nr);
+        if (!nr)
+            return -1;
+        g_rec = nr;
+        g_caprec = cap;
+    }
+    kb_fs_op *r = &g_rec[g_nrec];
+    memset(r, 0, sizeof *r);
+    r->op = op;
+    r->mode = mode;
+    r->recursive = recursive;
+    r->len = len;
+    r->path = strdup(cp);
+    r->data = data ? malloc(len + 1) : NULL;
+    r->target = target ? strdup(target) : NULL;
+    if (!r->path || (data && !r->data) || (target && !r->target)) {
+        free(r->path);
+        free(r->data);
+        free(r->target);
+        return -1;
+    }
+    if (data) {
+        memcpy(r->data, data, len);
+        r->data[len] = '\0';
+    }
+    g_nrec++;
+    return 0;
+}
+
+const kb_fs_op *kb_fs_recorded(size_t *n)
+{
+    *n = g_nrec;
+    return g_rec;
+}
+
+void kb_fs_reset_recorded(void)
+{
+    for (size_t i = 0; i < g_nrec; i++) {
+        free(g_rec[i].path);
+        free(g_rec[i].data);
+        free(g_rec[i].target);
+    }
+    g_nrec = 0;
+}
+
+const char *kb_fs_op_name(int op)
+{
+    static const char *const names[] = { "write", "mkdir", "remove", "chmod", "symlink" };
+    return op >= 0 && op <= KB_FS_OP_SYMLINK ? names[op] : "?";
+}
+
+void kb_fs_set_dry_run(int on)
+{
+    if (!!on == g_dry)
+        return;
+    kb_fs_reset_recorded();
+    ov_clear();
+    g_dry = !!on;
+}
+
+int kb_fs_dry_run(void) { return g_dry; }
+
+void kb_fs_reset(void)
+{
+    g_dry = 0;
+    g_root[0] = '\0';
+    ov_clear();
+    kb_fs_reset_recorded();
+    free(g_rec);
+    free(g_ov);
+    g_rec = NULL;
+    g_ov = NULL;
+    g_caprec = g_capov = 0;
+}
+
+/* ---- the merged view (disk, or overlay over disk in dry run) ---------------- */
+
+struct view {
+    int type;
+    unsigned mode;
+    struct ov *ov;  /* set when the answer comes from the overlay */
+    struct stat st; /* set when it comes from disk */
+};
+
+static int type_of(mode_t m)
+{
+    return S_ISREG(m) ? KB_FS_FILE : S_ISDIR(m) ? KB_FS_DIR : S_ISLNK(m) ? KB_FS_LINK : KB_FS_OTHER;
+}
+
+/* 0 with v->type KB_FS_NONE when nothing is there; -1 (errno) on other lstat errors. */
+static int view_get(const struct loc *l, struct view *v)
+{
+    memset(v, 0, sizeof *v);
+    if (g_dry) {
+        if ((v->ov = ov_find(l->cp))) {
+            v->type = v->ov->kind;
+            v->mode = v->ov->mode;
+            return 0;
+        }
+        /* The deepest touched ancestor decides whether the disk shows through. */
+        char a[KB_FS_PATH_MAX];
+        strcpy(a, l->cp);
+        while (strcmp(a, "/") != 0) {
+            char *s = strrchr(a, '/');
+            s[s == a ? 1 : 0] = '\0';
+            struct ov *o = ov_find(a);
+            if (o) {
+                if (o->kind == KB_FS_DIR && !o->opaque)
+                    break;
+                return 0;
+            }
+        }
+    }
+    if (lstat(l->hp, &v->st) != 0)
+        return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+    v->type = type_of(v->st.st_mode);
+    v->mode = v->st.st_mode & 07777;
+    return 0;
+}
+
+/* ---- small I/O helpers ----------------------------------------------------- */
+
+static int read_fd(int fd, char **data, size_t *len)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -1;
+    if (S_ISDIR(st.st_mode))
+        return errno = EISDIR, -1;
+    /* /proc files report size 0: grow as needed. */
+    size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 4096, n = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return errno = ENOMEM, -1;
+    for (;;) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                return errno = ENOMEM, -1;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + n, cap - n - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int s = errno;
+            free(buf);
+            return errno = s, -1;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Does host file hp hold exactly data? */
+static int same_content(const char *hp, const char *data, size_t len)
+{
+    int fd = open(hp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0;
+    char buf[65536];
+    size_t off = 0;
+    int same = 1;
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            same = r == 0 && off == len;
+            break;
+        }
+        if (off + (size_t)r > len || memcmp(buf, data + off, (size_t)r) != 0) {
+            same = 0;
+            break;
+        }
+        off += (size_t)r;
+    }
+    close(fd);
+    return same;
+}
+
+/* Temp names: ".<base>.kboot-tmp-XXXXXX" so leftovers are recognisable. */
+static int is_temp(const char *name, const char *base)
+{
+    size_t n = strlen(name), tag = sizeof KB_FS_TEMP_TAG - 1;
+    if (name[0] != '.' || n < 1 + 1 + tag + 6)
+        return 0;
+    const char *t = name + n - 6 - tag;
+    if (strncmp(t, KB_FS_TEMP_TAG, tag) != 0)
+        return 0;
+    for (const char *c = t + tag; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+            return 0;
+    if (!base)
+        return 1;
+    size_t bl = strlen(base);
+    return (size_t)(t - name - 1) == bl && strncmp(name + 1, base, bl) == 0;
+}
+
+static void temp_name(char *out, size_t n, const char *base)
+{
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static unsigned counter;
+    unsigned char r[6];
+    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        unsigned x = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL) ^ ++counter * 40503u;
+        for (int i = 0; i < 6; i++, x = x * 1103515245u + 12345u)
+            r[i] = (unsigned char)(x >> 16);
+    }
+    char sfx[7];
+    for (int i = 0; i < 6; i++)
+        sfx[i] = chars[r[i] % 62];
+    sfx[6] = '\0';
+    snprintf(out, n, ".%s%s%s", base, KB_FS_TEMP_TAG, sfx);
+}
+
+/* Remove temps in directory dfd (of base, or all when base is NULL); count them. */
+static int clean_temps_at(int dfd, const char *base, int remove)
+{
+    int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -1;
+    }
+    int count = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (is_temp(de->d_name, base) && (!remove || unlinkat(dfd, de->d_name, 0) == 0))
+            count++;
+    closedir(d);
+    return count;
+}
+
+/* ---- operations ------------------------------------------------------------ */
+
+static unsigned dir_mode_of(const kb_fs_write_opts *o) { return o && o->dir_mode ? o->dir_mode : 0755; }
+
+/* mkdir -p of l; *created set when anything was (or, in dry run, would be) made. */
+static int mkdir_p(const struct loc *l, unsigned mode, int *created, kb_err *e)
+{
+    struct loc p;
+    struct view v;
+    *created = 0;
+    size_t n = strlen(l->cp);
+    for (size_t i = 1; i <= n; i++) {
+        if (i < n && l->cp[i] != '/')
+            continue;
+        memcpy(p.cp, l->cp, i);
+        p.cp[i] = '\0';
+        if (kb_fs_host_path(p.cp, p.hp, sizeof p.hp, e))
+            return -1;
+        if (view_get(&p, &v))
+            return fail(e, errno, "mkdir", "create directory", l);
+        if (v.type == KB_FS_LINK && !v.ov) { /* mkdir -p follows links to directories */
+            struct stat st;
+            v.type = stat(p.hp, &st) == 0 && S_ISDIR(st.st_mode) ? KB_FS_DIR : KB_FS_OTHER;
+        }
+        if (v.type == KB_FS_DIR)
+            continue;
+        if (v.type != KB_FS_NONE)
+            return fail(e, i < n ? ENOTDIR : EEXIST, "mkdir", "create directory", l);
+        if (g_dry) {
+            if (!ov_put(p.cp, KB_FS_DIR, 1, mode, NULL, 0))
+                return nomem(e, "mkdir");
+        } else {
+            if (mkdir(p.hp, mode) != 0) {
+                if (errno == EEXIST) /* lost a race: it is there now */
+                    continue;
+                return fail(e, errno, "mkdir", "create directory", &p);
+            }
+            /* Exactly mode, whatever the umask; and make the new entry durable. */
+            if (chmod(p.hp, mode) != 0)
+                return fail(e, errno, "mkdir", "chmod directory", &p);
+            struct loc pp;
+            loc_parent(&p, &pp);
+            int dfd = open(pp.hp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (dfd >= 0) {
+                fsync(dfd);
+                close(dfd);
+            }
+        }
+        *created = 1;
+    }
+    return 0;
+}
+
+int kb_fs_mkdir(const char *path, unsigned mode, kb_err *e)
+{
+    struct loc l;
+    int created;
+    if (resolve(path, &l, e) || mkdir_p(&l, mode & 07777, &created, e))
+        return -1;
+    if (g_dry && created && record(KB_FS_OP_MKDIR, l.cp, mode & 07777, NULL, 0, NULL, 0))
+        return nomem(e, "mkdir");
+    return 0;
+}
+
+/* Check the parent of l (creating it when asked); in real mode return its fd. */
+static int open_parent(const struct loc *l, const kb_fs_write_opts *o, const char *op, const char *verb,
+                       int *dfd, kb_err *e)
+{
+    struct loc p;
+    struct view v;
+    loc_parent(l, &p);
+    if (o && o->mkdir) {
+        int created;
+        if (mkdir_p(&p, dir_mode_of(o), &created, e))
+            return -1;
+        if (g_dry && created && record(KB_FS_OP_MKDIR, p.cp, dir_mode_of(o), NULL, 0, NULL, 0))
+            return nomem(e, op);
+    }
+    if (g_dry) {
+        if (view_get(&p, &v))
+            return fail(e, errno, op, verb, l);
+        if (v.type == KB_FS_LINK && !v.ov) {
+            struct stat st;
+            v.type = stat(p.hp, &st) == 0 && S_ISDIR(st.st_mode) ? KB_FS_DIR : KB_FS_OTHER;
+        }
+        if (v.type == KB_FS_NONE) {
+            fail(e, ENOENT, op, verb, l);
+            size_t n = e ? strlen(e->msg) : 0;
+            if (e)
+                snprintf(e->msg + n, sizeof e->msg - n,
+                         " (directory %s is missing; mkdir option creates it)", p.cp);
+            return -1;
+        }
+        if (v.type != KB_FS_DIR)
+            return fail(e, ENOTDIR, op, verb, l);
+        *dfd = -1;
+        return 0;
+    }
+    if ((*dfd = open(p.hp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        fail(e, errno, op, verb, l);
+        if (e && e->code == ENOENT) { /* say which part is missing and what helps */
+            size_t n = strlen(e->msg);
+            snprintf(e->msg + n, sizeof e->msg - n, " (directory %s is missing; mkdir option creates it)",
+                     p.cp);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+int kb_fs_write(const char *path, const void *data, size_t len, unsigned mode, const kb_fs_write_opts *o,
+                int *changed, kb_err *e)
+{
+    struct loc l;
+    struct view v;
+    int dfd, fd = -1, err;
+    char tmp[NAME_MAX + 64];
+    int dummy;
+    if (!changed)
+        changed = &dummy;
+    *changed = 0;
+    if (!data)
+        data = "";
+    mode &= 07777;
+    if (resolve(path, &l, e))
+        return -1;
+    if (view_get(&l, &v))
+        return fail(e, errno, "write", "write", &l);
+    if (v.type == KB_FS_DIR)
+        return fail(e, EISDIR, "write", "write", &l);
+    if (v.type == KB_FS_FILE && v.mode == mode) {
+        int same = v.ov ? v.ov->len == len && memcmp(v.ov->data, data, len) == 0
+                        : (size_t)v.st.st_size == len && same_content(l.hp, data, len);
+        if (same)
+            return 0;
+    }
+    if (open_parent(&l, o, "write", "write", &dfd, e))
+        return -1;
+    if (g_dry) {
+        if (!ov_put(l.cp, KB_FS_FILE, 0, mode, data, len) ||
+            record(KB_FS_OP_WRITE, l.cp, mode, data, len, NULL, 0))
+            return nomem(e, "write");
+        *changed = 1;
+        return 0;
+    }
+    clean_temps_at(dfd, basename_of(&l), 1);
+    for (int tries = 0; fd < 0 && tries < 100; tries++) {
+        temp_name(tmp, sizeof tmp, basename_of(&l));
+        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 && errno != EEXIST) {
+            err = errno;
+            close(dfd);
+            return fail(e, err, "write", "write", &l);
+        }
+    }
+    if (fd < 0) {
+        close(dfd);
+        return fail(e, EEXIST, "write", "create a temp file for", &l);
+    }
+    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0)
+        goto undo;
+    err = close(fd);
+    fd = -1;
+    if (err != 0 || renameat(dfd, tmp, dfd, basename_of(&l)) != 0)
+        goto undo;
+    /* The rename is only durable once the directory is synced. */
+    if (fsync(dfd) != 0) {
+        err = errno;
+        close(dfd);
+        return fail(e, err, "write", "sync the directory of", &l);
+    }
+    close(dfd);
+    *changed = 1;
+    return 0;
+undo:
+    err = errno;
+    if (fd >= 0)
+        close(fd);
+    unlinkat(dfd, tmp, 0);
+    close(dfd);
+    return fail(e, err, "write", "write", &l);
+}
+
+int kb_fs_read(const char *path, char **data, size_t *len, kb_err *e)
+{
+    static int depth;
+    struct loc l;
+    struct view v;
+    *data = NULL;
+    *len = 0;
+    if (resolve(path, &l, e))
+        return -1;
+    if (g_dry) {
+        if (view_get(&l, &v))
+            return fail(e, errno, "read", "read", &l);
+        if (v.type == KB_FS_NONE)
+            return fail(e, ENOENT, "read", "read", &l);
+        if (v.ov && v.type == KB_FS_DIR)
+            return fail(e, EISDIR, "read", "read", &l);
+        if (v.ov && v.type == KB_FS_FILE) {
+            if (!(*data = malloc(v.ov->len + 1)))
+                return nomem(e, "read");
+            memcpy(*data, v.ov->data, v.ov->len + 1);
+            *len = v.ov->len;
+            return 0;
+        }
+        if (v.ov && v.type == KB_FS_LINK) { /* follow a link made in this dry run */
+            char t[KB_FS_PATH_MAX];
+            struct loc p;
+            loc_parent(&l, &p);
+            int k = snprintf(t, sizeof t, "%s/%s", v.ov->data[0] == '/' ? "" : p.cp, v.ov->data);
+            if (k < 0 || (size_t)k >= sizeof t)
+                return fail(e, ENAMETOOLONG, "read", "read", &l);
+            if (depth >= 8)
+                return fail(e, ELOOP, "read", "read", &l);
+            depth++;
+            int rc = kb_fs_read(t, data, len, e);
+            depth--;
+            return rc;
+        }
+    }
+    int fd = open(l.hp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(e, errno, "read", "read", &l);
+    int rc = read_fd(fd, data, len);
+    int err = errno;
+    close(fd);
+    return rc ? fail(e, err, "read", "read", &l) : 0;
+}
+
+int kb_fs_stat(const char *path, kb_fs_info *st, kb_err *e)
+{
+    struct loc l;
+    struct view v;
+    memset(st, 0, sizeof *st);
+    if (resolve(path, &l, e))
+        return -1;
+    if (view_get(&l, &v))
+        return fail(e, errno, "stat", "stat", &l);
+    if (v.type == KB_FS_NONE)
+        return fail(e, ENOENT, "stat", "stat", &l);
+    st->type = v.type;
+    st->mode = v.mode;
+    if (v.ov) {
+        st->size = (long long)(v.type == KB_FS_DIR ? 4096 : v.ov->len);
+        st->mtime = v.ov->mtime;
+        st->uid = (unsigned)geteuid();
+        st->gid = (unsigned)getegid();
+    } else {
+        st->size = (long long)v.st.st_size;
+        st->mtime = (long long)v.st.st_mtime;
+        st->uid = (unsigned)v.st.st_uid;
+        st->gid = (unsigned)v.st.st_gid;
+    }
+    return 0;
+}
+
+int kb_fs_exists(const char *path)
+{
+    struct loc l;
+    struct view v;
+    return resolve(path, &l, NULL) == 0 && view_get(&l, &v) == 0 && v.type != KB_FS_NONE;
+}
+
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int push_name(char ***names, size_t *n, size_t *cap, const char *name)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 32;
+        char **nn = realloc(*names, nc * sizeof *nn);
+        if (!nn)
+            return -1;
+        *names = nn;
+        *cap = nc;
+    }
+    if (!((*names)[*n] = strdup(name)))
+        return -1;
+    (*n)++;
+    return 0;
+}
+
+void kb_fs_free_list(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+int kb_fs_list(const char *dir, char ***names, size_t *n, kb_err *e)
+{
+    struct loc l;
+    struct view v;
+    size_t cap = 0;
+    *names = NULL;
+    *n = 0;
+    if (resolve(dir, &l, e))
+        return -1;
+    if (view_get(&l, &v))
+        return fail(e, errno, "list", "list", &l);
+    if (v.type == KB_FS_NONE)
+        return fail(e, ENOENT, "list", "list", &l);
+    if (v.ov && v.type != KB_FS_DIR)
+        return fail(e, ENOTDIR, "list", "list", &l);
+    if (!v.ov || !v.ov->opaque) {
+        DIR *d = opendir(l.hp);
+        if (!d)
+            return fail(e, errno, "list", "list", &l);
+        struct dirent *de;
+        char child[KB_FS_PATH_MAX + 260];
+        while ((de = readdir(d))) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            /* Children the overlay knows about are added (or hidden) below. */
+            snprintf(child, sizeof child, "%s/%s", strcmp(l.cp, "/") ? l.cp : "", de->d_name);
+            if (g_dry && ov_find(child))
+                continue;
+            if (push_name(names, n, &cap, de->d_name)) {
+                closedir(d);
+                kb_fs_free_list(*names, *n);
+                return nomem(e, "list");
+            }
+        }
+        closedir(d);
+    }
+    for (size_t i = 0; g_dry && i < g_nov; i++) {
+        const char *p = g_ov[i].path;
+        if (g_ov[i].kind == KB_FS_NONE || !is_child(p, l.cp))
+            continue;
+        if (push_name(names, n, &cap, strrchr(p, '/') + 1)) {
+            kb_fs_free_list(*names, *n);
+            return nomem(e, "list");
+        }
+    }
+    if (*n > 1)
+        qsort(*names, *n, sizeof **names, cmp_names);
+    return 0;
+}
+
+/* Remove name in dfd, recursively, never following links, staying on device dev.
+ * On failure rel holds the path (relative to the top) that failed and errno why. */
+static int rm_at(int dfd, const char *name, dev_t dev, char *rel, size_t cap)
+{
+    size_t n0 = strlen(rel);
+    snprintf(rel + n0, cap - n0, "%s%s", n0 ? "/" : "", name);
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno == ENOENT ? (rel[n0] = '\0', 0) : -1;
+    if (S_ISDIR(st.st_mode)) {
+        if (st.st_dev != dev)
+            return errno = EXDEV, -1;
+        int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return -1;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+            int s = errno;
+            close(fd);
+            return errno = s, -1;
+        }
+        struct dirent *de;
+        int rc = 0;
+        while ((errno = 0, de = readdir(d))) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            if ((rc = rm_at(fd, de->d_name, dev, rel, cap)) != 0)
+                break;
+        }
+        int s = errno;
+        closedir(d);
+        if (rc || s)
+            return errno = s, -1;
+    }
+    if (unlinkat(dfd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0 && errno != ENOENT)
+        return -1;
+    rel[n0] = '\0';
+    return 0;
+}
+
+static int view_has_children(const struct loc *l)
+{
+    char **names;
+    size_t n;
+    if (kb_fs_list(l->cp, &names, &n, NULL))
+        return 0;
+    kb_fs_free_list(names, n);
+    return n > 0;
+}
+
+int kb_fs_remove(const char *path, int recursive, kb_err *e)
+{
+    struct loc l, p;
+    struct view v;
+    if (resolve(path, &l, e))
+        return -1;
+    if (strcmp(l.cp, "/") == 0)
+        return kb_err_sys(e, EINVAL, "remove", "refusing to remove the root %s", kb_fs_root());
+    if (view_get(&l, &v))
+        return fail(e, errno, "remove", "remove", &l);
+    if (v.type == KB_FS_NONE)
+        return 0;
+    if (g_dry) {
+        if (v.type == KB_FS_DIR && !recursive && view_has_children(&l))
+            return fail(e, ENOTEMPTY, "remove", "remove", &l);
+        if (!ov_put(l.cp, KB_FS_NONE, 0, 0, NULL, 0) || record(KB_FS_OP_REMOVE, l.cp, 0, NULL, 0, NULL, recursive))
+            return nomem(e, "remove");
+        return 0;
+    }
+    if (v.type != KB_FS_DIR) {
+        if (unlink(l.hp) != 0 && errno != ENOENT)
+            return fail(e, errno, "remove", "remove", &l);
+        return 0;
+    }
+    if (!recursive) {
+        if (rmdir(l.hp) != 0 && errno != ENOENT)
+            return fail(e, errno, "remove", "remove", &l);
+        return 0;
+    }
+    loc_parent(&l, &p);
+    int dfd = open(p.hp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct stat pst;
+    if (dfd < 0 || fstat(dfd, &pst) != 0) {
+        int err = errno;
+        if (dfd >= 0)
+            close(dfd);
+        return fail(e, err, "remove", "remove", &l);
+    }
+    char rel[KB_FS_PATH_MAX] = "";
+    int rc = rm_at(dfd, basename_of(&l), pst.st_dev, rel, sizeof rel);
+    int err = errno;
+    close(dfd);
+    if (rc == 0)
+        return 0;
+    if (err == EXDEV)
+        return kb_err_sys(e, EXDEV, "remove", "cannot remove %s: %s is a mount point of another file system",
+                          l.cp, rel);
+    return kb_err_sys(e, err, "remove", "cannot remove %s: %s", l.cp, rel);
+}
+
+int kb_fs_chmod(const char *path, unsigned mode, kb_err *e)
+{
+    struct loc l;
+    struct view v;
+    mode &= 07777;
+    if (resolve(path, &l, e))
+        return -1;
+    if (!g_dry) {
+        if (chmod(l.hp, mode) != 0)
+            return fail(e, errno, "chmod", "chmod", &l);
+        return 0;
+    }
+    if (view_get(&l, &v))
+        return fail(e, errno, "chmod", "chmod", &l);
+    if (v.type == KB_FS_NONE)
+        return fail(e, ENOENT, "chmod", "chmod", &l);
+    if (v.mode == mode && v.type != KB_FS_LINK)
+        return 0;
+    if (v.ov && v.type != KB_FS_LINK) {
+        v.ov->mode = mode;
+    } else if (v.type == KB_FS_FILE) { /* copy the disk file into the overlay */
+        char *data;
+        size_t len;
+        if (kb_fs_read(l.cp, &data, &len, e))
+            return -1;
+        struct ov *o = ov_put(l.cp, KB_FS_FILE, 0, mode, data, len);
+        free(data);
+        if (!o)
+            return nomem(e, "chmod");
+    } else if (v.type == KB_FS_DIR) {
+        if (!ov_put(l.cp, KB_FS_DIR, 0, mode, NULL, 0))
+            return nomem(e, "chmod");
+    }
+    if (record(KB_FS_OP_CHMOD, l.cp, mode, NULL, 0, NULL, 0))
+        return nomem(e, "chmod");
+    return 0;
+}
+
+static int readlink_host(const char *hp, char **target)
+{
+    for (size_t cap = 256; cap <= KB_FS_PATH_MAX * 4; cap *= 2) {
+        char *buf = malloc(cap);
+        if (!buf)
+            return errno = ENOMEM, -1;
+        ssize_t n = readlink(hp, buf, cap);
+        if (n < 0) {
+            int s = errno;
+            free(buf);
+            return errno = s, -1;
+        }
+        if ((size_t)n < cap) {
+            buf[n] = '\0';
+            *target = buf;
+            return 0;
+        }
+        free(buf);
+    }
+    return errno = ENAMETOOLONG, -1;
+}
+
+int kb_fs_readlink(const char *path, char **target, kb_err *e)
+{
+    struct loc l;
+    struct view v;
+    *target = NULL;
+    if (resolve(path, &l, e))
+        return -1;
+    if (g_dry) {
+        if (view_get(&l, &v))
+            return fail(e, errno, "readlink", "readlink", &l);
+        if (v.type == KB_FS_NONE)
+            return fail(e, ENOENT, "readlink", "readlink", &l);
+        if (v.ov && v.type != KB_FS_LINK)
+            return fail(e, EINVAL, "readlink", "readlink", &l);
+        if (v.ov)
+            return (*target = strdup(v.ov->data)) ? 0 : nomem(e, "readlink");
+    }
+    return readlink_host(l.hp, target) ? fail(e, errno, "readlink", "readlink", &l) : 0;
+}
+
+int kb_fs_symlink(const char *target, const char *path, int *changed, kb_err *e)
+{
+    struct loc l;
+    struct view v;
+    int dfd, dummy;
+    char tmp[NAME_MAX + 64];
+    if (!changed)
+        changed = &dummy;
+    *changed = 0;
+    if (resolve(path, &l, e))
+        return -1;
+    if (view_get(&l, &v))
+        return fail(e, errno, "symlink", "create symlink", &l);
+    if (v.type == KB_FS_DIR)
+        return fail(e, EISDIR, "symlink", "create symlink", &l);
+    if (v.type == KB_FS_LINK) {
+        char *old = NULL;
+        int same = v.ov ? strcmp(v.ov->data, target) == 0
+                        : readlink_host(l.hp, &old) == 0 && strcmp(old, target) == 0;
+        free(old);
+        if (same)
+            return 0;
+    }
+    if (open_parent(&l, NULL, "symlink", "create symlink", &dfd, e))
+        return -1;
+    if (g_dry) {
+        if (!ov_put(l.cp, KB_FS_LINK, 0, 0777, target, strlen(target)) ||
+            record(KB_FS_OP_SYMLINK, l.cp, 0, NULL, 0, target, 0))
+            return nomem(e, "symlink");
+        *changed = 1;
+        return 0;
+    }
+    clean_temps_at(dfd, basename_of(&l), 1);
+    int rc = -1;
+    for (int tries = 0; rc != 0 && tries < 100; tries++) {
+        temp_name(tmp, sizeof tmp, basename_of(&l));
+        rc = symlinkat(target, dfd, tmp);
+        if (rc != 0 && errno != EEXIST)
+            break;
+    }
+    if (rc != 0 || renameat(dfd, tmp, dfd, basename_of(&l)) != 0 || fsync(dfd) != 0) {
+        int err = errno;
+        if (rc == 0)
+            unlinkat(dfd, tmp, 0);
+        close(dfd);
+        return fail(e, err, "symlink", "create symlink", &l);
+    }
+    close(dfd);
+    *changed = 1;
+    return 0;
+}
+
+int kb_fs_clean_temps(const char *dir, kb_err *e)
+{
+    struct loc l;
+    if (resolve(dir, &l, e))
+        return -1;
+    int dfd = open(l.hp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return fail(e, errno, "clean_temps", "clean temp files in", &l);
+    int n = clean_temps_at(dfd, NULL, !g_dry);
+    int err = errno;
+    close(dfd);
+    return n < 0 ? fail(e, err, "clean_temps", "clean temp files in", &l) : n;
+}
+
+int kb_fs_lock(const char *path, const kb_fs_write_opts *o, kb_err *e)
+{
+    struct loc l, p;
+    if (resolve(path, &l, e))
+        return -1;
+    int fd;
+    if (g_dry) {
+        if ((fd = open(l.hp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+            return errno == ENOENT ? -2 : fail(e, errno, "lock", "open lock file", &l);
+    } else {
+        int created;
+        loc_parent(&l, &p);
+        if (o && o->mkdir && mkdir_p(&p, dir_mode_of(o), &created, e))
+            return -1;
+        if ((fd = open(l.hp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+            return fail(e, errno, "lock", "open lock file", &l);
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char buf[32] = "";
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        close(fd);
+        if (err != EWOULDBLOCK)
+            return fail(e, err, "lock", "lock", &l);
+        int pid = n > 0 ? atoi(buf) : 0;
+        if (pid > 0)
+            kb_err_set(e, "lock", "another kboot holds %s (pid %d)", l.cp, pid);
+        else
+            kb_err_set(e, "lock", "another kboot holds %s", l.cp);
+        if (e)
+            e->code = EWOULDBLOCK;
+        return -1;
+    }
+    if (!g_dry) { /* who holds it, for the message a second kboot prints */
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+        if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)n, 0) < 0) {
+            /* best effort */
+        }
+    }
+    return fd;
+}
+
+void kb_fs_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* closing the only descriptor releases the flock */
+}
