@@ -204,4 +204,51 @@ function TestKubelet:test_config_defaults_and_user_document()
   lu.assertEquals(cfg.authentication.webhook, { cacheTTL = "2m0s", enabled = true })
 end
 
+function TestKubelet:test_node_local_cri_socket_from_v1_34()
+  local c = ctx({ cluster = { kubernetesVersion = "v1.34.0" } })
+  c.systemd_resolved = false
+  lu.assertEquals(kubelet.flags(c), { "--pod-infra-container-image=registry.k8s.io/pause:3.10.1" })
+  lu.assertEquals(kubelet.config(c).containerRuntimeEndpoint, "unix:///var/run/containerd/containerd.sock")
+  -- the feature gate switches it off
+  c = ctx({ cluster = { kubernetesVersion = "v1.34.0", featureGates = { NodeLocalCRISocket = false } } })
+  lu.assertEquals(kubelet.flags(c)[1], "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock")
+  lu.assertEquals(kubelet.config(c).containerRuntimeEndpoint, "")
+end
+
+function TestKubelet:test_render_files()
+  fixture.skip_unless(lu, "yaml")
+  local c = ctx()
+  c.systemd_resolved = false
+  local a = kubelet.render(c)
+  lu.assertEquals(a.files[1].path, "/var/lib/kubelet/kubeadm-flags.env")
+  lu.assertEquals(a.files[1].mode, 420)
+  lu.assertEquals(a.files[1].content, 'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock '
+    .. '--pod-infra-container-image=registry.k8s.io/pause:3.10"\n')
+  lu.assertEquals(a.files[2].path, "/var/lib/kubelet/config.yaml")
+  local cfg = require("kboot.yaml").decode(a.files[2].content)
+  lu.assertEquals(cfg.kind, "KubeletConfiguration")
+  lu.assertEquals(cfg.clusterDNS, { "10.96.0.10" })
+  lu.assertEquals(#a.files, 2)
+  c = ctx({ cluster = { kubernetesVersion = "v1.34.0" } })
+  a = kubelet.render(c)
+  lu.assertEquals(a.files[2].path, "/var/lib/kubelet/instance-config.yaml")
+  lu.assertEquals(require("kboot.yaml").decode(a.files[2].content).containerRuntimeEndpoint, "unix:///var/run/containerd/containerd.sock")
+end
+
+function TestKubelet:test_start_never_touches_a_sandbox()
+  fixture.skip_unless(lu, "fs")
+  local t = require("testlib")
+  local root = t.tmpdir()
+  local c = fixture.new({ root = root })
+  c.log = { info = function() end, warn = function() end }
+  local ok, why = kubelet.start(c)
+  lu.assertFalse(ok)
+  lu.assertStrContains(why, "is a sandbox")
+  c.dry_run = true
+  ok, why = kubelet.start(c)
+  lu.assertStrContains(why, "dry run")
+  require("kboot.fs").set_root("/")
+  t.cleanup()
+end
+
 os.exit(lu.LuaUnit.run("-v"))

@@ -12,6 +12,16 @@ M.FILE_MODE = 420       -- 0644
 M.CONFIG = M.DIR .. "/config.yaml"
 M.FLAGS = M.DIR .. "/kubeadm-flags.env"
 M.RESOLVED_CONF = "/run/systemd/resolve/resolv.conf"
+M.INSTANCE_CONFIG = M.DIR .. "/instance-config.yaml"
+
+-- kubeadm's NodeLocalCRISocket feature (beta, on by default from v1.34; KEP-4656): the CRI
+-- socket goes into /var/lib/kubelet/instance-config.yaml and config.yaml instead of the
+-- deprecated --container-runtime-endpoint flag. featureGates.NodeLocalCRISocket overrides.
+function M.node_local_cri_socket(ctx)
+  local g = ctx.cluster.featureGates and ctx.cluster.featureGates.NodeLocalCRISocket
+  if g ~= nil then return g == true end
+  return (ctx.version and ctx.version.minor or 0) >= 34
+end
 
 local function copy(v)
   if type(v) ~= "table" then return v end
@@ -81,6 +91,7 @@ function M.config(ctx)
   }
   if resolved_active(ctx) then cfg.resolvConf = M.RESOLVED_CONF end
   if ctx.kubelet then overlay(cfg, ctx.kubelet) end
+  if M.node_local_cri_socket(ctx) then cfg.containerRuntimeEndpoint = ctx.init.nodeRegistration.criSocket or "" end
   -- kubeadm hard-codes these two whatever the user wrote
   cfg.rotateCertificates = true
   cfg.apiVersion, cfg.kind = "kubelet.config.k8s.io/v1beta1", "KubeletConfiguration"
@@ -113,7 +124,9 @@ end
 function M.flags(ctx)
   local nr = ctx.init.nodeRegistration
   local args = {}
-  if (nr.criSocket or "") ~= "" then args[#args + 1] = { name = "container-runtime-endpoint", value = nr.criSocket } end
+  if (nr.criSocket or "") ~= "" and not M.node_local_cri_socket(ctx) then
+    args[#args + 1] = { name = "container-runtime-endpoint", value = nr.criSocket }
+  end
   mf.add_version_flags(ctx, args, "kubelet", { ["pod-infra-container-image"] = mf.pause_image(ctx) })
   -- init registers taints later (mark-control-plane), so no --register-with-taints here
   local node = mf.get_arg(nr.kubeletExtraArgs, "hostname-override") or ctx.node_name
@@ -125,7 +138,7 @@ function M.render(ctx)
   local yaml = require("kboot.yaml")
   local text, err = yaml.encode(M.config(ctx))
   if not text then mf.fail(M.phase, "cannot encode the kubelet configuration: %s", tostring(err)) end
-  return {
+  local a = {
     dirs = { { path = M.DIR, mode = M.DIR_MODE } },
     files = {
       { path = M.FLAGS, mode = M.FILE_MODE, content = "KUBELET_KUBEADM_ARGS=" .. go_quote(table.concat(M.flags(ctx), " ")) .. "\n" },
@@ -133,6 +146,12 @@ function M.render(ctx)
     },
     objects = {},
   }
+  if M.node_local_cri_socket(ctx) then
+    local inst = assert(yaml.encode({ apiVersion = "kubelet.config.k8s.io/v1beta1", kind = "KubeletConfiguration",
+                                      containerRuntimeEndpoint = ctx.init.nodeRegistration.criSocket or "" }))
+    table.insert(a.files, 2, { path = M.INSTANCE_CONFIG, mode = M.FILE_MODE, content = inst })
+  end
+  return a
 end
 
 function M.save(ctx, a)
@@ -152,7 +171,7 @@ end
 function M.apply(ctx, a) return true end
 
 function M.clean(ctx)
-  for _, p in ipairs({ M.FLAGS, M.CONFIG }) do
+  for _, p in ipairs({ M.FLAGS, M.INSTANCE_CONFIG, M.CONFIG }) do
     local ok, err = ctx.fs.remove(p)
     if not ok then return nil, err end
   end
