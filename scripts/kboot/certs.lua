@@ -293,6 +293,9 @@ function M.ensure(ctx, name)
     log(ctx).info("certs", "External etcd mode: skipping %s certificate generation", e.base)
     return true
   end
+  -- a configuration the table cannot use (bad address, subnet, endpoint) fails before any write
+  local ok, err = pcall(tbl.spec, e, ctx)
+  if not ok then fail("certs/" .. name, "%s", tostring(err)) end
   M.pregenerate(ctx)
   if e.is_ca then ensure_ca(ctx, e) else ensure_leaf(ctx, e) end
   return true

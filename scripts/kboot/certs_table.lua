@@ -104,7 +104,9 @@ function M.apiserver_sans(ctx)
   local cpe = c.controlPlaneEndpoint
   if cpe and cpe ~= "" then
     local host = M.split_host_port(cpe)
-    if not host then error(("controlPlaneEndpoint %q is not host[:port]"):format(cpe), 0) end
+    if not host or not (net.is_ip(host) or M.is_dns_subdomain(host)) then
+      error(("controlPlaneEndpoint %q is not host[:port] with an IP address or DNS name"):format(cpe), 0)
+    end
     if net.is_ip(host) then alt.ip[#alt.ip + 1] = host else alt.dns[#alt.dns + 1] = host end
   end
   append_sans(alt, c.apiServer and c.apiServer.certSANs, "apiserver.crt")

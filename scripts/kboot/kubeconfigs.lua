@@ -29,7 +29,9 @@ function M.control_plane_endpoint(ctx)
   local cpe = ctx.cluster.controlPlaneEndpoint
   if not cpe or cpe == "" then return M.local_endpoint(ctx) end
   local host, port = tbl.split_host_port(cpe)
-  if not host or host == "" then fail("kubeconfig", "controlPlaneEndpoint %q is not host[:port]", cpe) end
+  if not host or not (require("kboot.net").is_ip(host) or tbl.is_dns_subdomain(host)) then
+    fail("kubeconfig", "controlPlaneEndpoint %q is not host[:port] with an IP address or DNS name", cpe)
+  end
   return "https://" .. join_host_port(host, port or tostring(ctx.bind_port))
 end
 

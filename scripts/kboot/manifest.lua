@@ -113,9 +113,15 @@ function M.add_mount(m, name, host_path, mount_path, read_only, path_type)
   return m
 end
 
--- extraVolumes of the config: {name, hostPath, mountPath, readOnly, pathType}.
-function M.add_extra_mounts(m, extra)
-  for _, v in ipairs(extra or {}) do
+-- extraVolumes of the config: {name, hostPath, mountPath, readOnly, pathType}; `where` names the
+-- config field in errors ("apiServer.extraVolumes").
+function M.add_extra_mounts(m, extra, where)
+  for i, v in ipairs(extra or {}) do
+    for _, k in ipairs({ "name", "hostPath", "mountPath" }) do
+      if type(v[k]) ~= "string" or v[k] == "" then
+        M.fail("control-plane", "%s[%d].%s: a non-empty string is required", where or "extraVolumes", i - 1, k)
+      end
+    end
     M.add_mount(m, v.name, v.hostPath, v.mountPath, v.readOnly, v.pathType or "")
   end
   return m

@@ -140,6 +140,16 @@ function TestManifestsKubectl:test_external_etcd_apiserver()
   lu.assertEquals(vols["etcd-certs-0"], "/etc/etcd")
 end
 
+function TestManifestsKubectl:test_bad_extra_volume_is_rejected_before_writing()
+  local before = t.tree_hash(self.root)
+  local ctx = ctx_for(self.root, { cluster = { apiServer = { extraVolumes = {
+    { name = "ok", hostPath = "/a", mountPath = "/a" }, { name = "audit", mountPath = "/var/log" } } } } })
+  local ok, err = pcall(components["kube-apiserver"].run, ctx)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err.msg, "apiServer.extraVolumes[1].hostPath: a non-empty string is required")
+  lu.assertEquals(t.tree_hash(self.root), before)
+end
+
 function TestManifestsKubectl:test_write_failure_is_clear_and_atomic()
   -- the manifests directory is a file: nothing can be written there
   t.must(("mkdir -p %s && touch %s"):format(t.q(self.root .. "/etc/kubernetes"), t.q(self.root .. "/etc/kubernetes/manifests")))

@@ -273,6 +273,19 @@ function TestCerts:test_dry_run_writes_nothing_but_records_everything()
   lu.assertEquals(written[PKI .. "/sa.pub"], 384)
 end
 
+function TestCerts:test_bad_configuration_fails_before_writing()
+  local ctx = new_ctx(self.root)
+  certs.ensure(ctx, "ca")
+  local before = t.tree_hash(self.root)
+  local msg = phase_error(certs.ensure, new_ctx(self.root, { init = { localAPIEndpoint = { advertiseAddress = "10.0.0" } } }), "apiserver")
+  lu.assertStrContains(msg, 'localAPIEndpoint.advertiseAddress "10.0.0" is not a valid IP address')
+  msg = phase_error(certs.ensure, new_ctx(self.root, { cluster = { networking = { serviceSubnet = "10.96.0.0/33" } } }), "apiserver")
+  lu.assertStrContains(msg, "networking.serviceSubnet")
+  msg = phase_error(certs.ensure, new_ctx(self.root, { cluster = { controlPlaneEndpoint = "a:b:c:" } }), "apiserver")
+  lu.assertStrContains(msg, "controlPlaneEndpoint")
+  lu.assertEquals(t.tree_hash(self.root), before)
+end
+
 function TestCerts:test_phase_list()
   local names = {}
   for _, p in ipairs(certs.phases()) do

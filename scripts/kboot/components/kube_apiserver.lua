@@ -92,7 +92,7 @@ function M.mounts(ctx)
     end
   end
   mf.add_ca_extra_mounts(ctx, m)
-  mf.add_extra_mounts(m, c.apiServer.extraVolumes)
+  mf.add_extra_mounts(m, c.apiServer.extraVolumes, "apiServer.extraVolumes")
   return m
 end
 

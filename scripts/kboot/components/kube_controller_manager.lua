@@ -67,7 +67,7 @@ function M.mounts(ctx)
   local flex = mf.get_arg(c.controllerManager.extraArgs, "flex-volume-plugin-dir") or M.FLEXVOLUME_DIR
   mf.add_mount(m, "flexvolume-dir", flex, flex, false, "DirectoryOrCreate")
   mf.add_ca_extra_mounts(ctx, m)
-  mf.add_extra_mounts(m, c.controllerManager.extraVolumes)
+  mf.add_extra_mounts(m, c.controllerManager.extraVolumes, "controllerManager.extraVolumes")
   return m
 end
 

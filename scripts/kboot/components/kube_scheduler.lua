@@ -25,7 +25,7 @@ function M.mounts(ctx)
   local m = mf.new_mounts()
   local kc = "/etc/kubernetes/scheduler.conf"
   mf.add_mount(m, "kubeconfig", kc, kc, true, "FileOrCreate")
-  mf.add_extra_mounts(m, ctx.cluster.scheduler.extraVolumes)
+  mf.add_extra_mounts(m, ctx.cluster.scheduler.extraVolumes, "scheduler.extraVolumes")
   return m
 end
 
