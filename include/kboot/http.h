@@ -1,0 +1,96 @@
+/* HTTP(S) client on libcurl: one client per server, keep-alive, TLS material from memory,
+ * retries with backoff. Knows nothing of Kubernetes or JSON; the bindings add those. */
+#ifndef KBOOT_HTTP_H
+#define KBOOT_HTTP_H
+
+#include <stddef.h>
+
+#include "kboot/err.h"
+
+typedef struct kb_http_opts {
+    const char *server;            /* "https://host:port" or "http://...", no query */
+    const char *ca_pem;            /* trusted CAs; NULL: the system trust store */
+    size_t ca_len;
+    const char *cert_pem;          /* client certificate, with key_pem */
+    size_t cert_len;
+    const char *key_pem;
+    size_t key_len;
+    const char *token;             /* bearer token */
+    const char *user_agent;        /* NULL: "kboot/<version>" */
+    int insecure;                  /* skip peer verification (discovery only, verified later) */
+    double timeout;                /* whole request, seconds; <= 0: none */
+    double connect_timeout;        /* seconds; <= 0: curl's default */
+    int retries;                   /* further attempts after the first */
+    double retry_deadline;         /* seconds from the first attempt; <= 0: no deadline */
+} kb_http_opts;
+
+/* Fills o with the documented defaults (timeout 30, connect 10, retries 4, deadline 60). */
+void kb_http_opts_init(kb_http_opts *o);
+
+/* Body chunk of a streamed 2xx response; return 0 to stop the transfer (not an error). */
+typedef int (*kb_http_chunk_fn)(void *ud, const char *data, size_t len);
+
+typedef struct kb_http_req {
+    const char *method;            /* "GET", "POST", ... */
+    const char *path;              /* "/api/v1/..." possibly with its own "?query" */
+    const char *const *query;      /* name/value pairs, URL-encoded here: q[2i], q[2i+1] */
+    size_t nquery;                 /* number of pairs */
+    const char *const *headers;    /* "Name: value" lines */
+    size_t nheaders;
+    const char *body;              /* NULL: no body */
+    size_t body_len;
+    double timeout;                /* < 0: client default; 0: none */
+    int retries;                   /* < 0: client default */
+    kb_http_chunk_fn on_chunk;     /* non-NULL: stream a 2xx body instead of keeping it */
+    void *ud;
+} kb_http_req;
+
+typedef struct kb_http_resp {
+    long status;
+    char **headers;                /* names lowercased: headers[2i] name, headers[2i+1] value */
+    size_t nheaders;
+    char *body;                    /* NUL-terminated; empty for a streamed 2xx body */
+    size_t body_len;
+    int stopped;                   /* the chunk callback asked to stop */
+    const char *http_version;      /* "1.0", "1.1", "2", "3" (static string) */
+} kb_http_resp;
+
+typedef struct kb_http_stats {
+    long requests;                 /* kb_http_request calls */
+    long connects;                 /* new connections opened (CURLINFO_NUM_CONNECTS summed) */
+    long retries;                  /* attempts after the first */
+} kb_http_stats;
+
+typedef struct kb_http_client kb_http_client;
+
+/* curl_global_init, exactly once per process (pthread_once); kb_http_client_new calls it too. */
+int kb_http_global_init(kb_err *e);
+
+/* 0 if server is an absolute http(s) URL with a host and nothing after the path; else -1. */
+int kb_http_check_server(const char *server, kb_err *e);
+
+/* Copies everything it needs from o. Checks the PEM material (a CA certificate, a client
+ * certificate and its matching key) so a bad file fails here with a clear message. */
+kb_http_client *kb_http_client_new(const kb_http_opts *o, kb_err *e);
+
+/* Safe with NULL; cleanses the copies of key material. */
+void kb_http_client_free(kb_http_client *c);
+
+/* Performs r, retrying transport failures and 429/5xx. HTTP error statuses are a response,
+ * not a failure. On failure resp is left empty and e->op = method, e->code = curl code.
+ * Streamed requests (on_chunk) use a second curl handle sharing the connection pool, so
+ * on_chunk may make ordinary requests on c; a streamed request from inside on_chunk fails
+ * with e->code = KB_HTTP_EBUSY. r->method and r->path must not be NULL. */
+int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp, kb_err *e);
+
+/* The value of header name (lowercase) in resp, or NULL. */
+const char *kb_http_resp_header(const kb_http_resp *resp, const char *name);
+
+void kb_http_resp_free(kb_http_resp *resp);
+
+void kb_http_client_stats(const kb_http_client *c, kb_http_stats *s);
+
+/* e->code when the client was called from inside its own chunk callback. */
+#define KB_HTTP_EBUSY (-2)
+
+#endif
