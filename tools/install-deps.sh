@@ -11,6 +11,10 @@ PACKAGES=(
   valgrind curl ca-certificates procps iproute2 python3 python3-cryptography python3-yaml tmux
 )
 
+# kubectl checks what kboot writes. Debian images often ship one (google-cloud-cli); otherwise
+# Debian's kubernetes-client provides it.
+command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -35,7 +35,9 @@ function M.help_text(spec)
   if spec.description then add(""); add(spec.description) end
   if spec.commands then
     add(""); add("Commands:")
-    for _, c in ipairs(spec.commands) do add(("  %-22s %s"):format(c[1], c[2] or "")) end
+    local w = 0
+    for _, c in ipairs(spec.commands) do w = math.max(w, #c[1]) end
+    for _, c in ipairs(spec.commands) do add(("  %-" .. w .. "s  %s"):format(c[1], c[2] or "")) end
   end
   add(""); add("Options:")
   local all = {}

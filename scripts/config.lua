@@ -1,0 +1,104 @@
+--- print default configuration, list images, validate a kubeadm config file
+local cli = require("kboot.cli")
+local log = require("kboot.log")
+local config = require("kboot.config")
+local versions = require("kboot.versions")
+
+local argv = { ... }
+local commands = {
+  { "print init-defaults", "print kubeadm's default InitConfiguration and ClusterConfiguration (v1beta4)" },
+  { "images list", "list the images `kboot init` uses (preload them into an offline registry)" },
+  { "validate --config FILE", "check a config file; print one line per problem" },
+}
+local top = { name = "config", usage = "kboot config COMMAND [options]", commands = commands,
+              summary = "Work with kubeadm configuration files." }
+
+local function yaml_encode_all(docs)
+  local yaml = require("kboot.yaml")
+  if type(yaml.encode_all) ~= "function" then cli.fail("this kboot build has no YAML encoder (kboot.yaml)") end
+  return yaml.encode_all(docs)
+end
+
+-- The config as `kboot init` would see it, for `images list` and `validate`.
+local function load(opts)
+  local p, errs, warnings = config.load({ file = opts.config, flags = opts, hostname = "node",
+                                          read = function() return nil end })
+  return p, errs, warnings
+end
+
+local function print_init_defaults(args)
+  local opts = cli.parse(args, { name = "config print init-defaults", usage = "kboot config print init-defaults [options]",
+    summary = "Print the default InitConfiguration and ClusterConfiguration as kubeadm does, with kubeadm's placeholders (token abcdef.0123456789abcdef, address 1.2.3.4, node name \"node\").",
+    options = { { "component-configs", arg = "LIST", list = true,
+                  help = "also print KubeletConfiguration and/or KubeProxyConfiguration" } }, max_args = 0 })
+  local init, cluster = config.print_defaults()
+  local docs = { init, cluster }
+  for _, c in ipairs(opts.component_configs) do
+    if c == "KubeletConfiguration" then
+      -- the kubelet component renders the same document `kboot init` writes to /var/lib/kubelet/config.yaml
+      local ok, kubelet = pcall(require, "kboot.components.kubelet")
+      if not ok or type(kubelet.config) ~= "function" then
+        cli.fail("KubeletConfiguration defaults need kboot.components.kubelet, which is not in this build")
+      end
+      local p = assert(config.load({ docs = { init, cluster }, read = function() return nil end }))
+      docs[#docs + 1] = kubelet.config(p)
+    elseif c == "KubeProxyConfiguration" then
+      docs[#docs + 1] = {
+        apiVersion = "kubeproxy.config.k8s.io/v1alpha1", kind = "KubeProxyConfiguration",
+        bindAddress = "0.0.0.0", clusterCIDR = "",
+        clientConnection = { kubeconfig = "/var/lib/kube-proxy/kubeconfig.conf" },
+      }
+    else
+      cli.usage_error("config print init-defaults", "unknown component config %q (want KubeletConfiguration or KubeProxyConfiguration)", c)
+    end
+  end
+  io.stdout:write(yaml_encode_all(docs))
+end
+
+local function images_list(args)
+  local opts = cli.parse(args, { name = "config images list", usage = "kboot config images list [options]",
+    summary = "List the container images kboot init needs, in kubeadm's order.",
+    options = {
+      { "kubernetes-version", arg = "VERSION", help = "Kubernetes version (default " .. versions.default_version .. ")" },
+      { "image-repository", arg = "REPO", help = "registry to pull control-plane images from (default registry.k8s.io)" },
+      { "config", arg = "FILE", help = "kubeadm config file (its version, repositories and etcd/DNS image overrides)" },
+    }, max_args = 0 })
+  local p, errs = load(opts)
+  if not p then cli.fail("%s", table.concat(errs, "\n")) end
+  local c = p.cluster
+  local l = c.etcd["local"]
+  local list = assert(versions.images(c.kubernetesVersion, c.imageRepository, {
+    external_etcd = c.etcd.external ~= nil,
+    etcd_repo = l and l.imageRepository ~= "" and l.imageRepository or nil,
+    etcd_tag = l and l.imageTag ~= "" and l.imageTag or nil,
+    dns_repo = c.dns.imageRepository ~= "" and c.dns.imageRepository or nil,
+    dns_tag = c.dns.imageTag ~= "" and c.dns.imageTag or nil,
+  }))
+  if c.dns.disabled then table.remove(list, 5) end
+  io.stdout:write(table.concat(list, "\n"), "\n")
+end
+
+local function validate(args)
+  local opts = cli.parse(args, { name = "config validate", usage = "kboot config validate --config FILE",
+    summary = "Check a kubeadm config file as kboot init would; one line per problem, exit 1 if any.",
+    options = { { "config", arg = "FILE", help = "the file to check" } }, max_args = 0 })
+  if not opts.config then cli.usage_error("config validate", "--config FILE is required") end
+  local p, errs, warnings = load(opts)
+  for _, w in ipairs(warnings or {}) do log.warn("config", "%s", w) end
+  if not p then
+    io.stdout:write(table.concat(errs, "\n"), "\n")
+    cli.exit(1, ("%s: %d problem(s)"):format(opts.config, #errs))
+  end
+  io.stdout:write(("%s: ok (Kubernetes %s)\n"):format(opts.config, p.cluster.kubernetesVersion))
+end
+
+local sub = { argv[1], argv[2] }
+local rest = { table.unpack(argv, 3) }
+if sub[1] == "print" and sub[2] == "init-defaults" then return print_init_defaults(rest) end
+if sub[1] == "images" and sub[2] == "list" then return images_list(rest) end
+if sub[1] == "validate" then return validate({ table.unpack(argv, 2) }) end
+if sub[1] == nil or sub[1] == "--help" or sub[1] == "-h" or sub[1] == "help" then
+  io.stdout:write(cli.help_text(top))
+  return sub[1] == nil and 2 or 0
+end
+cli.usage_error("config", "unknown command %q", table.concat(argv, " ", 1, math.min(#argv, 2)))

@@ -1,0 +1,155 @@
+--- set up a Kubernetes control-plane node (kubeadm init compatible)
+local cli = require("kboot.cli")
+local log = require("kboot.log")
+local fs = require("kboot.fs")
+local config = require("kboot.config")
+local phases = require("kboot.phases")
+
+local argv = { ... }
+
+-- kubeadm init's flags (same names), plus kboot's --root.
+local options = {
+  { "config", arg = "FILE", help = "kubeadm configuration file (InitConfiguration, ClusterConfiguration, v1beta3 or v1beta4)" },
+  { "apiserver-advertise-address", arg = "IP", help = "address the API server advertises (default: the default-route interface address)" },
+  { "apiserver-bind-port", arg = "PORT", help = "port the API server binds to (default 6443)" },
+  { "apiserver-cert-extra-sans", arg = "LIST", list = true, help = "extra SANs (IPs or DNS names) for the API server certificate" },
+  { "cert-dir", arg = "DIR", help = "where certificates are stored (default /etc/kubernetes/pki)" },
+  { "control-plane-endpoint", arg = "HOST[:PORT]", help = "stable address for all control-plane nodes (load balancer)" },
+  { "kubernetes-version", arg = "VERSION", help = "Kubernetes version of the control plane (default " .. require("kboot.versions").default_version .. ")" },
+  { "node-name", arg = "NAME", help = "node name (default: the host name)" },
+  { "cri-socket", arg = "PATH", help = "container runtime socket (default unix:///var/run/containerd/containerd.sock)" },
+  { "pod-network-cidr", arg = "CIDR", help = "pod network range; set it when the CNI plugin needs node CIDRs" },
+  { "service-cidr", arg = "CIDR", help = "service IP range (default 10.96.0.0/12)" },
+  { "service-dns-domain", arg = "DOMAIN", help = "service DNS domain (default cluster.local)" },
+  { "image-repository", arg = "REPO", help = "registry for control-plane images (default registry.k8s.io)" },
+  { "skip-phases", arg = "LIST", list = true, help = "phases to skip (a parent such as certs skips all its children)" },
+  { "ignore-preflight-errors", arg = "LIST", list = true, help = "preflight checks to report as warnings, or 'all'" },
+  { "dry-run", help = "write nothing; print every file that would be written" },
+  { "token", arg = "TOKEN", help = "bootstrap token [a-z0-9]{6}.[a-z0-9]{16} (used by the online phases)" },
+  { "token-ttl", arg = "DURATION", help = "bootstrap token lifetime (default 24h0m0s)" },
+  { "upload-certs", help = "upload control-plane certificates to the kubeadm-certs Secret (online phase)" },
+  { "certificate-key", arg = "HEX", help = "key (64 hex characters) that encrypts the uploaded certificates" },
+  { "root", arg = "DIR", help = "treat DIR as the file system root (a sandbox: no root user needed)" },
+}
+
+local function phase_help(list)
+  local out, seen = {}, {}
+  for _, p in ipairs(list) do
+    local par = p.name:match("^([^/]+)/")
+    if par and not seen[par] then
+      seen[par] = true
+      out[#out + 1] = { par, "" }
+    end
+    out[#out + 1] = { (par and "  " or "") .. p.name, p.help }
+  end
+  for _, n in ipairs(phases.ONLINE) do
+    if not n:find("/", 1, true) then out[#out + 1] = { n, "(needs the API server; a later kboot release)" } end
+  end
+  return out
+end
+
+local list = phases.list()
+
+local only
+if argv[1] == "phase" then
+  table.remove(argv, 1)
+  only = argv[1]
+  if only == nil or only == "--help" or only == "-h" then
+    io.stdout:write(cli.help_text({ name = "init phase", usage = "kboot init phase NAME [options]",
+      summary = "Run one phase of kboot init (or all children of a parent such as certs).",
+      commands = phase_help(list), options = options }))
+    return only == nil and 2 or 0
+  end
+  if only:sub(1, 1) == "-" then cli.usage_error("init phase", "give the phase NAME before the options") end
+  table.remove(argv, 1)
+  -- kubeadm's two-word form: `init phase certs ca`, `init phase certs all`
+  if argv[1] and argv[1]:sub(1, 1) ~= "-" and not only:find("/", 1, true) then
+    local child = table.remove(argv, 1)
+    if child ~= "all" then only = only .. "/" .. child end
+  end
+end
+
+local opts = cli.parse(argv, {
+  name = only and "init phase" or "init",
+  usage = only and "kboot init phase NAME [options]" or "kboot init [options]",
+  summary = "Set up this machine as the first Kubernetes control-plane node, writing what kubeadm init writes.",
+  commands = phase_help(list), options = options, max_args = 0,
+  examples = { "kboot init --config kubeadm.yaml",
+               "kboot init --root /tmp/node --apiserver-advertise-address 127.0.0.1 --ignore-preflight-errors=all",
+               "kboot init phase certs --config kubeadm.yaml", "kboot init --dry-run" },
+})
+
+-- file system: root prefix first (config and /proc reads go through it), then dry run
+if opts.root then
+  local ok, err = fs.set_root(opts.root)
+  if not ok then cli.usage_error("init", "--root %s: %s", opts.root, tostring(err)) end
+end
+-- the config file is the admin's, on this host: read it directly, not through the root
+local parts, errs, warnings = config.load({ file = opts.config, flags = opts, fs = fs })
+for _, w in ipairs(warnings or {}) do log.warn("config", "%s", w) end
+if not parts then
+  for _, e in ipairs(errs) do io.stderr:write(e, "\n") end
+  cli.fail("invalid configuration (%d problem(s)); nothing was written", #errs)
+end
+
+-- InitConfiguration.dryRun (v1beta4) means the same as --dry-run
+if parts.init.dryRun then opts.dry_run = true end
+if opts.dry_run then fs.set_dry_run(true) end
+
+local selected, serr = phases.select(list, { only = only, skip = parts.init.skipPhases })
+if not selected then cli.usage_error(only and "init phase" or "init", "%s", serr) end
+
+local ctx = parts
+ctx.dry_run = opts.dry_run == true
+ctx.opts = opts
+ctx.fs = fs
+ctx.log = log
+ctx.now = os.time()
+ctx.upload_certs = opts.upload_certs == true
+
+-- one kboot at a time on a node: the lock lives beside what it protects
+local lock
+if not ctx.dry_run and type(fs.lock) == "function" then
+  local ok, err = fs.mkdir("/etc/kubernetes", 493)
+  if not ok then cli.fail("cannot create /etc/kubernetes: %s", tostring(err)) end
+  local lerr
+  lock, lerr = fs.lock("/etc/kubernetes/.kboot.lock")
+  if not lock then cli.fail("%s", tostring(lerr)) end
+end
+
+log.info("init", "Using Kubernetes version: %s", ctx.cluster.kubernetesVersion)
+phases.run(ctx, selected)
+
+-- dry run: every file that would have been written, keys hidden
+local function redact(data)
+  data = data:gsub("%-%-%-%-%-BEGIN ([%u ]*)PRIVATE KEY%-%-%-%-%-.-%-%-%-%-%-END [%u ]*PRIVATE KEY%-%-%-%-%-\n?", "<private key>\n")
+  data = data:gsub("(client%-key%-data:%s*)[%w+/=]+", "%1<private key>")
+  return data
+end
+if ctx.dry_run then
+  local out = io.stdout
+  for _, r in ipairs(fs.recorded()) do
+    if r.op == "write" then
+      out:write(("--- %s (mode %04o, %d bytes)\n"):format(r.path, r.mode or 0, #(r.data or "")))
+      local d = redact(r.data or "")
+      out:write(d, d:sub(-1) == "\n" and "" or "\n")
+    elseif r.op == "mkdir" then
+      out:write(("--- %s/ (directory, mode %04o)\n"):format(r.path, r.mode or 0))
+    elseif r.op == "symlink" then
+      out:write(("--- %s -> %s (symlink)\n"):format(r.path, r.target or "?"))
+    elseif r.op == "remove" then
+      out:write(("--- %s (removed)\n"):format(r.path))
+    end
+  end
+  log.info("dry-run", "Nothing was written; the files above are what kboot init would write")
+end
+
+-- remove the lock file while still holding it, so a finished run leaves the tree as it found it
+if lock then fs.remove("/etc/kubernetes/.kboot.lock"); lock:close() end
+if only or ctx.dry_run then return 0 end
+local root = fs.root()
+local function host(p) return root == "/" and p or (root .. p) end
+log.info("init", "The offline phases are done: certificates in %s, kubeconfigs in %s, static Pod manifests in %s",
+  host(ctx.cluster.certificatesDir), host("/etc/kubernetes"), host("/etc/kubernetes/manifests"))
+log.info("init", "The online phases (wait-control-plane, upload-config, bootstrap-token, addons ...) are not part of this kboot release yet; once the kubelet runs these manifests, use %s with kubectl", host("/etc/kubernetes/admin.conf"))
+return 0

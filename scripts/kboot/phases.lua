@@ -1,0 +1,155 @@
+-- The phases of `kboot init` in kubeadm's order and names, selection by --skip-phases and
+-- `kboot init phase NAME`, and the runner. A parent name ("certs", "control-plane") stands for all
+-- its children. Phase modules come from the certs helper's files; a module missing from this build
+-- gives phases that fail with "not available in this build" (no stand-ins).
+local M = {}
+
+local function try(mod)
+  local ok, m = pcall(require, mod)
+  if ok and type(m) == "table" then return m end
+  return nil, tostring(m)
+end
+
+local function unavailable(name, mod, why)
+  return function()
+    require("kboot.cli").fail("phase %s is not available in this build (%s: %s)", name, mod, (why or "missing"):match("^[^\n]*"))
+  end
+end
+
+-- kubeadm's child names, used for help and selection when a phase module is missing
+local CERTS = { "ca", "apiserver", "apiserver-kubelet-client", "front-proxy-ca", "front-proxy-client", "etcd-ca",
+                "etcd-server", "etcd-peer", "etcd-healthcheck-client", "apiserver-etcd-client", "sa" }
+local KUBECONFIGS = { "admin", "super-admin", "kubelet", "controller-manager", "scheduler" }
+
+local function from_module(mod, prefix, names, help)
+  local m, why = try(mod)
+  if m and type(m.phases) == "function" then return m.phases() end
+  local out = {}
+  for _, n in ipairs(names) do
+    out[#out + 1] = { name = prefix .. "/" .. n, help = help .. " " .. n, run = unavailable(prefix .. "/" .. n, mod, why) }
+  end
+  return out
+end
+
+local function component(mod, name, help, extra)
+  local m, why = try(mod)
+  local run
+  if not m then run = unavailable(name, mod, why)
+  elseif type(m.run) == "function" then run = m.run
+  else
+    run = function(ctx)
+      local a = m.render(ctx)
+      m.save(ctx, a)
+      if extra and m[extra] then m[extra](ctx) end
+      return true
+    end
+  end
+  return { name = name, help = help, run = run, module = m }
+end
+
+-- Phases that need the API server; they belong to the next part of kboot init. They are known so
+-- that --skip-phases accepts every kubeadm name, but they do not run yet.
+M.ONLINE = { "wait-control-plane", "upload-config", "upload-config/kubeadm", "upload-config/kubelet",
+             "upload-certs", "mark-control-plane", "bootstrap-token", "kubelet-finalize",
+             "kubelet-finalize/enable-client-cert-rotation", "addon", "addon/coredns", "addon/kube-proxy",
+             "show-join-command" }
+
+-- list() -> ordered offline phases { name=, help=, run=function(ctx) }.
+function M.list()
+  local out = {}
+  local function add(p) out[#out + 1] = p end
+  local pf, why = try("kboot.preflight")
+  add({ name = "preflight", help = "Run pre-flight checks", run = pf and pf.run or unavailable("preflight", "kboot.preflight", why) })
+  for _, p in ipairs(from_module("kboot.certs", "certs", CERTS, "Generate certificate")) do add(p) end
+  for _, p in ipairs(from_module("kboot.kubeconfigs", "kubeconfig", KUBECONFIGS, "Generate kubeconfig")) do add(p) end
+  local etcd = component("kboot.components.etcd", "etcd/local", "Generate the static Pod manifest file for a local, single-node etcd")
+  etcd.skip = function(ctx) return ctx.cluster and ctx.cluster.etcd.external ~= nil, "external etcd is configured" end
+  add(etcd)
+  add(component("kboot.components.kube_apiserver", "control-plane/apiserver", "Generate the kube-apiserver static Pod manifest"))
+  add(component("kboot.components.kube_controller_manager", "control-plane/controller-manager", "Generate the kube-controller-manager static Pod manifest"))
+  add(component("kboot.components.kube_scheduler", "control-plane/scheduler", "Generate the kube-scheduler static Pod manifest"))
+  add(component("kboot.components.kubelet", "kubelet-start", "Write kubelet settings and (re)start the kubelet", "start"))
+  return out
+end
+
+local function parent(name) return name:match("^([^/]+)/") end
+
+-- All names a user may give: each phase, each parent, and the online phases.
+function M.names(list)
+  local set, order = {}, {}
+  local function add(n) if not set[n] then set[n] = true; order[#order + 1] = n end end
+  for _, p in ipairs(list) do
+    local par = parent(p.name)
+    if par then add(par) end
+    add(p.name)
+  end
+  for _, n in ipairs(M.ONLINE) do add(n) end
+  return set, order
+end
+
+-- Does selector `sel` (a phase or parent name, any case) cover phase `name`?
+local function covers(sel, name)
+  sel = sel:lower()
+  return sel == name or sel == parent(name) or sel == "all"
+end
+
+-- select(list, { only = "certs" | "certs/ca", skip = {...} }) -> selected list | nil, err
+function M.select(list, o)
+  o = o or {}
+  local known = M.names(list)
+  local function check(n)
+    if n:lower() ~= "all" and not known[n:lower()] then
+      local _, order = M.names(list)
+      return nil, ("unknown phase %q; phases are: %s"):format(n, table.concat(order, ", "))
+    end
+    return true
+  end
+  for _, n in ipairs(o.skip or {}) do
+    local ok, err = check(n)
+    if not ok then return nil, err end
+  end
+  if o.only then
+    local ok, err = check(o.only)
+    if not ok then return nil, err end
+  end
+  local out = {}
+  for _, p in ipairs(list) do
+    local keep = o.only == nil or covers(o.only, p.name)
+    for _, s in ipairs(o.skip or {}) do
+      if s:lower() ~= "all" and covers(s, p.name) then keep = false end
+    end
+    if keep then out[#out + 1] = p end
+  end
+  if o.only and #out == 0 then
+    return nil, ("phase %q does not run yet: it needs the API server (part of a later kboot release)"):format(o.only)
+  end
+  return out
+end
+
+-- run(ctx, selected) -> true, or raises the failing phase's error with its name (exit code 1).
+function M.run(ctx, selected)
+  local enabled = {}
+  for _, p in ipairs(selected) do enabled[p.name] = true end
+  ctx.phase_enabled = function(name) return enabled[name] == true end
+  for _, p in ipairs(selected) do
+    local skip, why = false, nil
+    if p.skip then skip, why = p.skip(ctx) end
+    if skip then
+      ctx.log.info(p.name, "skipped: %s", why)
+    else
+      local ok, r, err = pcall(p.run, ctx)
+      if not ok or (r == nil and err ~= nil) then
+        local e = ok and err or r
+        local msg = type(e) == "table" and (e.msg or tostring(e)) or tostring(e)
+        -- a raised Lua error (a missing module, a bug): its first line, the rest with -v
+        if not ok and type(e) ~= "table" and ctx.log.level and ctx.log.level() < 3 then
+          msg = msg:match("^[^\n]*") .. (msg:find("\n") and " (run with -v for details)" or "")
+        end
+        require("kboot.cli").exit(1, ("error execution phase %s: %s"):format(p.name, msg))
+      end
+    end
+  end
+  return true
+end
+
+return M
