@@ -47,7 +47,7 @@ peak_rss_kb() { # alg
     cfg "$1"
     /usr/bin/time -v "$BIN" init --root "$TMP/root" --config "$TMP/$1.yaml" --skip-phases=preflight 2>&1 >/dev/null |
       awk -F': ' '/Maximum resident set size/ {print $2}'
-  else # no time(1): the kernel's high-water mark of a run, read while it exits
+  else
     echo "n/a (install the time package)"
   fi
 }
