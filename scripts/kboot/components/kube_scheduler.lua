@@ -1,0 +1,59 @@
+-- kube-scheduler static Pod as kubeadm v1.31 writes it (phases/controlplane):
+-- component protocol render (pure) / save / apply / clean.
+local mf = require("kboot.manifest")
+
+local M = { name = "kube-scheduler", phase = "control-plane/scheduler" }
+
+M.PORT = 10259
+
+function M.command(ctx)
+  local kubeconfig = "/etc/kubernetes/scheduler.conf"
+  local args = {
+    { name = "bind-address", value = "127.0.0.1" },
+    { name = "leader-elect", value = "true" },
+    { name = "kubeconfig", value = kubeconfig },
+    { name = "authentication-kubeconfig", value = kubeconfig },
+    { name = "authorization-kubeconfig", value = kubeconfig },
+  }
+  mf.add_version_flags(ctx, args, "scheduler")
+  local cmd = { "kube-scheduler" }
+  for _, a in ipairs(mf.args_to_command(args, ctx.cluster.scheduler.extraArgs)) do cmd[#cmd + 1] = a end
+  return cmd
+end
+
+function M.mounts(ctx)
+  local m = mf.new_mounts()
+  local kc = "/etc/kubernetes/scheduler.conf"
+  mf.add_mount(m, "kubeconfig", kc, kc, true, "FileOrCreate")
+  mf.add_extra_mounts(m, ctx.cluster.scheduler.extraVolumes, "scheduler.extraVolumes")
+  return m
+end
+
+function M.render(ctx)
+  local s = ctx.cluster.scheduler
+  local host = mf.probe_address(mf.get_arg(s.extraArgs, "bind-address") or "127.0.0.1")
+  local m = M.mounts(ctx)
+  local container = mf.container {
+    name = M.name,
+    image = mf.kube_image(ctx, M.name),
+    command = M.command(ctx),
+    volumeMounts = mf.volume_mounts(m),
+    livenessProbe = mf.liveness(host, "/healthz", M.PORT, "HTTPS"),
+    startupProbe = mf.startup(host, "/healthz", M.PORT, "HTTPS", mf.health_check_timeout(ctx)),
+    resources = { requests = { cpu = "100m" } },
+    env = mf.merge_env(mf.proxy_env(ctx), s.extraEnvs),
+  }
+  return mf.artifacts(M.name, mf.pod(container, m, nil))
+end
+
+function M.save(ctx, a) return mf.save(ctx, a, M.phase) end
+function M.apply(ctx, a) return true end
+function M.clean(ctx) return mf.clean(ctx, M.name) end
+
+function M.run(ctx)
+  local log = ctx.log or require("kboot.log")
+  log.info("control-plane", "Creating static Pod manifest for %q", M.name)
+  return M.save(ctx, M.render(ctx))
+end
+
+return M

@@ -1,0 +1,221 @@
+-- The files part of kubeadm's kubelet-start phase (v1.31: phases/kubelet/flags.go, config.go,
+-- componentconfigs/kubelet.go): /var/lib/kubelet/config.yaml and kubeadm-flags.env, under the
+-- names the distro's 10-kubeadm.conf drop-in reads; then (re)start the kubelet when there is one.
+local mf = require("kboot.manifest")
+local tbl = require("kboot.certs_table")
+
+local M = { name = "kubelet", phase = "kubelet-start" }
+
+M.DIR = "/var/lib/kubelet"
+M.DIR_MODE = 448        -- 0700
+M.FILE_MODE = 420       -- 0644
+M.CONFIG = M.DIR .. "/config.yaml"
+M.FLAGS = M.DIR .. "/kubeadm-flags.env"
+M.RESOLVED_CONF = "/run/systemd/resolve/resolv.conf"
+M.INSTANCE_CONFIG = M.DIR .. "/instance-config.yaml"
+
+-- kubeadm's NodeLocalCRISocket feature (beta, on by default from v1.34; KEP-4656): the CRI
+-- socket goes into /var/lib/kubelet/instance-config.yaml and config.yaml instead of the
+-- deprecated --container-runtime-endpoint flag. featureGates.NodeLocalCRISocket overrides.
+function M.node_local_cri_socket(ctx)
+  local g = ctx.cluster.featureGates and ctx.cluster.featureGates.NodeLocalCRISocket
+  if g ~= nil then return g == true end
+  return (ctx.version and ctx.version.minor or 0) >= 34
+end
+
+local function copy(v)
+  if type(v) ~= "table" then return v end
+  local t = {}
+  for k, x in pairs(v) do t[k] = copy(x) end
+  return setmetatable(t, getmetatable(v))
+end
+
+-- User values win; maps merge, everything else (lists included) is replaced.
+local function overlay(dst, src)
+  for k, v in pairs(src) do
+    if type(v) == "table" and type(dst[k]) == "table" and next(v) ~= nil and v[1] == nil
+       and next(dst[k]) ~= nil and dst[k][1] == nil then
+      overlay(dst[k], v)
+    else
+      dst[k] = copy(v)
+    end
+  end
+  return dst
+end
+
+-- Is systemd-resolved in use? kubeadm asks the init system whether the service is active;
+-- kboot looks for the file it maintains, through ctx.fs (so --root sandboxes see their own).
+local function resolved_active(ctx)
+  if ctx.systemd_resolved ~= nil then return ctx.systemd_resolved end
+  return ctx.fs ~= nil and ctx.fs.exists(M.RESOLVED_CONF)
+end
+
+-- The KubeletConfiguration kubeadm writes: its defaults on top of the zero-valued duration
+-- fields that marshalling the v1beta1 type produces, then the user's document over it.
+function M.config(ctx)
+  local c = ctx.cluster
+  local yaml = require("kboot.yaml")
+  local cfg = {
+    apiVersion = "kubelet.config.k8s.io/v1beta1", kind = "KubeletConfiguration",
+    authentication = {
+      anonymous = { enabled = false },
+      webhook = { cacheTTL = "0s", enabled = true },
+      x509 = { clientCAFile = c.certificatesDir .. "/ca.crt" },
+    },
+    authorization = { mode = "Webhook", webhook = { cacheAuthorizedTTL = "0s", cacheUnauthorizedTTL = "0s" } },
+    cgroupDriver = "systemd",
+    clusterDNS = { tbl.service_ip(ctx, 10) },
+    clusterDomain = c.networking.dnsDomain,
+    containerRuntimeEndpoint = "",
+    cpuManagerReconcilePeriod = "0s",
+    evictionPressureTransitionPeriod = "0s",
+    fileCheckFrequency = "0s",
+    healthzBindAddress = "127.0.0.1",
+    healthzPort = 10248,
+    httpCheckFrequency = "0s",
+    imageMaximumGCAge = "0s",
+    imageMinimumGCAge = "0s",
+    logging = { flushFrequency = 0, verbosity = 0,
+                options = { json = { infoBufferSize = "0" }, text = { infoBufferSize = "0" } } },
+    memorySwap = {},
+    nodeStatusReportFrequency = "0s",
+    nodeStatusUpdateFrequency = "0s",
+    rotateCertificates = true,
+    runtimeRequestTimeout = "0s",
+    shutdownGracePeriod = "0s",
+    shutdownGracePeriodCriticalPods = "0s",
+    staticPodPath = mf.DIR,
+    streamingConnectionIdleTimeout = "0s",
+    syncFrequency = "0s",
+    volumeStatsAggPeriod = "0s",
+  }
+  if resolved_active(ctx) then cfg.resolvConf = M.RESOLVED_CONF end
+  if ctx.kubelet then overlay(cfg, ctx.kubelet) end
+  if M.node_local_cri_socket(ctx) then cfg.containerRuntimeEndpoint = ctx.init.nodeRegistration.criSocket or "" end
+  -- kubeadm hard-codes these two whatever the user wrote
+  cfg.rotateCertificates = true
+  cfg.apiVersion, cfg.kind = "kubelet.config.k8s.io/v1beta1", "KubeletConfiguration"
+  if cfg.cgroupDriver == nil or cfg.cgroupDriver == "" then cfg.cgroupDriver = "systemd" end
+  setmetatable(cfg.clusterDNS, yaml.array_mt)
+  return cfg
+end
+
+-- Go's %q for the flags string: backslash and double quote escaped, control bytes as \xNN.
+local function go_quote(s)
+  return '"' .. s:gsub('[\\"%c]', function(ch)
+    local named = { ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r" }
+    return named[ch] or ("\\x%02x"):format(ch:byte())
+  end) .. '"'
+end
+
+function M.hostname(ctx)
+  if ctx.hostname then return ctx.hostname end
+  for _, p in ipairs({ "/proc/sys/kernel/hostname", "/etc/hostname" }) do
+    local h = ctx.fs and ctx.fs.read(p)
+    if h then
+      h = h:match("^%s*(.-)%s*$"):lower()
+      if h ~= "" then return h end
+    end
+  end
+  return nil
+end
+
+-- The kubelet flags kubeadm computes (buildKubeletArgs), merged with kubeletExtraArgs.
+function M.flags(ctx)
+  local nr = ctx.init.nodeRegistration
+  local args = {}
+  if (nr.criSocket or "") ~= "" and not M.node_local_cri_socket(ctx) then
+    args[#args + 1] = { name = "container-runtime-endpoint", value = nr.criSocket }
+  end
+  mf.add_version_flags(ctx, args, "kubelet", { ["pod-infra-container-image"] = mf.pause_image(ctx) })
+  -- init registers taints later (mark-control-plane), so no --register-with-taints here
+  local node = mf.get_arg(nr.kubeletExtraArgs, "hostname-override") or ctx.node_name
+  if node ~= M.hostname(ctx) then args[#args + 1] = { name = "hostname-override", value = node } end
+  return mf.args_to_command(args, nr.kubeletExtraArgs)
+end
+
+function M.render(ctx)
+  local yaml = require("kboot.yaml")
+  local text, err = yaml.encode(M.config(ctx))
+  if not text then mf.fail(M.phase, "cannot encode the kubelet configuration: %s", tostring(err)) end
+  local a = {
+    dirs = { { path = M.DIR, mode = M.DIR_MODE } },
+    files = {
+      { path = M.FLAGS, mode = M.FILE_MODE, content = "KUBELET_KUBEADM_ARGS=" .. go_quote(table.concat(M.flags(ctx), " ")) .. "\n" },
+      { path = M.CONFIG, mode = M.FILE_MODE, content = text },
+    },
+    objects = {},
+  }
+  if M.node_local_cri_socket(ctx) then
+    local inst = assert(yaml.encode({ apiVersion = "kubelet.config.k8s.io/v1beta1", kind = "KubeletConfiguration",
+                                      containerRuntimeEndpoint = ctx.init.nodeRegistration.criSocket or "" }))
+    table.insert(a.files, 2, { path = M.INSTANCE_CONFIG, mode = M.FILE_MODE, content = inst })
+  end
+  return a
+end
+
+function M.save(ctx, a)
+  for _, d in ipairs(a.dirs or {}) do
+    local ok, err = ctx.fs.mkdir(d.path, d.mode)
+    if not ok then mf.fail(M.phase, "cannot create %s: %s", d.path, tostring(err)) end
+  end
+  local log = ctx.log or require("kboot.log")
+  for _, f in ipairs(a.files) do
+    log.info("kubelet-start", "Writing %s", f.path)
+    local ok, err = ctx.fs.write(f.path, f.content, f.mode, { mkdir = true, dir_mode = M.DIR_MODE })
+    if not ok then mf.fail(M.phase, "cannot write %s: %s", f.path, tostring(err)) end
+  end
+  return true
+end
+
+function M.apply(ctx, a) return true end
+
+function M.clean(ctx)
+  for _, p in ipairs({ M.FLAGS, M.INSTANCE_CONFIG, M.CONFIG }) do
+    local ok, err = ctx.fs.remove(p)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+local function first_existing(ctx, paths)
+  for _, p in ipairs(paths) do
+    if ctx.fs.exists(p) then return p end
+  end
+end
+
+-- Restart the kubelet through systemd when this is a real host with systemctl and a kubelet;
+-- never with a sandbox --root or a dry run. Returns true, or false and why it did nothing.
+function M.start(ctx)
+  local log = ctx.log or require("kboot.log")
+  local why
+  local root = ctx.fs.root and ctx.fs.root() or "/"
+  if ctx.dry_run then
+    why = "dry run: would restart the kubelet (systemctl restart kubelet)"
+  elseif root ~= "/" then
+    why = ("--root %s is a sandbox: not starting the host's kubelet"):format(root)
+  elseif not first_existing(ctx, { "/usr/bin/systemctl", "/bin/systemctl" }) then
+    why = "no systemctl on this host: start the kubelet with your init system"
+  elseif not first_existing(ctx, { "/usr/bin/kubelet", "/usr/local/bin/kubelet", "/bin/kubelet" }) then
+    why = "no kubelet binary found: install the kubelet package, it will read these files"
+  end
+  if why then
+    log.info("kubelet-start", "%s", why)
+    return false, why
+  end
+  log.info("kubelet-start", "Starting the kubelet")
+  local ok = os.execute("systemctl restart kubelet")
+  if not ok then
+    log.warn("kubelet-start", "'systemctl restart kubelet' failed; check 'journalctl -xeu kubelet'")
+    return false, "systemctl restart kubelet failed"
+  end
+  return true
+end
+
+function M.run(ctx)
+  M.save(ctx, M.render(ctx))
+  M.start(ctx)
+  return true
+end
+
+return M
