@@ -124,7 +124,6 @@ function TestKube:test_apply_is_idempotent_and_keeps_empty_lists()
   lu.assertNotNil(d, err)
   lu.assertEquals(d.metadata.labels.owner, "kboot")
   local e
-  e, err = k:apply(role, { force = false, field_manager = "someone-else" })
   role.metadata.labels = { owner = "else" }
   e, err = k:apply(role, { force = false, field_manager = "someone-else" })
   lu.assertNil(e)
@@ -195,12 +194,12 @@ function TestKube:test_watch_streams_events()
   end)
   lu.assertTrue(ok, err)
   lu.assertEquals(seen, { "ADDED w1", "ADDED w2", "MODIFIED w2", "DELETED w2" })
-  -- a too old resourceVersion: the watch ends with the Status as one line
-  local list, meta = assert(k:list("v1", "ConfigMap", NS))
-  lu.assertNotNil(list)
-  local ok2, err2 = k:watch("v1", "ConfigMap", NS, { resource_version = "1", timeout_seconds = 5 }, function() return true end)
-  if not ok2 then lu.assertStrContains(tostring(err2), "watch ConfigMap kboot-test: 410 Expired: ") end
-  lu.assertNotNil(meta.resourceVersion)
+  -- a bad selector: the stream's status becomes one line
+  local ok2, err2 = k:watch("v1", "ConfigMap", NS, { field_selector = "data.x=1", timeout_seconds = 5 }, function() return true end)
+  lu.assertNil(ok2)
+  lu.assertEquals(err2.status, 400)
+  lu.assertStrContains(tostring(err2), 'watch ConfigMap kboot-test: 400 BadRequest: ')
+  lu.assertStrContains(tostring(err2), '"data.x" is not a known field selector')
 end
 
 function TestKube:test_forbidden_by_rbac_with_a_limited_token()
