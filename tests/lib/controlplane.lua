@@ -51,21 +51,26 @@ end
 
 -- Free ports and a kubeadm config (written to ROOT/kubeadm.yaml) that puts the API server and the
 -- kubelet healthz on them. opts: root (required), node_name ("kbnode"), version ("v1.20.2"),
--- extra = YAML text appended as more documents (InitConfiguration fields cannot be added this way).
+-- token (InitConfiguration.bootstrapTokens[0].token), certificate_key, extra = YAML text appended as more documents (InitConfiguration fields cannot be added this way).
 function M.plan(opts)
   local root = assert(opts.root, "controlplane.plan: root is required")
   local p = { root = root, api_port = port(), kubelet_port = port(), node_name = opts.node_name or "kbnode",
               version = opts.version or "v1.20.2" }
   p.config = root .. "/kubeadm.yaml"
-  t.write(p.config, table.concat({
+  local lines = {
     "apiVersion: kubeadm.k8s.io/v1beta3", "kind: InitConfiguration",
     "localAPIEndpoint:", "  advertiseAddress: 127.0.0.1", "  bindPort: " .. p.api_port,
-    "nodeRegistration:", "  name: " .. p.node_name, "---",
+    "nodeRegistration:", "  name: " .. p.node_name,
+    opts.token and ("bootstrapTokens:\n- token: " .. opts.token) or nil,
+    opts.certificate_key and ("certificateKey: " .. opts.certificate_key) or nil, "---",
     "apiVersion: kubeadm.k8s.io/v1beta3", "kind: ClusterConfiguration",
     "kubernetesVersion: " .. p.version, "---",
     "apiVersion: kubelet.config.k8s.io/v1beta1", "kind: KubeletConfiguration",
     "healthzBindAddress: 127.0.0.1", "healthzPort: " .. p.kubelet_port, "",
-  }, "\n") .. (opts.extra and ("---\n" .. opts.extra) or ""))
+  }
+  local text = {}
+  for i = 1, 40 do if lines[i] then text[#text + 1] = lines[i] end end -- the optional lines are nil
+  t.write(p.config, table.concat(text, "\n") .. (opts.extra and ("---\n" .. opts.extra) or ""))
   p.init_args = ("--root %s --config %s"):format(t.q(root), t.q(p.config))
   return p
 end
