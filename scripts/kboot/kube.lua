@@ -188,12 +188,63 @@ function Client:create(obj)
   return send(self, "create", kind, ns, name, "POST", path, yaml.encode(obj), { content_type = "application/yaml" })
 end
 
+-- Does the live object already say everything `want` says? Maps: every key of want equal in live;
+-- lists: same length, element by element; an empty table or null in want matches a missing field
+-- (the server drops empty maps). Server-normalised values (quantities, say) just compare unequal.
+local function covers(want, live)
+  if want == cjson.null or (type(want) == "table" and next(want) == nil) then
+    return live == nil or live == cjson.null or (type(live) == "table" and next(live) == nil)
+  end
+  if type(want) ~= "table" then
+    if type(want) == "number" and type(live) == "number" then return want == live end
+    return want == live
+  end
+  if type(live) ~= "table" then return false end
+  if #want > 0 or getmetatable(want) == yaml.array_mt then
+    if #want ~= #live then return false end
+    for i = 1, #want do if not covers(want[i], live[i]) then return false end end
+    return true
+  end
+  for k, v in pairs(want) do
+    if not covers(v, live[k]) then return false end
+  end
+  return true
+end
+M.covers = covers
+
 -- Server-side apply: kboot owns the fields it sends; force takes them over from other managers.
+-- An object that already says everything obj says is left alone (one GET, no write): re-running
+-- init then changes nothing even where an apiserver would rewrite managedFields on a no-op apply
+-- (1.20 does after a controller's update). opts.always = true sends the apply regardless.
 function Client:apply(obj, opts)
   opts = opts or {}
   local av, kind, ns, name = meta(obj, "apply")
   local path = M.path(av, kind, ns, name)
   if self.dry_run then return record(self, "apply", obj) end
+  if not opts.always then
+    local live = self.http and self.http:json("GET", path)
+    if type(live) == "table" then
+      local m = obj.metadata
+      local rest = {}
+      for k, v in pairs(obj) do if k ~= "metadata" then rest[k] = v end end
+      -- secrets: stringData comes back as data
+      if kind == "Secret" and type(obj.stringData) == "table" then rest.stringData = nil end
+      local same = covers(rest, live) and covers({ labels = m.labels, annotations = m.annotations,
+                                                   ownerReferences = m.ownerReferences },
+                                                 { labels = live.metadata.labels, annotations = live.metadata.annotations,
+                                                   ownerReferences = live.metadata.ownerReferences })
+      if same and kind == "Secret" and type(obj.stringData) == "table" then
+        local b64 = require("kboot.crypto").base64
+        for k, v in pairs(obj.stringData) do
+          if type(live.data) ~= "table" or live.data[k] ~= b64(v) then same = false end
+        end
+      end
+      if same then
+        log.debug("kube", "apply %s: unchanged", what(kind, ns, name))
+        return live
+      end
+    end
+  end
   local force = opts.force
   if force == nil then force = true end
   return send(self, "apply", kind, ns, name, "PATCH", path, yaml.encode(obj), {

@@ -111,8 +111,13 @@ function TestKube:test_apply_is_idempotent_and_keeps_empty_lists()
   lu.assertEquals(a.rules[1].verbs, { "get" })
   lu.assertEquals(a.metadata.managedFields[1].manager, "kboot")
   lu.assertEquals(a.metadata.managedFields[1].operation, "Apply")
+  local before = k:stats().requests
   local b = assert(k:apply(role))
   lu.assertEquals(b.metadata.resourceVersion, rv) -- nothing changed, nothing written
+  lu.assertEquals(k:stats().requests - before, 1) -- one GET: the live object already says it all
+  b = assert(k:apply(role, { always = true }))   -- and a real no-op SSA PATCH writes nothing either
+  lu.assertEquals(b.metadata.resourceVersion, rv)
+  lu.assertEquals(k:stats().requests - before, 2)
   role.rules[1].verbs = { "get", "list" }
   local c = assert(k:apply(role))
   lu.assertNotEquals(c.metadata.resourceVersion, rv)
@@ -233,7 +238,7 @@ function TestKube:test_one_connection_for_many_requests()
   for i = 1, 10 do assert(c:get("v1", "ConfigMap", NS, "conn-" .. i)) end
   assert(c:list("v1", "ConfigMap", NS))
   local s = c:stats()
-  lu.assertEquals(s.requests, 21)
+  lu.assertEquals(s.requests, 31) -- each apply of a new object: GET (404) + PATCH
   lu.assertEquals(s.connects, 1)
   lu.assertEquals(s.retries, 0)
 end

@@ -35,6 +35,22 @@ function TestKubePath:test_error_predicates()
   lu.assertFalse(kube.not_found("x"))
 end
 
+TestKubeCovers = {}
+function TestKubeCovers:test_covers()
+  local yaml = require("kboot.yaml")
+  local live = { data = { a = "1", b = "2" }, spec = { ports = { { port = 53, protocol = "UDP", targetPort = 53 } } },
+                 metadata = { name = "x" } }
+  lu.assertTrue(kube.covers({ data = { a = "1" } }, live))
+  lu.assertFalse(kube.covers({ data = { a = "2" } }, live))
+  lu.assertTrue(kube.covers({ spec = { ports = { { port = 53 } } } }, live)) -- defaulted fields in live are fine
+  lu.assertFalse(kube.covers({ spec = { ports = { { port = 53 }, { port = 54 } } } }, live))
+  lu.assertFalse(kube.covers({ spec = { ports = { { port = "53" } } } }, live)) -- types matter
+  lu.assertTrue(kube.covers({ annotations = {} }, {}))                         -- empty map = absent
+  lu.assertTrue(kube.covers({ rules = setmetatable({}, yaml.array_mt) }, {}))
+  lu.assertFalse(kube.covers({ rules = setmetatable({}, yaml.array_mt) }, { rules = { "x" } }))
+  lu.assertFalse(kube.covers({ missing = "x" }, live))
+end
+
 TestKubeDryRun = {}
 function TestKubeDryRun:test_records_and_sends_nothing()
   -- no server at all: a dry run needs none
