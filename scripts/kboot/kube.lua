@@ -189,24 +189,32 @@ function Client:create(obj)
 end
 
 -- Does the live object already say everything `want` says? Maps: every key of want equal in live;
--- lists: same length, element by element; an empty table or null in want matches a missing field
--- (the server drops empty maps). Server-normalised values (quantities, say) just compare unequal.
-local function covers(want, live)
+-- lists: same length, element by element; an empty table, null, false, 0 or "" in want matches a
+-- missing field (the server drops empty and zero values). Server-normalised values (quantities, say) just compare unequal.
+local function covers(want, live, path)
+  path = path or ""
   if want == cjson.null or (type(want) == "table" and next(want) == nil) then
-    return live == nil or live == cjson.null or (type(live) == "table" and next(live) == nil)
+    if live == nil or live == cjson.null or (type(live) == "table" and next(live) == nil) then return true end
+    return false, path
   end
   if type(want) ~= "table" then
-    if type(want) == "number" and type(live) == "number" then return want == live end
-    return want == live
+    if want == live then return true end
+    -- Go's omitempty: false, 0 and "" are not stored (readOnly: false comes back absent)
+    if live == nil and (want == false or want == 0 or want == "") then return true end
+    return false, path
   end
-  if type(live) ~= "table" then return false end
+  if type(live) ~= "table" then return false, path end
   if #want > 0 or getmetatable(want) == yaml.array_mt then
-    if #want ~= #live then return false end
-    for i = 1, #want do if not covers(want[i], live[i]) then return false end end
+    if #want ~= #live then return false, path end
+    for i = 1, #want do
+      local ok, at = covers(want[i], live[i], ("%s[%d]"):format(path, i - 1))
+      if not ok then return false, at end
+    end
     return true
   end
   for k, v in pairs(want) do
-    if not covers(v, live[k]) then return false end
+    local ok, at = covers(v, live[k], path .. "." .. tostring(k))
+    if not ok then return false, at end
   end
   return true
 end
@@ -229,10 +237,13 @@ function Client:apply(obj, opts)
       for k, v in pairs(obj) do if k ~= "metadata" then rest[k] = v end end
       -- secrets: stringData comes back as data
       if kind == "Secret" and type(obj.stringData) == "table" then rest.stringData = nil end
-      local same = covers(rest, live) and covers({ labels = m.labels, annotations = m.annotations,
-                                                   ownerReferences = m.ownerReferences },
-                                                 { labels = live.metadata.labels, annotations = live.metadata.annotations,
-                                                   ownerReferences = live.metadata.ownerReferences })
+      local same, at = covers(rest, live)
+      if same then
+        same, at = covers({ labels = m.labels, annotations = m.annotations, ownerReferences = m.ownerReferences },
+                          { labels = live.metadata.labels, annotations = live.metadata.annotations,
+                            ownerReferences = live.metadata.ownerReferences }, ".metadata")
+      end
+      if not same then log.debug("kube", "apply %s: differs at %s", what(kind, ns, name), tostring(at)) end
       if same and kind == "Secret" and type(obj.stringData) == "table" then
         local b64 = require("kboot.crypto").base64
         for k, v in pairs(obj.stringData) do

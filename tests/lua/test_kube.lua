@@ -49,6 +49,9 @@ function TestKubeCovers:test_covers()
   lu.assertTrue(kube.covers({ rules = setmetatable({}, yaml.array_mt) }, {}))
   lu.assertFalse(kube.covers({ rules = setmetatable({}, yaml.array_mt) }, { rules = { "x" } }))
   lu.assertFalse(kube.covers({ missing = "x" }, live))
+  lu.assertTrue(kube.covers({ readOnly = false, replicas = 0, s = "" }, {}))  -- omitempty zero values
+  lu.assertFalse(kube.covers({ readOnly = false }, { readOnly = true }))
+  lu.assertEquals(select(2, kube.covers({ a = { b = { 1, 2 } } }, { a = { b = { 1, 3 } } })), ".a.b[1]")
 end
 
 TestKubeDryRun = {}
