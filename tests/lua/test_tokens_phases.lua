@@ -110,6 +110,11 @@ function TestBootstrapToken:test_objects_and_rerun()
   })
   local s = k.store["Secret kube-system/bootstrap-token-abcdef"]
   lu.assertEquals(crypto.unbase64(s.data.expiration), tokens.rfc3339(1795600000 + 86400))
+  lu.assertEquals(crypto.unbase64(s.data.description), bt.DEFAULT_DESCRIPTION) -- no config file: kubeadm's default
+  local c2 = new_ctx()
+  c2.opts = { config = "/some/kubeadm.yaml" }
+  lu.assertTrue(bt.run(c2))
+  lu.assertNil(c2.kube.store["Secret kube-system/bootstrap-token-abcdef"].data.description)
   lu.assertEquals(k.store["ConfigMap kube-public/cluster-info"].data.kubeconfig,
     tokens.cluster_info_kubeconfig("https://127.0.0.1:6443", CA))
   -- an hour later: the token is right, so its Secret is not sent again (its expiry stays)
