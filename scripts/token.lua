@@ -79,7 +79,7 @@ local function create(args)
   if opts.certificate_key then
     local key = crypto.unhex(opts.certificate_key)
     if not key or #key ~= 32 then cli.usage_error(name, "invalid --certificate-key: want 64 hex characters") end
-    if not opts.print_join_command then cli.usage_error(name, "--certificate-key is only used with --print-join-command") end
+    if not opts.print_join_command then cli.usage_error(name, "cannot use --certificate-key without --print-join-command") end
   end
   local t = { token = token, ttl = ttl, usages = opts.usages, groups = opts.groups, description = opts.description }
 

@@ -204,8 +204,9 @@ function M.list_table(list, now)
     local ttl, exp = "<forever>", "<never>"
     if t.expires then ttl, exp = M.short_duration(t.expires - now), M.rfc3339(t.expires) end
     local function none(s) return (s and s ~= "") and s or "<none>" end
-    rows[#rows + 1] = { t.token, ttl, exp, none(table.concat(t.usages or {}, ",")), none(t.description),
-                        none(table.concat(t.groups or {}, ",")) }
+    -- kubeadm pads these cells (%-9s, %-22s, %-56s) so rows flushed one by one still line up
+    rows[#rows + 1] = { t.token, ("%-9s"):format(ttl), exp, ("%-22s"):format(none(table.concat(t.usages or {}, ","))),
+                        ("%-56s"):format(none(t.description)), none(table.concat(t.groups or {}, ",")) }
   end
   local w = {}
   for _, r in ipairs(rows) do
