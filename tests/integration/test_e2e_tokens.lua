@@ -221,6 +221,27 @@ function TestE2ETokens:test_6_api_errors_are_one_line()
   lu.assertNotStrContains(tostring(err), "\n")
 end
 
+-- unreachable API server and a wrong CA: one clear line, exit 1, nothing half done
+function TestE2ETokens:test_7_unreachable_and_wrong_ca()
+  local vec = json.decode(t.read(t.vectors .. "/kubeadm-certs.json")).plaintext["ca.crt"]
+  local kc = require("kboot.kubeconfig")
+  for _, case in ipairs({ { server = "https://127.0.0.1:" .. t.free_port(), want = "Couldn't connect to server" },
+                          { server = cp.server, want = "certificate" } }) do
+    local r = t.tmpdir()
+    t.must("mkdir -p " .. t.q(r .. "/etc/kubernetes"))
+    t.write(r .. "/etc/kubernetes/admin.conf", kc.encode(kc.build{ server = case.server, ca_pem = vec, token = TOKEN }))
+    for _, args in ipairs({ "list", "create", "delete e2etok" }) do
+      local ok, out, code = t.kboot("token " .. args .. " --root " .. t.q(r))
+      lu.assertFalse(ok)
+      lu.assertEquals(code, 1, out)
+      lu.assertStrContains(out, case.want)
+      lu.assertEquals(select(2, out:gsub("\n", "")), 1, out)
+    end
+  end
+  -- the token deleted through the wrong CA is still there
+  lu.assertStrContains(kubectl("-n kube-system get secret bootstrap-token-e2etok -o name"), "bootstrap-token-e2etok")
+end
+
 local rc = lu.LuaUnit.run("-v")
 if cp then cp:stop() end
 t.cleanup()
