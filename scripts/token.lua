@@ -138,7 +138,7 @@ local function delete(args)
     if gerr and kube.not_found(gerr) and not opts.dry_run then cli.fail("bootstrap token %q not found", id) end
     local ok, err = k:delete("v1", "Secret", tokens.NAMESPACE, tokens.secret_name(id))
     if not ok then cli.fail("failed to delete bootstrap token %q: %s", id, tostring(err)) end
-    io.stdout:write(("bootstrap token %q deleted\n"):format(id))
+    io.stdout:write(("bootstrap token %q deleted%s\n"):format(id, opts.dry_run and " (dry run: nothing sent)" or ""))
   end
 end
 
