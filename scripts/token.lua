@@ -35,6 +35,12 @@ local function connect(name, opts)
     local ok, err = fs.set_root(opts.root)
     if not ok then cli.usage_error(name, "--root %s: %s", opts.root, tostring(err)) end
   end
+  -- kboot.fs takes absolute paths only; a relative --kubeconfig is relative to the working directory
+  if opts.kubeconfig:sub(1, 1) ~= "/" then
+    local pwd = os.getenv("PWD")
+    if not pwd or pwd:sub(1, 1) ~= "/" then cli.usage_error(name, "--kubeconfig %s: give an absolute path", opts.kubeconfig) end
+    opts.kubeconfig = pwd .. "/" .. opts.kubeconfig
+  end
   local kc, err = require("kboot.kubeconfig").load(opts.kubeconfig)
   if not kc then cli.fail("%s", tostring(err)) end
   local okk, kube = pcall(require, "kboot.kube")

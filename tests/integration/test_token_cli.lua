@@ -47,6 +47,14 @@ function TestTokenCli:test_good_input_reaches_the_kubeconfig()
   end
 end
 
+function TestTokenCli:test_relative_kubeconfig()
+  local ok, out, code = t.sh("cd /tmp && " .. t.q(t.bin) .. " token list --kubeconfig kboot-test-none/admin.conf")
+  lu.assertFalse(ok)
+  lu.assertEquals(code, 1, out)
+  lu.assertStrContains(out, "/tmp/kboot-test-none/admin.conf")
+  lu.assertStrContains(out, "No such file or directory")
+end
+
 function TestTokenCli:test_generate_and_help()
   local seen = {}
   for _ = 1, 5 do
