@@ -242,6 +242,26 @@ function TestE2ETokens:test_7_unreachable_and_wrong_ca()
   lu.assertStrContains(kubectl("-n kube-system get secret bootstrap-token-e2etok -o name"), "bootstrap-token-e2etok")
 end
 
+-- kube-controller-manager's token cleaner reads kboot's expiration: an expired token Secret is
+-- removed, and `token list` no longer shows it
+function TestE2ETokens:test_8_token_cleaner_honours_expiration()
+  local c = new_ctx()
+  local s = tokens.secret({ token = "expird.0123456789abcdef", expires = os.time() - 60, usages = { "authentication" },
+                            groups = { tokens.DEFAULT_GROUP } })
+  assert(c.kube:create(s))
+  local gone = false
+  for _ = 1, 120 do
+    local ok, out = t.sh(cp.kubectl .. " -n kube-system get secret bootstrap-token-expird -o name")
+    if not ok and out:find("NotFound") then gone = true break end
+    os.execute("sleep 0.5")
+  end
+  lu.assertTrue(gone, "the token cleaner did not remove the expired token within 60 s")
+  local ok, out = ktoken("list")
+  lu.assertTrue(ok, out)
+  lu.assertNotStrContains(out, "expird")
+  lu.assertStrContains(out, TOKEN)
+end
+
 local rc = lu.LuaUnit.run("-v")
 if cp then cp:stop() end
 t.cleanup()
