@@ -219,6 +219,28 @@ function TestUploadCerts:test_skip_generate_missing()
   lu.assertEquals(ctx.kube.sent, {})
 end
 
+-- With the real kboot.kube in dry run: the objects are recorded, nothing is sent (there is no server).
+TestDryRun = {}
+function TestDryRun:setUp() setup_root() end
+function TestDryRun:tearDown() fs.set_root("/"); t.cleanup() end
+
+function TestDryRun:test_recorded()
+  local has, kube = pcall(require, "kboot.kube")
+  if not has then lu.skip("kboot.kube is not in this build yet") end
+  local k = assert(kube.new(nil, { dry_run = true }))
+  local ctx = new_ctx{ kube = k, upload_certs = true }
+  lu.assertTrue(require("kboot.online.bootstrap_token").run(ctx))
+  capture(function() lu.assertTrue(require("kboot.online.upload_certs").run(ctx)) end)
+  local names = {}
+  for _, o in ipairs(k.recorded) do names[#names + 1] = o.kind .. " " .. o.metadata.name end
+  lu.assertEquals(#names, 9 + 4)
+  lu.assertEquals(names[1], "Secret bootstrap-token-abcdef")
+  lu.assertEquals(names[7], "ConfigMap cluster-info")
+  lu.assertStrMatches(names[10], "Secret bootstrap%-token%-[a-z0-9]+")
+  lu.assertEquals(names[11], "Secret kubeadm-certs")
+  lu.assertEquals(k:stats().requests, 0)
+end
+
 TestShowJoin = {}
 function TestShowJoin:setUp() setup_root() end
 function TestShowJoin:tearDown() fs.set_root("/"); t.cleanup() end
