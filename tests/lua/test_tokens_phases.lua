@@ -256,6 +256,13 @@ function TestShowJoin:test_text()
   text = assert(sj.text(new_ctx{ upload_certs = true, certificate_key = ("ab"):rep(32) }))
   lu.assertStrContains(text, "--control-plane --certificate-key " .. ("ab"):rep(32))
   lu.assertStrContains(text, "deleted in two hours")
+  local c = new_ctx{ upload_certs = true, certificate_key = ("ab"):rep(32) }
+  c.skip_token_print, c.skip_certificate_key_print = true, true
+  text = assert(sj.text(c))
+  lu.assertNotStrContains(text, "abcdef.0123456789abcdef")
+  lu.assertNotStrContains(text, ("ab"):rep(32))
+  lu.assertStrContains(text, "--token <value withheld>")
+  lu.assertStrContains(text, "--certificate-key <value withheld>")
 end
 
 os.exit(lu.LuaUnit.run("-v"))

@@ -60,7 +60,7 @@ function M.run(ctx)
   local log, k = ctx.log, ctx.kube
   if not k then return nil, "no API client (ctx.kube)" end
   local now = ctx.now or os.time()
-  log.info(P, "Using token: %s", ctx.token)
+  if ctx.token and not ctx.skip_token_print then log.info(P, "Using token: %s", ctx.token) end
   log.info(P, "Configuring bootstrap tokens, cluster-info ConfigMap, RBAC Roles")
   for i, t in ipairs(ctx.tokens or { { token = ctx.token } }) do
     if i == 1 and (t.description == nil or t.description == "") and not (ctx.opts and ctx.opts.config) then

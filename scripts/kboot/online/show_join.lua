@@ -15,7 +15,10 @@ function M.text(ctx)
   local fs = ctx.fs
   local root = fs.root and fs.root() or "/"
   local admin = root == "/" and "/etc/kubernetes/admin.conf" or (root .. "/etc/kubernetes/admin.conf")
-  local base = { endpoint = p.endpoint, token = ctx.token, hashes = p.hashes }
+  -- --skip-token-print / --skip-certificate-key-print: kubeadm's placeholder instead of the secret
+  local withheld = "<value withheld>"
+  local token = ctx.skip_token_print and withheld or ctx.token or "<no bootstrap token: run 'kboot token create'>"
+  local base = { endpoint = p.endpoint, token = token, hashes = p.hashes }
   local out = {
     "Your Kubernetes control-plane has initialized successfully!", "",
     "To start using your cluster, you need to run the following as a regular user:", "",
@@ -32,7 +35,8 @@ function M.text(ctx)
   if ctx.upload_certs and ctx.certificate_key then
     add("You can now join any number of control-plane nodes running the following command on each as root:")
     add("")
-    base.control_plane, base.certificate_key = true, ctx.certificate_key
+    base.control_plane = true
+    base.certificate_key = ctx.skip_certificate_key_print and withheld or ctx.certificate_key
     add("  " .. tokens.join_command(base):gsub("\n\t", "\n\t  "))
     base.control_plane, base.certificate_key = nil, nil
     add("")
