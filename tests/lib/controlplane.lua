@@ -1,0 +1,305 @@
+-- A real Kubernetes control plane for tests, started from kboot init's own static Pod manifests.
+-- No kubelet or container runtime exists here, so this plays the kubelet's part: it reads the
+-- `command:` of etcd, kube-apiserver, kube-controller-manager and kube-scheduler from
+-- SANDBOX/etc/kubernetes/manifests, re-roots every absolute path under SANDBOX, moves every port to
+-- a free one, runs them as ordinary processes (logs in SANDBOX/cp-logs), serves the kubelet's
+-- healthz and registers the Node object as a kubelet would once the API server answers.
+--
+--   local plan = controlplane.plan{ root = SANDBOX }  -- free ports, a kubeadm config for kboot init
+--   t.must(t.q(t.bin) .. " init " .. plan.init_args .. " --skip-phases=preflight")
+--   local cp = controlplane.start(plan)                -- or start{ root = SANDBOX } (kubelet port 10248)
+--   t.must(cp.kubectl .. " get nodes"); cp:stop()
+--
+-- Everything is killed by PID in cp:stop(); a watchdog kills it too when the test process dies.
+local t = require("testlib")
+local yaml = require("kboot.yaml")
+local http = require("kboot.http")
+local kubeconfig = require("kboot.kubeconfig")
+local log = require("kboot.log")
+
+local M = {}
+
+M.COMPONENTS = { "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler" }
+
+-- Where the v1.20.2 binaries are: KBOOT_E2E_BIN, else the build script's default cache.
+function M.bin_dir()
+  local d = os.getenv("KBOOT_E2E_BIN")
+  if not d or d == "" then d = (os.getenv("KBOOT_E2E_CACHE") or "/var/cache/kboot-e2e") .. "/bin" end
+  return d
+end
+
+-- nil when everything needed is there, else a reason to skip the test.
+function M.missing()
+  local d = M.bin_dir()
+  for _, b in ipairs({ "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl" }) do
+    if not t.sh("test -x " .. t.q(d .. "/" .. b)) then
+      return ("%s/%s not found: run tests/e2e/build-control-plane.sh (or set KBOOT_E2E_BIN)"):format(d, b)
+    end
+  end
+  if not t.sh("test -x /usr/bin/etcd") then return "/usr/bin/etcd not found: apt-get install etcd-server" end
+  if not t.sh("command -v python3") then return "python3 not found (serves the kubelet healthz)" end
+  return nil
+end
+
+local used = {}
+local function port()
+  while true do
+    local p = t.free_port()
+    if not used[p] then used[p] = true return p end
+  end
+end
+
+-- Free ports and a kubeadm config (written to ROOT/kubeadm.yaml) that puts the API server and the
+-- kubelet healthz on them. opts: root (required), node_name ("kbnode"), version ("v1.20.2"),
+-- token (InitConfiguration.bootstrapTokens[0].token), certificate_key, extra = YAML text appended as more documents (InitConfiguration fields cannot be added this way).
+function M.plan(opts)
+  local root = assert(opts.root, "controlplane.plan: root is required")
+  local p = { root = root, api_port = port(), kubelet_port = port(), node_name = opts.node_name or "kbnode",
+              version = opts.version or "v1.20.2" }
+  p.config = root .. "/kubeadm.yaml"
+  local lines = {
+    "apiVersion: kubeadm.k8s.io/v1beta3", "kind: InitConfiguration",
+    "localAPIEndpoint:", "  advertiseAddress: 127.0.0.1", "  bindPort: " .. p.api_port,
+    "nodeRegistration:", "  name: " .. p.node_name,
+    opts.token and ("bootstrapTokens:\n- token: " .. opts.token) or nil,
+    opts.certificate_key and ("certificateKey: " .. opts.certificate_key) or nil, "---",
+    "apiVersion: kubeadm.k8s.io/v1beta3", "kind: ClusterConfiguration",
+    "kubernetesVersion: " .. p.version, "---",
+    "apiVersion: kubelet.config.k8s.io/v1beta1", "kind: KubeletConfiguration",
+    "healthzBindAddress: 127.0.0.1", "healthzPort: " .. p.kubelet_port, "",
+  }
+  local text = {}
+  for i = 1, 40 do if lines[i] then text[#text + 1] = lines[i] end end -- the optional lines are nil
+  t.write(p.config, table.concat(text, "\n") .. (opts.extra and ("---\n" .. opts.extra) or ""))
+  p.init_args = ("--root %s --config %s"):format(t.q(root), t.q(p.config))
+  return p
+end
+
+local function read_command(root, name)
+  local path = root .. "/etc/kubernetes/manifests/" .. name .. ".yaml"
+  local f = io.open(path, "rb")
+  if not f then return nil, path .. " does not exist (did kboot init run its manifest phases?)" end
+  local pod = assert(yaml.decode(f:read("a")))
+  f:close()
+  local cmd = pod.spec and pod.spec.containers and pod.spec.containers[1] and pod.spec.containers[1].command
+  if not cmd then return nil, path .. ": no spec.containers[0].command" end
+  return cmd
+end
+
+-- One flag value: absolute paths under root, the well-known ports mapped, duplicates dropped
+-- (kubeadm lists the loopback and the advertise address in etcd's listen URLs; both are 127.0.0.1 here).
+local function rewrite_value(v, root, ports)
+  local out, seen = {}, {}
+  for part in (v .. ","):gmatch("([^,]*),") do
+    if part:sub(1, 1) == "/" then part = root .. part end
+    part = part:gsub(":(%d+)$", function(n) return ":" .. (ports[tonumber(n)] or n) end)
+    if not seen[part] then seen[part] = true out[#out + 1] = part end
+  end
+  return table.concat(out, ",")
+end
+
+local function rewrite(cmd, root, ports, add)
+  local args = {}
+  for i = 2, #cmd do
+    local flag, v = cmd[i]:match("^(%-%-[%w%-]+)=(.*)$")
+    if flag and add[flag] == nil then args[#args + 1] = flag .. "=" .. rewrite_value(v, root, ports)
+    elseif not flag then args[#args + 1] = cmd[i] end
+  end
+  for flag, v in pairs(add) do args[#args + 1] = flag .. "=" .. v end
+  table.sort(args)
+  return args
+end
+
+local function flag(cmd, name)
+  for _, a in ipairs(cmd) do
+    local v = a:match("^%-%-" .. name:gsub("%-", "%%-") .. "=(.*)$")
+    if v then return v end
+  end
+end
+
+local CP = {}
+CP.__index = CP
+
+local function spawn(self, name, exe, args)
+  local logf = self.log_dir .. "/" .. name .. ".log"
+  local q = { t.q(exe) }
+  for _, a in ipairs(args) do q[#q + 1] = t.q(a) end
+  local pid = t.must(("%s >%s 2>&1 </dev/null & echo $!"):format(table.concat(q, " "), t.q(logf))):match("%d+")
+  self.pids[name] = pid
+  self.order[#self.order + 1] = name
+  local f = assert(io.open(self.log_dir .. "/pids", "a"))
+  f:write(pid, "\n")
+  f:close()
+  return pid
+end
+
+local function alive(pid) return (t.sh(("kill -0 %s 2>/dev/null && ! grep -q '^State:.*Z' /proc/%s/status"):format(pid, pid))) end
+
+function CP.logs(self, name)
+  local f = io.open(self.log_dir .. "/" .. name .. ".log", "rb")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- The last lines of every log (for a failed start or a failed test).
+function CP.tail(self, n)
+  local out = {}
+  for _, name in ipairs(self.order) do
+    out[#out + 1] = ("==> %s (pid %s, %s)"):format(name, self.pids[name], alive(self.pids[name]) and "running" or "exited")
+    out[#out + 1] = select(2, t.sh(("tail -n %d %s"):format(n or 15, t.q(self.log_dir .. "/" .. name .. ".log"))))
+  end
+  return table.concat(out, "\n")
+end
+
+-- Kills every process by PID (TERM, then KILL after 5 s); safe to call twice.
+function CP.stop(self)
+  if self.stopped then return end
+  self.stopped = true
+  for i = #self.order, 1, -1 do
+    local pid = self.pids[self.order[i]]
+    os.execute(("kill %s 2>/dev/null"):format(pid))
+  end
+  for i = #self.order, 1, -1 do
+    local pid = self.pids[self.order[i]]
+    for _ = 1, 50 do
+      if not alive(pid) then break end
+      os.execute("sleep 0.1")
+    end
+    os.execute(("kill -9 %s 2>/dev/null"):format(pid))
+  end
+  if self.watchdog then os.execute(("kill %s 2>/dev/null"):format(self.watchdog)) end
+end
+CP.__close = CP.stop
+CP.__gc = CP.stop
+
+-- Kills one component (fault tests) and can start it again with the same command.
+function CP.kill(self, name)
+  os.execute(("kill -9 %s 2>/dev/null"):format(self.pids[name]))
+  for _ = 1, 50 do
+    if not alive(self.pids[name]) then return end
+    os.execute("sleep 0.1")
+  end
+end
+function CP.restart(self, name)
+  local c = self.commands[name]
+  spawn(self, name, c.exe, c.args)
+  if name == "kube-apiserver" then return self:wait_live(60) end
+  return true
+end
+
+-- Waits until the API server answers /livez with 200 (nil, why after timeout seconds).
+function CP.wait_live(self, timeout)
+  local c = assert(kubeconfig.client(self.super_admin_conf, { timeout = 5, retries = 0 }))
+  local deadline, why = os.time() + (timeout or 60), "not tried"
+  while os.time() < deadline do
+    local r, err = c:request("GET", "/livez")
+    if r and r.status == 200 then c:close() return true end
+    why = r and ("HTTP " .. r.status .. ": " .. r.body:sub(1, 300)) or tostring(err)
+    if not alive(self.pids["kube-apiserver"]) then why = "kube-apiserver exited" break end
+    os.execute("sleep 0.3")
+  end
+  c:close()
+  return nil, "kube-apiserver not live: " .. why
+end
+
+-- What a kubelet does on registration: create its Node object with its own credentials (kubelet.conf,
+-- system:node:<name>, allowed by the Node authorizer and NodeRestriction). Existing is fine.
+function CP.register_node(self)
+  local c = assert(kubeconfig.client(self.root .. "/etc/kubernetes/kubelet.conf", { timeout = 10 }))
+  local node = { apiVersion = "v1", kind = "Node", metadata = { name = self.node_name, labels = {
+    ["kubernetes.io/hostname"] = self.node_name, ["kubernetes.io/os"] = "linux", ["kubernetes.io/arch"] = "amd64",
+    ["beta.kubernetes.io/os"] = "linux", ["beta.kubernetes.io/arch"] = "amd64" } } }
+  local ok, err = c:json("POST", "/api/v1/nodes", node)
+  c:close()
+  if not ok and err.reason ~= "AlreadyExists" then return nil, err end
+  return true
+end
+
+local function wait_manifests(root, timeout)
+  local deadline = os.time() + timeout
+  repeat
+    local all = true
+    for _, n in ipairs(M.COMPONENTS) do
+      if not t.sh("test -s " .. t.q(root .. "/etc/kubernetes/manifests/" .. n .. ".yaml")) then all = false end
+    end
+    if all then return true end
+    os.execute("sleep 0.2")
+  until os.time() >= deadline
+  return nil, "static Pod manifests did not appear in " .. root .. "/etc/kubernetes/manifests"
+end
+
+-- Starts the control plane. opts: root (required), kubelet_port (10248), node_name (from kubelet.conf),
+-- wait_manifests = seconds to wait for kboot init (running in the background) to write the manifests,
+-- register_node = false to leave the Node object to the test. Returns cp, or raises with the logs.
+function M.start(opts)
+  local root = assert(opts.root, "controlplane.start: root is required")
+  local why = M.missing()
+  if why then error(why) end
+  if opts.wait_manifests then assert(wait_manifests(root, opts.wait_manifests)) end
+  local bin = M.bin_dir()
+  local self = setmetatable({ root = root, pids = {}, order = {}, commands = {}, log_dir = root .. "/cp-logs",
+                              bin = bin }, CP)
+  t.must("mkdir -p " .. t.q(self.log_dir) .. " && : >" .. t.q(self.log_dir .. "/pids"))
+  self.admin_conf = root .. "/etc/kubernetes/admin.conf"
+  self.super_admin_conf = root .. "/etc/kubernetes/super-admin.conf"
+  local kc = assert(kubeconfig.current(assert(kubeconfig.load(self.admin_conf))))
+  self.server = kc.server
+  self.api_port = tonumber(kc.server:match(":(%d+)$"))
+  local kubelet = assert(kubeconfig.current(assert(kubeconfig.load(root .. "/etc/kubernetes/kubelet.conf"))))
+  self.node_name = opts.node_name or kubelet.user:match("^system:node:(.+)$") or "kbnode"
+  self.kubelet_port = opts.kubelet_port or 10248
+  self.kubectl = ("%s --kubeconfig %s"):format(t.q(bin .. "/kubectl"), t.q(self.admin_conf))
+  self.kubectl_super = ("%s --kubeconfig %s"):format(t.q(bin .. "/kubectl"), t.q(self.super_admin_conf))
+
+  -- a watchdog: when this test process (the shell's parent) dies, kill whatever pids lists
+  self.watchdog = t.must(("(p=$PPID; while kill -0 $p 2>/dev/null; do sleep 1; done; kill -9 $(cat %s) 2>/dev/null)"
+    .. " >/dev/null 2>&1 </dev/null & echo $!"):format(t.q(self.log_dir .. "/pids"))):match("%d+")
+
+  local cmds = {}
+  for _, n in ipairs(M.COMPONENTS) do cmds[n] = assert(read_command(root, n)) end
+  -- every port a manifest names, moved to a free one (the API server's is already free: see plan)
+  local ports = {}
+  for _, known in ipairs({ 2379, 2380, 2381, 10257, 10259 }) do ports[known] = port() end
+  self.etcd_port = ports[2379]
+  local adds = {
+    etcd = {},
+    ["kube-apiserver"] = { ["--bind-address"] = "127.0.0.1" },
+    ["kube-controller-manager"] = { ["--secure-port"] = tostring(ports[10257]) },
+    ["kube-scheduler"] = { ["--secure-port"] = tostring(ports[10259]) },
+  }
+  t.must("mkdir -p " .. t.q(root .. "/var/lib/etcd") .. " && chmod 700 " .. t.q(root .. "/var/lib/etcd"))
+  local ok, err = pcall(function()
+    for _, n in ipairs(M.COMPONENTS) do
+      local exe = n == "etcd" and "/usr/bin/etcd" or (bin .. "/" .. n)
+      local args = rewrite(cmds[n], root, ports, adds[n])
+      self.commands[n] = { exe = exe, args = args }
+      spawn(self, n, exe, args)
+    end
+    -- the kubelet's healthz endpoint, which wait-control-plane polls
+    local py = "import http.server as h\n" ..
+      "class H(h.BaseHTTPRequestHandler):\n" ..
+      "  def do_GET(s):\n" ..
+      "    ok = s.path == '/healthz'\n" ..
+      "    s.send_response(200 if ok else 404); s.send_header('Content-Type','text/plain'); s.end_headers()\n" ..
+      "    s.wfile.write(b'ok' if ok else b'not found')\n" ..
+      "  def log_message(s, *a): pass\n" ..
+      ("h.HTTPServer(('127.0.0.1', %d), H).serve_forever()\n"):format(self.kubelet_port)
+    spawn(self, "kubelet-healthz", "python3", { "-c", py })
+    self.kubelet_healthz = ("http://127.0.0.1:%d/healthz"):format(self.kubelet_port)
+    assert(self:wait_live(opts.timeout or 90))
+    if opts.register_node ~= false then assert(self:register_node()) end
+  end)
+  if not ok then
+    local tail = self:tail(20)
+    self:stop()
+    error(("control plane did not start: %s\n%s"):format(tostring(err), tail), 2)
+  end
+  log.debug("controlplane", "API server %s, etcd 127.0.0.1:%d, kubelet healthz %s", self.server, self.etcd_port,
+            self.kubelet_healthz)
+  return self
+end
+
+M.flag = flag
+return M
