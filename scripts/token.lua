@@ -1,0 +1,166 @@
+--- manage bootstrap tokens (kubeadm token create|list|delete|generate)
+local cli = require("kboot.cli")
+local log = require("kboot.log")
+local fs = require("kboot.fs")
+local crypto = require("kboot.crypto")
+local tokens = require("kboot.tokens")
+
+local argv = { ... }
+local ADMIN = "/etc/kubernetes/admin.conf"
+
+local commands = {
+  { "create [TOKEN]", "create a bootstrap token on the cluster and print it (or the join command)" },
+  { "list", "list bootstrap tokens: TOKEN TTL EXPIRES USAGES DESCRIPTION EXTRA GROUPS" },
+  { "delete ID|TOKEN...", "delete bootstrap tokens by token ID or whole token" },
+  { "generate", "print a random token of the form [a-z0-9]{6}.[a-z0-9]{16}; nothing is sent" },
+}
+local top = { name = "token", usage = "kboot token COMMAND [options]", commands = commands,
+              summary = "Manage bootstrap tokens, which let new nodes join the cluster (kubeadm token)." }
+
+local common = {
+  { "kubeconfig", arg = "FILE", default = ADMIN, help = "kubeconfig to talk to the cluster (read under --root)" },
+  { "root", arg = "DIR", help = "treat DIR as the file system root (a sandbox)" },
+  { "dry-run", help = "send nothing; print the objects that would be sent" },
+}
+local function with_common(list)
+  local out = {}
+  for _, o in ipairs(list) do out[#out + 1] = o end
+  for _, o in ipairs(common) do out[#out + 1] = o end
+  return out
+end
+
+-- kubeconfig table and API client; everything is checked before this, so bad input sends nothing
+local function connect(name, opts)
+  if opts.root then
+    local ok, err = fs.set_root(opts.root)
+    if not ok then cli.usage_error(name, "--root %s: %s", opts.root, tostring(err)) end
+  end
+  -- kboot.fs takes absolute paths only; a relative --kubeconfig is relative to the working directory
+  if opts.kubeconfig:sub(1, 1) ~= "/" then
+    local pwd = os.getenv("PWD")
+    if not pwd or pwd:sub(1, 1) ~= "/" then cli.usage_error(name, "--kubeconfig %s: give an absolute path", opts.kubeconfig) end
+    opts.kubeconfig = pwd .. "/" .. opts.kubeconfig
+  end
+  local kc, err = require("kboot.kubeconfig").load(opts.kubeconfig)
+  if not kc then cli.fail("%s", tostring(err)) end
+  local okk, kube = pcall(require, "kboot.kube")
+  if not okk then cli.fail("kboot token needs kboot.kube, which is not in this build") end
+  local k, kerr = kube.new(kc, { dry_run = opts.dry_run == true })
+  if not k then cli.fail("%s: %s", opts.kubeconfig, tostring(kerr)) end
+  return k, kc, kube
+end
+
+local function print_recorded(k)
+  local yaml = require("kboot.yaml")
+  for _, o in ipairs(k.recorded or {}) do
+    local m = o.metadata or {}
+    io.stdout:write(("--- API object %s %s%s\n"):format(o.kind, m.namespace and (m.namespace .. "/") or "", m.name or ""))
+    io.stdout:write(yaml.encode(o))
+  end
+end
+
+local function create(args)
+  local name = "token create"
+  local opts, pos = cli.parse(args, { name = name, usage = "kboot token create [TOKEN] [options]",
+    summary = "Create a bootstrap token Secret in kube-system and print the token. TOKEN is generated when not given.",
+    options = with_common({
+      { "ttl", arg = "DURATION", default = "24h0m0s", help = "lifetime, e.g. 2h, 1h30m; 0 never expires" },
+      { "usages", arg = "LIST", list = true, default = { "signing", "authentication" }, help = "signing, authentication (default both)" },
+      { "groups", arg = "LIST", list = true, default = { tokens.DEFAULT_GROUP }, help = "extra groups, system:bootstrappers:... (default " .. tokens.DEFAULT_GROUP .. ")" },
+      { "description", arg = "TEXT", help = "human-readable note stored with the token" },
+      { "print-join-command", help = "print the whole join command instead of only the token" },
+      { "certificate-key", arg = "HEX", help = "with --print-join-command: print the control-plane join command with this key" },
+    }), max_args = 1,
+    examples = { "kboot token create", "kboot token create --ttl 2h --description ci --print-join-command",
+                 "kboot token create abcdef.0123456789abcdef --ttl 0" } })
+  local token = pos[1] or crypto.token()
+  local ok, why = tokens.parse(token)
+  if not ok then cli.usage_error(name, "invalid TOKEN: %s", why) end
+  local ttl, terr = tokens.ttl(opts.ttl)
+  if not ttl then cli.usage_error(name, "invalid --ttl: %s", terr) end
+  ok, why = tokens.check_usages(opts.usages)
+  if not ok then cli.usage_error(name, "invalid --usages: %s", why) end
+  ok, why = tokens.check_groups(opts.groups, opts.usages)
+  if not ok then cli.usage_error(name, "invalid --groups: %s", why) end
+  if opts.certificate_key then
+    local key = crypto.unhex(opts.certificate_key)
+    if not key or #key ~= 32 then cli.usage_error(name, "invalid --certificate-key: want 64 hex characters") end
+    if not opts.print_join_command then cli.usage_error(name, "cannot use --certificate-key without --print-join-command") end
+  end
+  local t = { token = token, ttl = ttl, usages = opts.usages, groups = opts.groups, description = opts.description }
+
+  local k, kc, kube = connect(name, opts)
+  local join
+  if opts.print_join_command then
+    local p, perr = tokens.join_params(kc)
+    if not p then cli.fail("%s: %s", opts.kubeconfig, tostring(perr)) end
+    join = tokens.join_command{ endpoint = p.endpoint, token = token, hashes = p.hashes,
+                                control_plane = opts.certificate_key ~= nil, certificate_key = opts.certificate_key }
+    join = join:gsub(" \\\n\t", " ")
+  end
+  local _, err = k:create(tokens.secret(t, os.time()))
+  if err then
+    if kube.already_exists and kube.already_exists(err) or err.status == 409 then
+      cli.fail("a token with id %q already exists", (tokens.parse(token)))
+    end
+    cli.fail("%s", tostring(err))
+  end
+  if opts.dry_run then print_recorded(k) end
+  io.stdout:write((join or token), "\n")
+end
+
+local function list(args)
+  local name = "token list"
+  local opts = cli.parse(args, { name = name, usage = "kboot token list [options]",
+    summary = "List the bootstrap tokens in kube-system, as kubeadm token list does.",
+    options = common, max_args = 0 })
+  local k = connect(name, opts)
+  local items, err = k:list("v1", "Secret", tokens.NAMESPACE, { field_selector = "type=" .. tokens.SECRET_TYPE })
+  if not items then cli.fail("%s", tostring(err)) end
+  local out = {}
+  for _, s in ipairs(items) do
+    local p, why = tokens.from_secret(s)
+    if p then out[#out + 1] = p else log.warn("token", "skipping %s", why) end
+  end
+  table.sort(out, function(a, b) return a.id < b.id end)
+  io.stdout:write(tokens.list_table(out, os.time()))
+end
+
+local function delete(args)
+  local name = "token delete"
+  local opts, pos = cli.parse(args, { name = name, usage = "kboot token delete ID|TOKEN... [options]",
+    summary = "Delete bootstrap tokens; each argument is a token ID ([a-z0-9]{6}) or a whole token.",
+    options = common, min_args = 1, args = "ID|TOKEN..." })
+  local ids = {}
+  for i, a in ipairs(pos) do
+    local id, why = tokens.id_of(a)
+    if not id then cli.usage_error(name, "argument %d: %s", i, why) end
+    ids[#ids + 1] = id
+  end
+  local k, _, kube = connect(name, opts)
+  for _, id in ipairs(ids) do
+    -- kubeadm's wording; a missing token is an error (a typo should not look like success)
+    local _, gerr = k:get("v1", "Secret", tokens.NAMESPACE, tokens.secret_name(id))
+    if gerr and kube.not_found(gerr) and not opts.dry_run then cli.fail("bootstrap token %q not found", id) end
+    local ok, err = k:delete("v1", "Secret", tokens.NAMESPACE, tokens.secret_name(id))
+    if not ok then cli.fail("failed to delete bootstrap token %q: %s", id, tostring(err)) end
+    io.stdout:write(("bootstrap token %q deleted%s\n"):format(id, opts.dry_run and " (dry run: nothing sent)" or ""))
+  end
+end
+
+local function generate(args)
+  cli.parse(args, { name = "token generate", usage = "kboot token generate",
+    summary = "Print a new random bootstrap token; nothing is sent to the cluster.", max_args = 0 })
+  io.stdout:write(crypto.token(), "\n")
+end
+
+local sub = table.remove(argv, 1)
+if sub == "create" then return create(argv) end
+if sub == "list" then return list(argv) end
+if sub == "delete" then return delete(argv) end
+if sub == "generate" then return generate(argv) end
+if sub == nil or sub == "--help" or sub == "-h" or sub == "help" then
+  io.stdout:write(cli.help_text(top))
+  return sub == nil and 2 or 0
+end
+cli.usage_error("token", "unknown command %q", sub)

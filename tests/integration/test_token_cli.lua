@@ -1,0 +1,75 @@
+-- `kboot token`: bad tokens, TTLs, usages, groups and arguments are usage errors (exit 2) found
+-- before any kubeconfig is read or any request sent; `generate` and the help work offline.
+local lu = require("luaunit")
+local t = require("testlib")
+
+-- A kubeconfig that does not exist: reaching it means the arguments were accepted.
+local NOCONF = "--kubeconfig /nonexistent/kboot-test/admin.conf"
+
+local function usage(args, want)
+  local ok, out, code = t.kboot("token " .. args .. " " .. NOCONF)
+  lu.assertFalse(ok, args)
+  lu.assertEquals(code, 2, args .. ": " .. out)
+  lu.assertStrContains(out, want)
+  lu.assertNotStrContains(out, "nonexistent") -- failed before the kubeconfig was read
+  return out
+end
+
+TestTokenCli = {}
+
+function TestTokenCli:test_bad_input_is_usage_error()
+  local out = usage("create abcdef.0123456789ABCDEF", "invalid TOKEN: ")
+  lu.assertNotStrContains(out, "0123456789ABCDEF") -- the secret part is not echoed
+  usage("create abcdef0123456789abcdef", "[a-z0-9]{6}.[a-z0-9]{16}")
+  usage("create --ttl 3days", 'invalid --ttl: invalid duration "3days"')
+  usage("create --ttl -1h", "negative")
+  usage("create --usages signing,sign", "invalid bootstrap token usage string: sign, valid usage options: signing,authentication")
+  usage("create --groups system:masters", 'bootstrap group "system:masters" is invalid')
+  usage("create --usages signing", 'token groups cannot be specified unless --usages includes "authentication"')
+  usage("create --certificate-key abc --print-join-command", "invalid --certificate-key")
+  usage("create --certificate-key " .. ("a"):rep(64), "cannot use --certificate-key without --print-join-command")
+  usage("create a b", 'unexpected argument "b"')
+  usage("create --bogus", "unknown option --bogus")
+  usage("delete", "expected ID|TOKEN...")
+  usage("delete abcdef zz", "argument 2: not a token ID")
+  usage("list extra", 'unexpected argument "extra"')
+  usage("frobnicate", 'unknown command "frobnicate"')
+end
+
+function TestTokenCli:test_good_input_reaches_the_kubeconfig()
+  for _, args in ipairs({ "create", "create abcdef.0123456789abcdef --ttl 0 --usages signing --groups ''",
+                          "list", "delete abcdef abcdef.0123456789abcdef" }) do
+    local ok, out, code = t.kboot("token " .. args .. " " .. NOCONF)
+    lu.assertFalse(ok)
+    lu.assertEquals(code, 1, args .. ": " .. out)
+    lu.assertStrContains(out, "/nonexistent/kboot-test/admin.conf")
+    lu.assertStrContains(out, "No such file or directory")
+  end
+end
+
+function TestTokenCli:test_relative_kubeconfig()
+  local ok, out, code = t.sh("cd /tmp && " .. t.q(t.bin) .. " token list --kubeconfig kboot-test-none/admin.conf")
+  lu.assertFalse(ok)
+  lu.assertEquals(code, 1, out)
+  lu.assertStrContains(out, "/tmp/kboot-test-none/admin.conf")
+  lu.assertStrContains(out, "No such file or directory")
+end
+
+function TestTokenCli:test_generate_and_help()
+  local seen = {}
+  for _ = 1, 5 do
+    local out = t.must(t.q(t.bin) .. " token generate")
+    lu.assertStrMatches(out, ("[a-z0-9]"):rep(6) .. "%." .. ("[a-z0-9]"):rep(16) .. "\n")
+    lu.assertNil(seen[out])
+    seen[out] = true
+  end
+  local out = t.must(t.q(t.bin) .. " token create --help")
+  for _, w in ipairs({ "--ttl", "--usages", "--groups", "--description", "--print-join-command", "--kubeconfig", "--dry-run" }) do
+    lu.assertStrContains(out, w)
+  end
+  local ok, _, code = t.kboot("token")
+  lu.assertFalse(ok)
+  lu.assertEquals(code, 2)
+end
+
+os.exit(lu.LuaUnit.run("-v"))
