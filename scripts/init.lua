@@ -159,13 +159,7 @@ if ctx.dry_run then
       out:write(("--- %s (removed)\n"):format(r.path))
     end
   end
-  local yaml = require("kboot.yaml")
-  for _, obj in ipairs(ctx.kube and ctx.kube.recorded or {}) do
-    local m = type(obj) == "table" and obj.metadata or {}
-    out:write(("--- API object %s %s%s\n"):format(tostring(obj.kind), m.namespace and (m.namespace .. "/") or "", tostring(m.name)))
-    local text = yaml.encode(obj) or tostring(obj)
-    out:write(text, text:sub(-1) == "\n" and "" or "\n")
-  end
+  -- the API objects were printed by kboot.kube's dry run as they were "sent"
   log.info("dry-run", "Nothing was written or sent; the files and objects above are what kboot init would write")
 end
 

@@ -175,7 +175,7 @@ function M.apply(ctx, a)
       if obj.kind == "Deployment" and existing and existing.spec and existing.spec.replicas then
         obj.spec.replicas = existing.spec.replicas
       end
-      r, e = k:apply(obj)
+      r, e = uc.ensure(ctx, obj)
     end
     if not r then return nil, ("cannot apply %s: %s"):format(describe(obj), emsg(e)) end
   end

@@ -164,8 +164,9 @@ local function emsg(e) return tostring(type(e) == "table" and (e.msg or e) or e)
 function M.apply(ctx, a)
   local ok, err = require("kboot.online.upload_config").ensure_cluster_admins(ctx)
   if not ok then return nil, err end
+  local uc = require("kboot.online.upload_config")
   for _, obj in ipairs(a.objects) do
-    local r, e = ctx.kube:apply(obj)
+    local r, e = uc.ensure(ctx, obj)
     if not r then
       local m = obj.metadata
       return nil, ("cannot apply %s %s%s: %s"):format(obj.kind, m.namespace and (m.namespace .. "/") or "", m.name, emsg(e))

@@ -90,14 +90,45 @@ local function describe(obj)
   return ("%s %s%s"):format(obj.kind, m.namespace and (m.namespace .. "/") or "", m.name)
 end
 
+-- Is every field of `want` already in `have`? Lists must have the same length, element by element;
+-- fields the server added (defaults, status, metadata) do not count.
+-- Zero values (false, "", 0, {}) match a missing field: the API server omits them (omitempty).
+local function zero(v) return v == false or v == "" or v == 0 or (type(v) == "table" and next(v) == nil) end
+function M.contains(have, want)
+  if have == nil and zero(want) then return true end
+  if type(want) ~= "table" then return have == want end
+  if type(have) ~= "table" then return false end
+  if #want > 0 or getmetatable(want) == yaml().array_mt then
+    if #have ~= #want then return false end
+  end
+  for k, v in pairs(want) do
+    if not M.contains(have[k], v) then return false end
+  end
+  return true
+end
+
+local function api_of(obj) return obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name end
+
+-- ensure(ctx, obj) -> obj | nil, err: server-side apply unless the live object already holds every
+-- field kboot sets. The check keeps a re-run from touching anything: on some API server versions an
+-- apply that changes no value still moves the object's managedFields and resourceVersion.
+function M.ensure(ctx, obj)
+  local k = ctx.kube
+  if not ctx.dry_run then
+    local live = k:get(api_of(obj))
+    if live and M.contains(live, obj) then return live, "unchanged" end
+  end
+  return k:apply(obj)
+end
+
 -- apply_all(ctx, objects, phase) -> true | nil, err (the first failure, naming the object)
 function M.apply_all(ctx, objects, phase)
   for _, obj in ipairs(objects) do
-    local r, err = ctx.kube:apply(obj)
+    local r, err = M.ensure(ctx, obj)
     if not r then
       return nil, ("cannot apply %s: %s"):format(describe(obj), tostring(err and (err.msg or err)))
     end
-    log(ctx).debug(phase, "applied %s", describe(obj))
+    log(ctx).debug(phase, "%s %s", err == "unchanged" and "unchanged" or "applied", describe(obj))
   end
   return true
 end
