@@ -117,7 +117,7 @@ end
 local function load_kubeconfig(ctx, file)
   local path = (ctx.kubeconfig_dir or "/etc/kubernetes") .. "/" .. file
   local text, err = ctx.fs.read(path)
-  if not text then return nil, ("cannot read %s: %s"):format(path, tostring(err)) end
+  if not text then return nil, tostring(err and (err.msg or err)) end
   return require("kboot.kubeconfig").parse(text, path)
 end
 
@@ -127,7 +127,11 @@ function M.connect(ctx)
   if ctx.kube then return true end
   local ok, kube = pcall(require, "kboot.kube")
   if not ok then error({ msg = "the API client kboot.kube is not available in this build: " .. tostring(kube):match("^[^\n]*") }, 0) end
-  local o = { dry_run = ctx.dry_run == true, timeout = ctx.api_timeout }
+  -- retries of one API call (connection errors, 429, 5xx: an API server restarting) stop at
+  -- InitConfiguration.timeouts.kubernetesAPICall (kubeadm's 1m)
+  local to = ctx.init and ctx.init.timeouts and ctx.init.timeouts.kubernetesAPICall
+  local deadline = to and require("kboot.config").duration(to)
+  local o = { dry_run = ctx.dry_run == true, timeout = ctx.api_timeout, retry_deadline = deadline or 60, retries = 30 }
   local t, err = load_kubeconfig(ctx, "admin.conf")
   if not t then error({ msg = tostring(err) .. " (run the kubeconfig phase first)" }, 0) end
   local k, kerr = kube.new(t, o)
@@ -135,7 +139,14 @@ function M.connect(ctx)
   ctx.kube = k
   local st, serr = load_kubeconfig(ctx, "super-admin.conf")
   if st then ctx.kube_super, serr = kube.new(st, o) end
-  if not ctx.kube_super then ctx.kube_super_err = tostring(serr) end
+  if not ctx.kube_super then ctx.kube_super_err = tostring(serr and (serr.msg or serr)) end
+  -- admin.conf (O=kubeadm:cluster-admins) has rights only through this binding: make sure of it
+  -- before any phase uses ctx.kube, as kubeadm does when it first builds its client
+  local ok2, uc = pcall(require, "kboot.online.upload_config")
+  if ok2 then
+    local done, cerr = uc.ensure_cluster_admins(ctx)
+    if not done then error({ msg = tostring(cerr) }, 0) end
+  end
   return true
 end
 

@@ -313,6 +313,13 @@ function TestMarkControlPlane:test_waits_then_retries_on_conflict()
   assert(mcp.run(c))
   lu.assertEquals(patches, 2)
   lu.assertEquals(gets, 2)
+  -- a 403 on the Node ends the wait at once (only 404 means "not registered yet")
+  local real_get = c.kube.get
+  c.kube.get = function() return nil, { status = 403, msg = "get Node node-1: 403 Forbidden: no" } end
+  local ok0, err0 = mcp.run(c)
+  lu.assertNil(ok0)
+  lu.assertEquals(err0, "cannot get node node-1: get Node node-1: 403 Forbidden: no")
+  c.kube.get = real_get
   c.kube.patch = function() return nil, { status = 403, msg = "patch Node node-1: 403 Forbidden: nope" } end
   local ok, err = mcp.run(c)
   lu.assertNil(ok)

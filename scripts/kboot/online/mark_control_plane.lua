@@ -66,12 +66,16 @@ function M.run(ctx)
     return true
   end
   for _ = 1, 5 do
+    -- only "not registered yet" is worth waiting for; any other error (403, TLS) ends the wait
+    local fatal
     local node, err = k:wait_for(function()
       local n, e = k:get("v1", "Node", nil, name)
       if n then return n end
       if (type(e) == "table" and e.status == 404) then return nil, ("node %q is not registered yet (is the kubelet running?)"):format(name) end
-      return nil, e and (e.msg or tostring(e))
+      fatal = e
+      return true
     end, timeout(ctx), 1)
+    if fatal then return nil, ("cannot get node %s: %s"):format(name, tostring(fatal.msg or fatal)) end
     if not node then return nil, ("waiting for node %s: %s"):format(name, tostring(err and (err.msg or err))) end
     local p = M.patch(ctx, node)
     if not p then return true end
