@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # kboot start-up time for an empty script, against the stock lua5.4 interpreter as the baseline.
-# Usage: bench/bench_startup.sh [BUILD_DIR] [RUNS]
+# Usage: bench/bench_startup.sh [path/to/kboot] [RUNS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-kboot=${1:-$here/../build}/kboot
+kboot=${1:-$here/../build/kboot}
 runs=${2:-51}
 empty=$(mktemp /tmp/kboot-bench.XXXXXX.lua)
 trap 'rm -f "$empty"' EXIT

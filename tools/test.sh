@@ -8,6 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 
+tools/install-deps.sh
+
+echo "== a real Kubernetes v1.20.2 control plane for the end-to-end tests (built once, cached)"
+KBOOT_E2E_BIN=$(tests/e2e/build-control-plane.sh | tail -n 1)
+export KBOOT_E2E_BIN
+echo "   $KBOOT_E2E_BIN"
+
 echo "== normal build"
 tools/build.sh build
 (cd build && ctest --output-on-failure -j"$jobs")
