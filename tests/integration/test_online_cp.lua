@@ -51,6 +51,20 @@ local function kubectl(args) return t.must(cp.kubectl_super .. " " .. args) end
 local function jget(args) return cjson.decode(kubectl(args .. " -o json")) end
 local function rv(args) return kubectl(args .. " -o jsonpath='{.metadata.resourceVersion}'") end
 
+-- Wait until the controller has caught up with an object (status.observedGeneration ==
+-- metadata.generation) and its resourceVersion holds still, so a later comparison sees only kboot.
+local function settle(args)
+  local last
+  for _ = 1, 120 do
+    local o = jget(args)
+    local cur = o.metadata.resourceVersion
+    if (o.status or {}).observedGeneration == o.metadata.generation and cur == last then return end
+    last = cur
+    os.execute("sleep 0.5")
+  end
+  error("object did not settle: " .. args)
+end
+
 TestOnlineCP = {}
 function TestOnlineCP:setUp()
   if skip then lu.skip(skip) end
@@ -100,6 +114,8 @@ function TestOnlineCP:test_03_addons_keep_admin_edits_and_proxy_server_is_config
   local corefile = jget("-n kube-system get configmap coredns").data.Corefile
   kubectl("-n kube-system patch configmap coredns --type merge -p " .. t.q(cjson.encode({ data = { Corefile = corefile .. "# edited\n" } })))
   kubectl("-n kube-system scale deployment coredns --replicas 3")
+  settle("-n kube-system get deployment coredns")
+  settle("-n kube-system get daemonset kube-proxy")
   local dep_rv = rv("-n kube-system get deployment coredns")
   local ds_rv = rv("-n kube-system get daemonset kube-proxy")
   must_phase("addon", "--kube-proxy-server https://lb.example:7443")
