@@ -167,7 +167,7 @@ end
 if lock then fs.remove("/etc/kubernetes/.kboot.lock"); lock:close() end
 if ctx.kube and ctx.kube.stats then
   local st = ctx.kube:stats()
-  log.debug("init", "API requests: %d on %d connection(s), %d retries", st.requests or 0, st.connects or 0, st.retries or 0)
+  log.info("init", "API requests: %d over %d connection(s), %d retried", st.requests or 0, st.connects or 0, st.retries or 0)
 end
 if only or ctx.dry_run then return 0 end
 if not ctx.phase_enabled("show-join-command") then
