@@ -8,7 +8,7 @@ local M = {}
 local function log(ctx) return ctx.log or require("kboot.log") end
 local function duration(s) return s and require("kboot.config").duration(s) end
 local function msg(e) return type(e) == "table" and (e.msg or tostring(e)) or tostring(e) end
-local function now() return require("kboot.http").now and require("kboot.http").now() or os.time() end
+local function now() return os.time() end
 
 -- http://<healthzBindAddress>:<healthzPort>/healthz from the KubeletConfiguration (kubeadm polls
 -- 127.0.0.1:10248); a bind address of 0.0.0.0/:: is reached on loopback.
