@@ -468,7 +468,7 @@ end
 
 -- A python server answering every GET with one status (plain HTTP), or openssl s_server with
 -- another CA's certificate (TLS); returns pid, port.
-local function python_server(dir, status, body)
+local function python_server(dir, status, body, mode)
   local py = dir .. "/srv.py"
   t.write(py, ([[
 import sys, http.server
@@ -476,11 +476,13 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
     def do_GET(self):
         b = %q.encode()
-        self.send_response(%d); self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
+        st = %d
+        if self.path == "/livez" and "%s" == "nolivez": st, b = 404, b"404 page not found"
+        self.send_response(st); self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
 s = http.server.HTTPServer(("127.0.0.1", 0), H)
 open(sys.argv[1], "w").write(str(s.server_address[1]))
 s.serve_forever()
-]]):format(body, status))
+]]):format(body, status, mode or ""))
   local pf = dir .. "/port"
   local pid = t.must(("python3 %s %s >/dev/null 2>&1 </dev/null & echo $!"):format(t.q(py), t.q(pf))):match("%d+")
   for _ = 1, 100 do
@@ -508,6 +510,28 @@ function TestDiagnose:test_unhealthy_kubelet_answer_is_printed()
     lu.assertStrContains(werr, "HTTP 500")
   end)
   os.execute("kill " .. pid)
+  if not ok then error(err, 0) end
+end
+
+function TestDiagnose:test_livez_falls_back_to_healthz()
+  local dir = t.tmpdir()
+  local pid, port = python_server(dir, 200, "ok", "nolivez")
+  local ok, err = pcall(function()
+    local c = require("kboot.http").client({ server = "http://127.0.0.1:" .. port, retries = 0 })
+    lu.assertTrue(wcp.livez(c))
+    c:close()
+  end)
+  os.execute("kill " .. pid)
+  if not ok then error(err, 0) end
+  local pid2, port2 = python_server(t.tmpdir(), 503, "[-]etcd failed", "nolivez")
+  ok, err = pcall(function()
+    local c = require("kboot.http").client({ server = "http://127.0.0.1:" .. port2, retries = 0 })
+    local r, why = wcp.livez(c)
+    lu.assertNil(r)
+    lu.assertEquals(why, "HTTP 503: [-]etcd failed")
+    c:close()
+  end)
+  os.execute("kill " .. pid2)
   if not ok then error(err, 0) end
 end
 
