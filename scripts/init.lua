@@ -29,6 +29,8 @@ local options = {
   { "token-ttl", arg = "DURATION", help = "bootstrap token lifetime (default 24h0m0s)" },
   { "upload-certs", help = "upload control-plane certificates to the kubeadm-certs Secret (online phase)" },
   { "certificate-key", arg = "HEX", help = "key (64 hex characters) that encrypts the uploaded certificates" },
+  { "kube-proxy-server", arg = "URL", help = "API server URL in kube-proxy's kubeconfig.conf (default: the control-plane endpoint)" },
+  { "skip-token-print", help = "do not print the bootstrap token in the join command" },
   { "root", arg = "DIR", help = "treat DIR as the file system root (a sandbox: no root user needed)" },
 }
 
@@ -41,9 +43,6 @@ local function phase_help(list)
       out[#out + 1] = { par, "" }
     end
     out[#out + 1] = { (par and "  " or "") .. p.name, p.help }
-  end
-  for _, n in ipairs(phases.ONLINE) do
-    if not n:find("/", 1, true) then out[#out + 1] = { n, "(needs the API server; a later kboot release)" } end
   end
   return out
 end
@@ -84,6 +83,10 @@ if opts.root then
   local ok, err = fs.set_root(opts.root)
   if not ok then cli.usage_error("init", "--root %s: %s", opts.root, tostring(err)) end
 end
+if opts.kube_proxy_server then
+  local ok, err = require("kboot.components.kube_proxy").check_server(opts.kube_proxy_server)
+  if not ok then cli.usage_error("init", "--kube-proxy-server %s", err) end
+end
 -- the config file is the admin's, on this host: read it directly, not through the root
 local parts, errs, warnings = config.load({ file = opts.config, flags = opts, fs = fs })
 for _, w in ipairs(warnings or {}) do log.warn("config", "%s", w) end
@@ -106,6 +109,21 @@ ctx.fs = fs
 ctx.log = log
 ctx.now = os.time()
 ctx.upload_certs = opts.upload_certs == true
+ctx.kube_proxy_server = opts.kube_proxy_server
+ctx.skip_token_print = opts.skip_token_print == true
+
+-- The bootstrap tokens: the configured ones, an empty one generated once for this run.
+local crypto = require("kboot.crypto")
+for _, t in ipairs(ctx.init.bootstrapTokens or {}) do
+  if t.token == nil or t.token == "" then t.token = crypto.token() end
+end
+ctx.tokens = ctx.init.bootstrapTokens or {}
+ctx.token = ctx.tokens[1] and ctx.tokens[1].token
+if ctx.upload_certs then
+  local ck = ctx.init.certificateKey
+  ctx.certificate_key = (ck ~= nil and ck ~= "") and ck or crypto.certificate_key()
+end
+ctx.api_endpoint = require("kboot.kubeconfigs").control_plane_endpoint(ctx):gsub("^https://", "")
 
 -- one kboot at a time on a node: the lock lives beside what it protects
 local lock
@@ -120,7 +138,7 @@ end
 log.info("init", "Using Kubernetes version: %s", ctx.cluster.kubernetesVersion)
 phases.run(ctx, selected)
 
--- dry run: every file that would have been written, keys hidden
+-- dry run: every file that would have been written, keys hidden, then every API object
 local function redact(data)
   data = data:gsub("%-%-%-%-%-BEGIN ([%u ]*)PRIVATE KEY%-%-%-%-%-.-%-%-%-%-%-END [%u ]*PRIVATE KEY%-%-%-%-%-\n?", "<private key>\n")
   data = data:gsub("(client%-key%-data:%s*)[%w+/=]+", "%1<private key>")
@@ -141,15 +159,20 @@ if ctx.dry_run then
       out:write(("--- %s (removed)\n"):format(r.path))
     end
   end
-  log.info("dry-run", "Nothing was written; the files above are what kboot init would write")
+  -- the API objects were printed by kboot.kube's dry run as they were "sent"
+  log.info("dry-run", "Nothing was written or sent; the files and objects above are what kboot init would write")
 end
 
 -- remove the lock file while still holding it, so a finished run leaves the tree as it found it
 if lock then fs.remove("/etc/kubernetes/.kboot.lock"); lock:close() end
+if ctx.kube and ctx.kube.stats then
+  local st = ctx.kube:stats()
+  log.info("init", "API requests: %d over %d connection(s), %d retried", st.requests or 0, st.connects or 0, st.retries or 0)
+end
 if only or ctx.dry_run then return 0 end
-local root = fs.root()
-local function host(p) return root == "/" and p or (root .. p) end
-log.info("init", "The offline phases are done: certificates in %s, kubeconfigs in %s, static Pod manifests in %s",
-  host(ctx.cluster.certificatesDir), host("/etc/kubernetes"), host("/etc/kubernetes/manifests"))
-log.info("init", "The online phases (wait-control-plane, upload-config, bootstrap-token, addons ...) are not part of this kboot release yet; once the kubelet runs these manifests, use %s with kubectl", host("/etc/kubernetes/admin.conf"))
+if not ctx.phase_enabled("show-join-command") then
+  local root = fs.root()
+  local function host(p) return root == "/" and p or (root .. p) end
+  log.info("init", "Your Kubernetes control-plane has initialized; use %s with kubectl", host("/etc/kubernetes/admin.conf"))
+end
 return 0

@@ -47,14 +47,45 @@ local function component(mod, name, help, extra)
   return { name = name, help = help, run = run, module = m }
 end
 
--- Phases that need the API server; they belong to the next part of kboot init. They are known so
--- that --skip-phases accepts every kubeadm name, but they do not run yet.
+-- Every kubeadm init phase name, so --skip-phases accepts them even when a module is missing.
 M.ONLINE = { "wait-control-plane", "upload-config", "upload-config/kubeadm", "upload-config/kubelet",
              "upload-certs", "mark-control-plane", "bootstrap-token", "kubelet-finalize",
              "kubelet-finalize/enable-client-cert-rotation", "addon", "addon/coredns", "addon/kube-proxy",
              "show-join-command" }
 
--- list() -> ordered offline phases { name=, help=, run=function(ctx) }.
+-- Online phase modules (docs/api/online.md): each returns { phases = function() return {...} end }.
+local ONLINE_MODULES = {
+  { "kboot.online.wait_control_plane", { { "wait-control-plane", "Wait for the control plane to start" } } },
+  { "kboot.online.upload_config", { { "upload-config/kubeadm", "Upload the kubeadm ClusterConfiguration to a ConfigMap" },
+                                    { "upload-config/kubelet", "Upload the kubelet component config to a ConfigMap" } } },
+  { "kboot.online.upload_certs", { { "upload-certs", "Upload certificates to kubeadm-certs" } } },
+  { "kboot.online.mark_control_plane", { { "mark-control-plane", "Mark a node as a control-plane" } } },
+  { "kboot.online.bootstrap_token", { { "bootstrap-token", "Generate bootstrap tokens used to join a node to a cluster" } } },
+  { "kboot.online.kubelet_finalize", { { "kubelet-finalize/enable-client-cert-rotation", "Enable kubelet client certificate rotation" } } },
+  "addons",
+  { "kboot.online.show_join", { { "show-join-command", "Show the join command for control-plane and worker node" } } },
+}
+
+local function online_module(mod, names)
+  local m, why = try(mod)
+  if m and type(m.phases) == "function" then return m.phases() end
+  local out = {}
+  for _, n in ipairs(names) do out[#out + 1] = { name = n[1], help = n[2], run = unavailable(n[1], mod, why) } end
+  return out
+end
+
+-- An addon component: render (pure) then apply through ctx.kube; skipped when disabled in the config.
+local function addon(mod, name, help, section)
+  local m, why = try(mod)
+  local run = m and function(ctx) return m.apply(ctx, m.render(ctx)) end or unavailable(name, mod, why)
+  return { name = name, help = help, run = run, module = m,
+           skip = function(ctx)
+             local s = ctx.cluster and ctx.cluster[section]
+             return s ~= nil and s.disabled == true, ("%s.disabled is set in the ClusterConfiguration"):format(section)
+           end }
+end
+
+-- list() -> ordered phases { name=, help=, run=function(ctx), skip=, online= }.
 function M.list()
   local out = {}
   local function add(p) out[#out + 1] = p end
@@ -69,7 +100,54 @@ function M.list()
   add(component("kboot.components.kube_controller_manager", "control-plane/controller-manager", "Generate the kube-controller-manager static Pod manifest"))
   add(component("kboot.components.kube_scheduler", "control-plane/scheduler", "Generate the kube-scheduler static Pod manifest"))
   add(component("kboot.components.kubelet", "kubelet-start", "Write kubelet settings and (re)start the kubelet", "start"))
+  for _, o in ipairs(ONLINE_MODULES) do
+    local list
+    if o == "addons" then
+      list = { addon("kboot.components.coredns", "addon/coredns", "Install the CoreDNS addon", "dns"),
+               addon("kboot.components.kube_proxy", "addon/kube-proxy", "Install the kube-proxy addon", "proxy") }
+    else
+      list = online_module(o[1], o[2])
+    end
+    for _, p in ipairs(list) do p.online = true; add(p) end
+  end
   return out
+end
+
+-- The kubeconfig a phase wrote, read through ctx.fs (root-aware; a dry run sees its own writes).
+local function load_kubeconfig(ctx, file)
+  local path = (ctx.kubeconfig_dir or "/etc/kubernetes") .. "/" .. file
+  local text, err = ctx.fs.read(path)
+  if not text then return nil, tostring(err and (err.msg or err)) end
+  return require("kboot.kubeconfig").parse(text, path)
+end
+
+-- connect(ctx): ctx.kube (admin.conf) and ctx.kube_super (super-admin.conf) for the online phases.
+-- Raises {msg=} when admin.conf is unusable: no online phase can do anything without it.
+function M.connect(ctx)
+  if ctx.kube then return true end
+  local ok, kube = pcall(require, "kboot.kube")
+  if not ok then error({ msg = "the API client kboot.kube is not available in this build: " .. tostring(kube):match("^[^\n]*") }, 0) end
+  -- retries of one API call (connection errors, 429, 5xx: an API server restarting) stop at
+  -- InitConfiguration.timeouts.kubernetesAPICall (kubeadm's 1m)
+  local to = ctx.init and ctx.init.timeouts and ctx.init.timeouts.kubernetesAPICall
+  local deadline = to and require("kboot.config").duration(to)
+  local o = { dry_run = ctx.dry_run == true, timeout = ctx.api_timeout, retry_deadline = deadline or 60, retries = 30 }
+  local t, err = load_kubeconfig(ctx, "admin.conf")
+  if not t then error({ msg = tostring(err) .. " (run the kubeconfig phase first)" }, 0) end
+  local k, kerr = kube.new(t, o)
+  if not k then error({ msg = "admin.conf: " .. tostring(kerr) }, 0) end
+  ctx.kube = k
+  local st, serr = load_kubeconfig(ctx, "super-admin.conf")
+  if st then ctx.kube_super, serr = kube.new(st, o) end
+  if not ctx.kube_super then ctx.kube_super_err = tostring(serr and (serr.msg or serr)) end
+  -- admin.conf (O=kubeadm:cluster-admins) has rights only through this binding: make sure of it
+  -- before any phase uses ctx.kube, as kubeadm does when it first builds its client
+  local ok2, uc = pcall(require, "kboot.online.upload_config")
+  if ok2 then
+    local done, cerr = uc.ensure_cluster_admins(ctx)
+    if not done then error({ msg = tostring(cerr) }, 0) end
+  end
+  return true
 end
 
 local function parent(name) return name:match("^([^/]+)/") end
@@ -121,7 +199,7 @@ function M.select(list, o)
     if keep then out[#out + 1] = p end
   end
   if o.only and #out == 0 then
-    return nil, ("phase %q does not run yet: it needs the API server (part of a later kboot release)"):format(o.only)
+    return nil, ("phase %q is not part of this build"):format(o.only)
   end
   return out
 end
@@ -137,7 +215,9 @@ function M.run(ctx, selected)
     if skip then
       ctx.log.info(p.name, "skipped: %s", why)
     else
-      local ok, r, err = pcall(p.run, ctx)
+      local ok, r, err = true, nil, nil
+      if p.online and not p.no_api and not ctx.kube then ok, r = pcall(M.connect, ctx) end
+      if ok then ok, r, err = pcall(p.run, ctx) end
       if not ok or (r == nil and err ~= nil) then
         local e = ok and err or r
         local msg = type(e) == "table" and (e.msg or tostring(e)) or tostring(e)

@@ -1,0 +1,303 @@
+-- kubeadm's wait-control-plane phase: poll the kubelet's healthz, then the API server's /livez
+-- (/healthz on servers without it). On timeout it does not guess: it checks what can be checked on
+-- this node (kubelet installed and running, swap, cgroup driver of kubelet vs runtime, ports taken by
+-- something else, the API server's TLS/auth answer, crictl's view of the static pods) and prints
+-- each finding. Every file is read through ctx.fs, so a --root sandbox gets its own /proc and /etc.
+local M = {}
+
+local function log(ctx) return ctx.log or require("kboot.log") end
+local function duration(s) return s and require("kboot.config").duration(s) end
+local function msg(e) return type(e) == "table" and (e.msg or tostring(e)) or tostring(e) end
+local function now() return os.time() end
+
+-- http://<healthzBindAddress>:<healthzPort>/healthz from the KubeletConfiguration (kubeadm polls
+-- 127.0.0.1:10248); a bind address of 0.0.0.0/:: is reached on loopback.
+function M.kubelet_healthz_url(ctx)
+  local k = ctx.kubelet or {}
+  local host = k.healthzBindAddress
+  if host == nil or host == "" or host == "0.0.0.0" then host = "127.0.0.1" end
+  if host == "::" then host = "::1" end
+  if host:find(":", 1, true) then host = "[" .. host .. "]" end
+  local port = k.healthzPort
+  if port == nil or port == 0 then port = 10248 end
+  return ("http://%s:%d/healthz"):format(host, port)
+end
+
+function M.timeout(ctx)
+  local t = ctx.init.timeouts or {}
+  return duration(t.controlPlaneComponentHealthCheck) or 240, duration(t.kubeletHealthCheck) or 240
+end
+
+local function sleep(s) os.execute(("sleep %.2f"):format(s)) end
+
+-- One GET; returns status, body or nil, err. The client makes one attempt: this loop does the retries.
+local function probe(client, path)
+  local r, err = client:request("GET", path, { retries = 0, timeout = 5 })
+  if not r then return nil, err end
+  return r.status, r.body
+end
+
+local function kubelet_client(ctx)
+  local url = M.kubelet_healthz_url(ctx)
+  local server, path = url:match("^(http://[^/]+)(/.*)$")
+  return require("kboot.http").client({ server = server, retries = 0, timeout = 5, connect_timeout = 3 }), path, url
+end
+
+-- The API server client: admin.conf's cluster and credentials (health endpoints need no RBAC, but
+-- the TLS handshake checks the CA and client certificate, which is what a diagnosis wants to see).
+local function apiserver_client(ctx)
+  local dir = ctx.kubeconfig_dir or "/etc/kubernetes"
+  local text, err = ctx.fs.read(dir .. "/admin.conf")
+  if not text then return nil, err end
+  local kc = require("kboot.kubeconfig")
+  local t, perr = kc.parse(text, dir .. "/admin.conf")
+  if not t then return nil, perr end
+  return kc.client(t, { retries = 0, timeout = 5, connect_timeout = 3 })
+end
+
+-- livez(client) -> true | nil, why. 404 on /livez (servers before v1.16 or with it off) -> /healthz.
+function M.livez(client)
+  local st, body = probe(client, "/livez")
+  if st == 404 then st, body = probe(client, "/healthz") end
+  if st == 200 then return true end
+  if not st then return nil, msg(body) end
+  return nil, ("HTTP %d: %s"):format(st, (body or ""):sub(1, 200):gsub("%s+$", ""))
+end
+
+-- wait(ctx, o) -> true | nil, err. o: { timeout=, kubelet_timeout=, interval= } (seconds).
+function M.wait(ctx, o)
+  o = o or {}
+  local cp_t, kl_t = M.timeout(ctx)
+  cp_t, kl_t = o.timeout or cp_t, o.kubelet_timeout or o.timeout or kl_t
+  local interval = o.interval or 0.5
+  local kc, kpath, kurl = kubelet_client(ctx)
+  log(ctx).info("wait-control-plane", "Waiting for the kubelet to boot up the control plane as static Pods from directory \"/etc/kubernetes/manifests\"")
+  log(ctx).info("kubelet-check", "Waiting for a healthy kubelet at %s. This can take up to %s", kurl, require("kboot.config").format_duration(kl_t))
+  local deadline, last = now() + kl_t, nil
+  while true do
+    local st, body = probe(kc, kpath)
+    if st == 200 then break end
+    last = st and ("HTTP %d: %s"):format(st, (body or ""):sub(1, 100)) or msg(body)
+    if now() >= deadline then
+      kc:close()
+      return nil, ("the kubelet is not healthy after %s (%s: %s)"):format(require("kboot.config").format_duration(kl_t), kurl, last), "kubelet"
+    end
+    sleep(interval)
+  end
+  kc:close()
+  log(ctx).info("kubelet-check", "The kubelet is healthy")
+  local ac, aerr = apiserver_client(ctx)
+  if not ac then return nil, ("cannot reach the API server: %s"):format(msg(aerr)), "apiserver" end
+  log(ctx).info("api-check", "Waiting for a healthy API server. This can take up to %s", require("kboot.config").format_duration(cp_t))
+  deadline = now() + cp_t
+  while true do
+    local ok, why = M.livez(ac)
+    if ok then break end
+    last = why
+    if now() >= deadline then
+      ac:close()
+      return nil, ("the API server is not healthy after %s: %s"):format(require("kboot.config").format_duration(cp_t), last), "apiserver"
+    end
+    sleep(interval)
+  end
+  ac:close()
+  log(ctx).info("api-check", "The API server is healthy")
+  return true
+end
+
+---------------------------------------------------------------------------------------------------
+-- diagnosis
+
+local function read(ctx, p) return ctx.fs.read(p) end
+
+local KUBELET_BINS = { "/usr/bin/kubelet", "/usr/local/bin/kubelet", "/bin/kubelet", "/opt/bin/kubelet" }
+
+-- Running processes named `name` from /proc/<pid>/comm (nil when /proc cannot be listed).
+local function processes(ctx, name)
+  local pids = ctx.fs.list("/proc")
+  if not pids then return nil end
+  local out = {}
+  for _, p in ipairs(pids) do
+    if p:match("^%d+$") then
+      local comm = read(ctx, "/proc/" .. p .. "/comm")
+      if comm and comm:gsub("%s+$", "") == name then out[#out + 1] = tonumber(p) end
+    end
+  end
+  return out
+end
+
+-- The kubelet's config as the node has it (the file kubelet-start wrote), else ctx's.
+local function kubelet_config(ctx)
+  local text = read(ctx, "/var/lib/kubelet/config.yaml")
+  local t = text and require("kboot.yaml").decode(text)
+  if type(t) == "table" then return t end
+  return ctx.kubelet or {}
+end
+
+-- The container runtime's cgroup driver: containerd's runc SystemdCgroup, CRI-O's cgroup_manager.
+-- Returns driver, source file, or nil when no runtime config is found.
+function M.runtime_cgroup_driver(ctx)
+  local c = read(ctx, "/etc/containerd/config.toml")
+  if c then
+    local v = c:match("\n%s*SystemdCgroup%s*=%s*(%a+)") or c:match("^%s*SystemdCgroup%s*=%s*(%a+)")
+    return v == "true" and "systemd" or "cgroupfs", "/etc/containerd/config.toml"
+           .. (v and (" (SystemdCgroup = " .. v .. ")") or " (no SystemdCgroup: containerd uses cgroupfs)")
+  end
+  local files = { "/etc/crio/crio.conf" }
+  for _, f in ipairs(ctx.fs.list("/etc/crio/crio.conf.d") or {}) do files[#files + 1] = "/etc/crio/crio.conf.d/" .. f end
+  local driver, src
+  for _, f in ipairs(files) do
+    local t = read(ctx, f)
+    local v = t and t:match('cgroup_manager%s*=%s*"(%a+)"')
+    if v then driver, src = v, f end
+  end
+  if driver then return driver, src .. (' (cgroup_manager = "%s")'):format(driver) end
+  return nil
+end
+
+local function crictl_path(ctx)
+  if ctx.crictl ~= nil then return ctx.crictl or nil end
+  local ok, out = pcall(function()
+    local p = io.popen("command -v crictl 2>/dev/null")
+    local s = p:read("a"); p:close(); return s
+  end)
+  out = ok and out and out:gsub("%s+$", "") or ""
+  return out ~= "" and out or nil
+end
+
+local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function run(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  if not p then return nil end
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+-- crictl's list of control-plane containers, and the last log lines of those that exited.
+local function crictl_findings(ctx, add)
+  local crictl = crictl_path(ctx)
+  if not crictl then return end
+  local ep = shell_quote(ctx.init.nodeRegistration.criSocket or "")
+  local base = shell_quote(crictl) .. " --runtime-endpoint " .. ep
+  local ps = run(base .. " ps -a") or ""
+  local failing = {}
+  for line in ps:gmatch("[^\n]+") do
+    local id = line:match("^(%x+)%s")
+    if id then
+      for _, n in ipairs({ "kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler" }) do
+        if line:find(" " .. n .. " ", 1, true) and line:find("Exited", 1, true) then failing[#failing + 1] = { id = id, name = n } end
+      end
+    end
+  end
+  add("crictl", "`crictl ps -a`:\n" .. ps:gsub("%s+$", ""))
+  for _, f in ipairs(failing) do
+    local logs = run(base .. " logs --tail 15 " .. shell_quote(f.id)) or ""
+    add("crictl", ("%s exited; `crictl logs --tail 15 %s`:\n%s"):format(f.name, f.id, logs:gsub("%s+$", "")))
+  end
+end
+
+-- diagnose(ctx, o) -> list of { cause=, detail= }; o.stage = "kubelet" | "apiserver" (what timed out).
+function M.diagnose(ctx, o)
+  o = o or {}
+  local out = {}
+  local function add(cause, detail) out[#out + 1] = { cause = cause, detail = detail } end
+  local kcfg = kubelet_config(ctx)
+
+  local installed = false
+  for _, b in ipairs(KUBELET_BINS) do if ctx.fs.exists(b) then installed = true end end
+  local procs = processes(ctx, "kubelet")
+  if not installed and not (procs and #procs > 0) then
+    add("kubelet-missing", ("the kubelet is not installed (none of %s exists): install the kubelet package (and its systemd unit)")
+      :format(table.concat(KUBELET_BINS, ", ")))
+  elseif procs and #procs == 0 then
+    add("kubelet-not-running", "the kubelet is installed but not running: check 'systemctl status kubelet' and 'journalctl -xeu kubelet'")
+  end
+
+  local swaps = read(ctx, "/proc/swaps")
+  if swaps and kcfg.failSwapOn ~= false then
+    local n = 0
+    for line in swaps:gmatch("[^\n]+") do if not line:match("^Filename") then n = n + 1 end end
+    if n > 0 then
+      add("swap", "swap is on and the kubelet refuses to run with swap (failSwapOn is not false): run 'swapoff -a' or set failSwapOn: false")
+    end
+  end
+
+  local want = kcfg.cgroupDriver or "systemd"
+  local have, src = M.runtime_cgroup_driver(ctx)
+  if have and have ~= want then
+    add("cgroup-driver", ("cgroup driver mismatch: the kubelet uses %q (/var/lib/kubelet/config.yaml cgroupDriver) but the container runtime uses %q (%s): make them equal")
+      :format(want, have, src))
+  end
+
+  -- ports: something listens where a control-plane piece should, yet the piece is not healthy
+  local ports = require("kboot.preflight").listening_ports(ctx)
+  local kurl = M.kubelet_healthz_url(ctx)
+  local kport = tonumber(kurl:match(":(%d+)/"))
+  local kc = kubelet_client(ctx)
+  local kst, kbody = probe(kc, "/healthz")
+  kc:close()
+  if kst ~= 200 then
+    if ports and ports[kport] and not (procs and #procs > 0) then
+      add("port-taken", ("port %d (the kubelet's healthz) is taken by another process: find it with 'ss -ltnp sport = :%d'"):format(kport, kport))
+    elseif kst then
+      add("kubelet-unhealthy", ("the kubelet's %s answers HTTP %d: %s"):format(kurl, kst, (kbody or ""):sub(1, 200)))
+    else
+      add("kubelet-healthz", ("the kubelet's %s does not answer: %s"):format(kurl, msg(kbody)))
+    end
+  end
+
+  local ac, aerr = apiserver_client(ctx)
+  local bind = ctx.bind_port or 6443
+  if not ac then
+    add("apiserver", ("cannot build a client from admin.conf: %s"):format(msg(aerr)))
+  else
+    local ok, why = M.livez(ac)
+    ac:close()
+    if not ok then
+      local w = tostring(why)
+      if w:find("TLS verification failed", 1, true) or w:find("certificate", 1, true) then
+        add("apiserver-tls", "the API server answers but TLS fails: " .. w)
+      elseif w:find("HTTP 401", 1, true) or w:find("HTTP 403", 1, true) then
+        add("apiserver-auth", "the API server refuses admin.conf's credentials: " .. w)
+      elseif ports and ports[bind] then
+        add("port-taken", ("port %d is taken, but what listens there is not a healthy API server of this cluster (%s): check 'ss -ltnp sport = :%d'")
+          :format(bind, w, bind))
+      else
+        add("apiserver-down", "the API server does not answer: " .. w)
+      end
+    end
+  end
+
+  for _, m in ipairs({ "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler" }) do
+    if not ctx.fs.exists("/etc/kubernetes/manifests/" .. m .. ".yaml") and not (m == "etcd" and ctx.cluster.etcd.external) then
+      add("manifest-missing", ("/etc/kubernetes/manifests/%s.yaml does not exist: run 'kboot init phase control-plane' / 'etcd'"):format(m))
+    end
+  end
+  crictl_findings(ctx, add)
+  return out
+end
+
+function M.run(ctx)
+  if ctx.dry_run then
+    log(ctx).info("wait-control-plane", "dry run: would wait for %s and the API server's /livez", M.kubelet_healthz_url(ctx))
+    return true
+  end
+  local ok, err = M.wait(ctx)
+  if ok then return true end
+  local l = log(ctx)
+  l.error("wait-control-plane", "%s", err)
+  local found = M.diagnose(ctx)
+  if #found == 0 then
+    l.error("wait-control-plane", "nothing wrong found on this node; check 'journalctl -xeu kubelet' and the container runtime's logs")
+  end
+  for _, f in ipairs(found) do l.error("wait-control-plane", "likely cause: %s", f.detail) end
+  return nil, err .. (found[1] and ("; likely cause: " .. found[1].detail:match("^[^\n]*")) or "")
+end
+
+function M.phases()
+  return { { name = "wait-control-plane", help = "Wait for the control plane to start", run = M.run, no_api = true } }
+end
+
+return M
