@@ -13,11 +13,11 @@ export KBOOT_SRC=$SRC
 TMP=$(mktemp -d /tmp/kboot-bench.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 
-mode="kboot init --root ROOT --config CFG --skip-phases=preflight"
+mode="kboot init --root ROOT --config CFG --skip-phases=preflight --offline"
 cfg() { # a config with the algorithm; everything else default
   printf 'apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 10.0.0.10\nnodeRegistration:\n  name: node-1\n---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nencryptionAlgorithm: %s\n' "$1" >"$TMP/$1.yaml"
 }
-run_init() { "$BIN" init --root "$1" --config "$TMP/$2.yaml" --skip-phases=preflight >/dev/null 2>&1; }
+run_init() { "$BIN" init --root "$1" --config "$TMP/$2.yaml" --skip-phases=preflight --offline >/dev/null 2>&1; }
 
 now_ns() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
@@ -45,7 +45,7 @@ peak_rss_kb() { # alg
   rm -rf "$TMP/root"; mkdir "$TMP/root"
   if [ -x /usr/bin/time ]; then
     cfg "$1"
-    /usr/bin/time -v "$BIN" init --root "$TMP/root" --config "$TMP/$1.yaml" --skip-phases=preflight 2>&1 >/dev/null |
+    /usr/bin/time -v "$BIN" init --root "$TMP/root" --config "$TMP/$1.yaml" --skip-phases=preflight --offline 2>&1 >/dev/null |
       awk -F': ' '/Maximum resident set size/ {print $2}'
   else
     echo "n/a (install the time package)"

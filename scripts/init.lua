@@ -32,6 +32,7 @@ local options = {
   { "kube-proxy-server", arg = "URL", help = "API server URL in kube-proxy's kubeconfig.conf (default: the control-plane endpoint)" },
   { "skip-token-print", help = "do not print the bootstrap token in the join command" },
   { "root", arg = "DIR", help = "treat DIR as the file system root (a sandbox: no root user needed)" },
+  { "offline", help = "run only the phases that need no API server: write this node's files and stop" },
 }
 
 local function phase_help(list)
@@ -99,7 +100,14 @@ end
 if parts.init.dryRun then opts.dry_run = true end
 if opts.dry_run then fs.set_dry_run(true) end
 
-local selected, serr = phases.select(list, { only = only, skip = parts.init.skipPhases })
+local skip = parts.init.skipPhases
+if opts.offline then -- every top-level phase that talks to the API server
+  skip = { table.unpack(skip or {}) }
+  for _, n in ipairs(phases.ONLINE) do
+    if not n:find("/", 1, true) then skip[#skip + 1] = n end
+  end
+end
+local selected, serr = phases.select(list, { only = only, skip = skip })
 if not selected then cli.usage_error(only and "init phase" or "init", "%s", serr) end
 
 local ctx = parts
@@ -173,6 +181,12 @@ if only or ctx.dry_run then return 0 end
 if not ctx.phase_enabled("show-join-command") then
   local root = fs.root()
   local function host(p) return root == "/" and p or (root .. p) end
-  log.info("init", "Your Kubernetes control-plane has initialized; use %s with kubectl", host("/etc/kubernetes/admin.conf"))
+  if ctx.phase_enabled("wait-control-plane") then
+    log.info("init", "Your Kubernetes control-plane has initialized; use %s with kubectl", host("/etc/kubernetes/admin.conf"))
+  else
+    log.info("init", "This node's files are written: certificates in %s, kubeconfigs in %s, static Pod manifests in %s",
+      host(ctx.cluster.certificatesDir), host("/etc/kubernetes"), host("/etc/kubernetes/manifests"))
+    log.info("init", "Once the kubelet runs these manifests, `kboot init` without --offline (or with --skip-phases) finishes the online phases")
+  end
 end
 return 0

@@ -20,9 +20,11 @@ local function need(...)
   if type(require("kboot.yaml").decode) ~= "function" then lu.skip("kboot.yaml is not in this build yet") end
 end
 
--- phases to skip besides preflight: kubeconfig until kboot.kubeconfig is in the build
+-- phases to skip: preflight, the online ones (no control plane runs here; test_e2e_init covers
+-- them), kubeconfig until kboot.kubeconfig is in the build
+local ONLINE = "wait-control-plane,upload-config,upload-certs,mark-control-plane,bootstrap-token,kubelet-finalize,addon,show-join-command"
 local function SKIP()
-  return have("kboot.kubeconfig") and "preflight" or "preflight,kubeconfig"
+  return (have("kboot.kubeconfig") and "preflight," or "preflight,kubeconfig,") .. ONLINE
 end
 
 local function fast_config(dir)
@@ -170,11 +172,24 @@ function TestInitDriver:test_rerun_is_idempotent_and_keeps_keys()
   local root = t.tmpdir()
   local ok, out = init(root, "--config " .. t.q(cfg) .. " --skip-phases " .. SKIP() .. "")
   lu.assertTrue(ok, out)
-  lu.assertStrContains(out, "The offline phases are done")
+  lu.assertStrContains(out, "[kubelet-start]")
   local h1 = t.tree_hash(root)
   ok, out = init(root, "--config " .. t.q(cfg) .. " --skip-phases " .. SKIP() .. "")
   lu.assertTrue(ok, out)
   lu.assertEquals(t.tree_hash(root), h1)
+  assert_complete(root)
+end
+
+function TestInitDriver:test_offline_writes_the_node_files_and_contacts_no_server()
+  need("kboot.certs", "kboot.kubeconfigs", "kboot.components.etcd", "kboot.components.kubelet")
+  local cfg = fast_config(t.tmpdir())
+  local root = t.tmpdir()
+  -- no API server exists here: without --offline, wait-control-plane would wait its 4 minutes
+  local ok, out = init(root, "--config " .. t.q(cfg) .. " --skip-phases preflight --offline")
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, "This node's files are written")
+  lu.assertNotStrContains(out, "[wait-control-plane]")
+  lu.assertNotStrContains(out, "API requests")
   assert_complete(root)
 end
 
@@ -238,9 +253,10 @@ function TestInitDriver:test_skip_phases_and_phase_subsets()
   lu.assertStrContains(out, 'unknown phase "nope"; phases are: preflight, certs, certs/ca')
   ok, out, code = t.kboot("init phase nope --root " .. t.q(r2))
   lu.assertEquals(code, 2)
+  -- an online phase without admin.conf fails with what is missing
   ok, out, code = t.kboot("init phase addon/coredns --root " .. t.q(r2) .. " --config " .. t.q(cfg))
-  lu.assertEquals(code, 2)
-  lu.assertStrContains(out, "needs the API server")
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(out, "error execution phase addon/coredns:")
 end
 
 function TestInitDriver:test_preflight_phase_fails_in_empty_sandbox_with_fixes()
