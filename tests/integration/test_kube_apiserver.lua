@@ -16,7 +16,7 @@ local NS = "kboot-test"
 if not skip then
   local root = t.tmpdir()
   local plan = controlplane.plan{ root = root }
-  local ok, out = t.sh(t.q(t.bin) .. " init " .. plan.init_args .. " --skip-phases=preflight")
+  local ok, out = t.sh(t.q(t.bin) .. " init " .. plan.init_args .. " --skip-phases=preflight --offline")
   if not ok then start_err = "kboot init failed:\n" .. out
   else
     local good

@@ -6,7 +6,7 @@
 -- healthz and registers the Node object as a kubelet would once the API server answers.
 --
 --   local plan = controlplane.plan{ root = SANDBOX }  -- free ports, a kubeadm config for kboot init
---   t.must(t.q(t.bin) .. " init " .. plan.init_args .. " --skip-phases=preflight")
+--   t.must(t.q(t.bin) .. " init " .. plan.init_args .. " --skip-phases=preflight --offline")
 --   local cp = controlplane.start(plan)                -- or start{ root = SANDBOX } (kubelet port 10248)
 --   t.must(cp.kubectl .. " get nodes"); cp:stop()
 --
