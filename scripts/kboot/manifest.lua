@@ -318,4 +318,19 @@ function M.clean(ctx, name)
   return true
 end
 
+-- The component protocol for a control-plane static Pod (DESIGN §4): save writes the manifest,
+-- apply has nothing to send (the kubelet creates the Pod), clean removes the manifest, and run is
+-- the phase: log, render, save. Fills in only what the component does not define itself.
+function M.static_pod(C)
+  C.save = C.save or function(ctx, a) return M.save(ctx, a, C.phase) end
+  C.apply = C.apply or function() return true end
+  C.clean = C.clean or function(ctx) return M.clean(ctx, C.name) end
+  C.run = C.run or function(ctx)
+    local log = ctx.log or require("kboot.log")
+    log.info("control-plane", "Creating static Pod manifest for %q", C.name)
+    return C.save(ctx, C.render(ctx))
+  end
+  return C
+end
+
 return M

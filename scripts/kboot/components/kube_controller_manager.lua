@@ -88,14 +88,4 @@ function M.render(ctx)
   return mf.artifacts(M.name, mf.pod(container, m, nil))
 end
 
-function M.save(ctx, a) return mf.save(ctx, a, M.phase) end
-function M.apply(ctx, a) return true end
-function M.clean(ctx) return mf.clean(ctx, M.name) end
-
-function M.run(ctx)
-  local log = ctx.log or require("kboot.log")
-  log.info("control-plane", "Creating static Pod manifest for %q", M.name)
-  return M.save(ctx, M.render(ctx))
-end
-
-return M
+return mf.static_pod(M)
