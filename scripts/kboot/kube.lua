@@ -304,6 +304,15 @@ function Client:delete(api_version, kind, ns, name)
   return nil, err
 end
 
+-- Deletes each object of a list (what a component's render returned); stops at the first error.
+function Client:delete_all(objects)
+  for _, obj in ipairs(objects) do
+    local ok, err = self:delete(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
 local function now()
   local p = io.open("/proc/uptime", "r")
   if p then

@@ -98,4 +98,16 @@ function TestKubeDryRun:test_wait_for()
   lu.assertStrContains(tostring(err), "timed out after 0.2s waiting: node kbnode not found yet")
 end
 
+function TestKubeDryRun:test_delete_all_deletes_each_object_in_order()
+  local k = assert(require("kboot.kube").new(nil, { dry_run = true }))
+  lu.assertTrue(k:delete_all({
+    { apiVersion = "v1", kind = "ConfigMap", metadata = { namespace = "kube-system", name = "coredns" } },
+    { apiVersion = "rbac.authorization.k8s.io/v1", kind = "ClusterRole", metadata = { name = "system:coredns" } },
+  }))
+  lu.assertEquals(#k.recorded, 2)
+  lu.assertEquals(k.recorded[1].kind, "ConfigMap")
+  lu.assertEquals(k.recorded[2].metadata.name, "system:coredns")
+  lu.assertEquals(k:stats().requests, 0)
+end
+
 os.exit(lu.LuaUnit.run("-v"))

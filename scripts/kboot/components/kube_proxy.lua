@@ -178,12 +178,6 @@ end
 
 function M.save(ctx, a) return true end
 
-function M.clean(ctx)
-  for _, obj in ipairs(M.render(ctx).objects) do
-    local ok, err = ctx.kube:delete(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name)
-    if not ok then return nil, err end
-  end
-  return true
-end
+function M.clean(ctx) return ctx.kube:delete_all(M.render(ctx).objects) end
 
 return M
