@@ -190,6 +190,19 @@ function M.load_ca(ctx, name)
   return c
 end
 
+-- The key for a certificate about to be issued: one an interrupted run already wrote (kept, so
+-- the certificate matches it), else a fresh key from the batch, written now.
+local function key_for(ctx, op, e, key_path, kpem)
+  if kpem then
+    log(ctx).info("certs", "Generating %q certificate for the existing key %s", e.name, key_path)
+    return load_key(op, key_path, kpem)
+  end
+  local key = M.take_key(ctx, "cert:" .. e.name)
+  log(ctx).info("certs", "Generating %q certificate and key", e.name)
+  write(ctx, op, key_path, M.key_pem(key), M.KEY_MODE)
+  return key
+end
+
 local function ensure_ca(ctx, e)
   local op = "certs/" .. e.name
   local crt_path, key_path = tbl.paths(e, ctx)
@@ -204,16 +217,7 @@ local function ensure_ca(ctx, e)
     return c
   end
   local spec = tbl.spec(e, ctx)
-  local kpem, key = read_opt(ctx, key_path), nil
-  if kpem then
-    -- An interrupted run wrote the key but not the certificate: keep the key.
-    key = load_key(op, key_path, kpem)
-    log(ctx).info("certs", "Generating %q certificate for the existing key %s", e.name, key_path)
-  else
-    key = M.take_key(ctx, "cert:" .. e.name)
-    log(ctx).info("certs", "Generating %q certificate and key", e.name)
-    write(ctx, op, key_path, M.key_pem(key), M.KEY_MODE)
-  end
+  local key = key_for(ctx, op, e, key_path, read_opt(ctx, key_path))
   local cert = pki.self_signed_ca(key, spec)
   local pem = cert:pem()
   write(ctx, op, crt_path, pem, M.CERT_MODE)
@@ -270,15 +274,7 @@ local function ensure_leaf(ctx, e)
     fail(op, "external CA mode: %s is missing and there is no %q CA key to sign it; provide %s and %s signed by %s",
       crt_path, e.ca, crt_path, key_path, (tbl.paths(tbl.get(e.ca), ctx)))
   end
-  local key
-  if kpem then
-    key = load_key(op, key_path, kpem)
-    log(ctx).info("certs", "Generating %q certificate for the existing key %s", e.name, key_path)
-  else
-    key = M.take_key(ctx, "cert:" .. e.name)
-    log(ctx).info("certs", "Generating %q certificate and key", e.name)
-    write(ctx, op, key_path, M.key_pem(key), M.KEY_MODE)
-  end
+  local key = key_for(ctx, op, e, key_path, kpem)
   log_serving(ctx, e, spec)
   local cert = pki.sign(spec, key, ca.cert, ca.key)
   write(ctx, op, crt_path, cert:pem(), M.CERT_MODE)
