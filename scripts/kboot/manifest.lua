@@ -318,6 +318,25 @@ function M.clean(ctx, name)
   return true
 end
 
+-- The Pod of kube-controller-manager or kube-scheduler: both are probed on /healthz over HTTPS at
+-- their bind address and differ only in their config section (extraArgs, extraEnvs), CPU request
+-- and mounts.
+function M.secure_component_pod(ctx, C, section, cpu)
+  local host = M.probe_address(M.get_arg(section.extraArgs, "bind-address") or "127.0.0.1")
+  local m = C.mounts(ctx)
+  local container = M.container {
+    name = C.name,
+    image = M.kube_image(ctx, C.name),
+    command = C.command(ctx),
+    volumeMounts = M.volume_mounts(m),
+    livenessProbe = M.liveness(host, "/healthz", C.PORT, "HTTPS"),
+    startupProbe = M.startup(host, "/healthz", C.PORT, "HTTPS", M.health_check_timeout(ctx)),
+    resources = { requests = { cpu = cpu } },
+    env = M.merge_env(M.proxy_env(ctx), section.extraEnvs),
+  }
+  return M.artifacts(C.name, M.pod(container, m, nil))
+end
+
 -- The component protocol for a control-plane static Pod (DESIGN §4): save writes the manifest,
 -- apply has nothing to send (the kubelet creates the Pod), clean removes the manifest, and run is
 -- the phase: log, render, save. Fills in only what the component does not define itself.

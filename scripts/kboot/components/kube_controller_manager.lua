@@ -72,20 +72,7 @@ function M.mounts(ctx)
 end
 
 function M.render(ctx)
-  local cm = ctx.cluster.controllerManager
-  local host = mf.probe_address(mf.get_arg(cm.extraArgs, "bind-address") or "127.0.0.1")
-  local m = M.mounts(ctx)
-  local container = mf.container {
-    name = M.name,
-    image = mf.kube_image(ctx, M.name),
-    command = M.command(ctx),
-    volumeMounts = mf.volume_mounts(m),
-    livenessProbe = mf.liveness(host, "/healthz", M.PORT, "HTTPS"),
-    startupProbe = mf.startup(host, "/healthz", M.PORT, "HTTPS", mf.health_check_timeout(ctx)),
-    resources = { requests = { cpu = "200m" } },
-    env = mf.merge_env(mf.proxy_env(ctx), cm.extraEnvs),
-  }
-  return mf.artifacts(M.name, mf.pod(container, m, nil))
+  return mf.secure_component_pod(ctx, M, ctx.cluster.controllerManager, "200m")
 end
 
 return mf.static_pod(M)
