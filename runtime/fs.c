@@ -17,6 +17,7 @@
 
 void kb_fs_reset(void)
 {
+    fs_batch_free(); /* discards: pending temps removed, targets keep their old content */
     fs_g_root[0] = '\0';
     fs_overlay_free();
 }
@@ -139,8 +140,8 @@ static void temp_name(char *out, size_t n, const char *base)
     snprintf(out, n, ".%s%s%s", base, KB_FS_TEMP_TAG, sfx);
 }
 
-/* Remove temps in directory dfd (of base, or all when base is NULL); count them. */
-static int clean_temps_at(int dfd, const char *base, int remove)
+/* Remove temps in directory dfd (of base, or all when base is NULL) except keep; count them. */
+static int clean_temps_at(int dfd, const char *base, const char *keep, int remove)
 {
     int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -153,7 +154,8 @@ static int clean_temps_at(int dfd, const char *base, int remove)
     int count = 0;
     struct dirent *de;
     while ((de = readdir(d)))
-        if (is_temp(de->d_name, base) && (!remove || unlinkat(dfd, de->d_name, 0) == 0))
+        if (is_temp(de->d_name, base) && !(keep && strcmp(de->d_name, keep) == 0) &&
+            (!remove || unlinkat(dfd, de->d_name, 0) == 0))
             count++;
     closedir(d);
     return count;
@@ -203,7 +205,9 @@ static int mkdir_p(const struct loc *l, unsigned mode, int *created, kb_err *e)
             fs_loc_parent(&p, &pp);
             int dfd = open(pp.hp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
             if (dfd >= 0) {
-                fsync(dfd);
+                /* in a batch the commit's sync covers it (fsync now if it cannot be noted) */
+                if (!fs_batching() || fs_batch_defer_dir(dfd, pp.hp))
+                    fsync(dfd);
                 close(dfd);
             }
         }
@@ -291,7 +295,7 @@ int kb_fs_write(const char *path, const void *data, size_t len, unsigned mode, c
         return fs_fail(e, EISDIR, "write", "write", &l);
     if (v.type == KB_FS_FILE && v.mode == mode) {
         int same = v.ov ? v.ov->len == len && memcmp(v.ov->data, data, len) == 0
-                        : (size_t)v.st.st_size == len && same_content(l.hp, data, len);
+                        : (size_t)v.st.st_size == len && same_content(fs_host_of(&l), data, len);
         if (same)
             return 0;
     }
@@ -304,7 +308,10 @@ int kb_fs_write(const char *path, const void *data, size_t len, unsigned mode, c
         *changed = 1;
         return 0;
     }
-    clean_temps_at(dfd, fs_basename(&l), 1);
+    /* In a batch: the temp only, complete; the commit syncs and renames (fs_batch.c). */
+    int batch = fs_batching();
+    if (!batch)
+        clean_temps_at(dfd, fs_basename(&l), NULL, 1);
     for (int tries = 0; fd < 0 && tries < 100; tries++) {
         temp_name(tmp, sizeof tmp, fs_basename(&l));
         fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -318,10 +325,19 @@ int kb_fs_write(const char *path, const void *data, size_t len, unsigned mode, c
         close(dfd);
         return fs_fail(e, EEXIST, "write", "create a temp file for", &l);
     }
-    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0)
+    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || (!batch && fsync(fd) != 0))
         goto undo;
     err = close(fd);
     fd = -1;
+    if (err == 0 && batch) {
+        if (fs_pend_put(&l, dfd, tmp) != 0)
+            goto undo;
+        /* only now: a pending temp of l this write replaces stays until the new one is complete */
+        clean_temps_at(dfd, fs_basename(&l), tmp, 1);
+        close(dfd);
+        *changed = 1;
+        return 0;
+    }
     if (err != 0 || renameat(dfd, tmp, dfd, fs_basename(&l)) != 0)
         goto undo;
     /* The rename is only durable once the directory is synced. */
@@ -380,7 +396,7 @@ int kb_fs_read(const char *path, char **data, size_t *len, kb_err *e)
             return rc;
         }
     }
-    int fd = open(l.hp, O_RDONLY | O_CLOEXEC);
+    int fd = open(fs_host_of(&l), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return fs_fail(e, errno, "read", "read", &l);
     int rc = read_fd(fd, data, len);
@@ -461,7 +477,7 @@ int kb_fs_list(const char *dir, char ***names, size_t *n, kb_err *e)
         return fs_fail(e, errno, "list", "list", &l);
     if (v.type == KB_FS_NONE)
         return fs_fail(e, ENOENT, "list", "list", &l);
-    if (v.ov && v.type != KB_FS_DIR)
+    if (v.type == KB_FS_FILE || (v.ov && v.type != KB_FS_DIR))
         return fs_fail(e, ENOTDIR, "list", "list", &l);
     if (!v.ov || !v.ov->opaque) {
         DIR *d = opendir(l.hp);
@@ -474,7 +490,7 @@ int kb_fs_list(const char *dir, char ***names, size_t *n, kb_err *e)
                 continue;
             /* Children the overlay knows about are added (or hidden) below. */
             snprintf(child, sizeof child, "%s/%s", strcmp(l.cp, "/") ? l.cp : "", de->d_name);
-            if (fs_g_dry && fs_ov_find(child))
+            if ((fs_g_dry && fs_ov_find(child)) || fs_pend_is_temp(l.cp, de->d_name))
                 continue;
             if (push_name(names, n, &cap, de->d_name)) {
                 closedir(d);
@@ -483,6 +499,18 @@ int kb_fs_list(const char *dir, char ***names, size_t *n, kb_err *e)
             }
         }
         closedir(d);
+        /* a batch's pending writes show as if they had landed (their temps are hidden above) */
+        size_t ndisk = *n;
+        for (size_t i = 0; i < fs_pend_count(); i++) {
+            const char *p = fs_pend_path(i), *name = strrchr(p, '/') + 1;
+            int known = !fs_is_child(p, l.cp) || (fs_g_dry && fs_ov_find(p));
+            for (size_t j = 0; j < ndisk && !known; j++)
+                known = strcmp((*names)[j], name) == 0;
+            if (!known && push_name(names, n, &cap, name)) {
+                kb_fs_free_list(*names, *n);
+                return fs_nomem(e, "list");
+            }
+        }
     }
     for (size_t i = 0; fs_g_dry && i < fs_g_nov; i++) {
         const char *p = fs_g_ov[i].path;
@@ -567,6 +595,8 @@ int kb_fs_remove(const char *path, int recursive, kb_err *e)
             return fs_nomem(e, "remove");
         return 0;
     }
+    if (kb_fs_batch_flush(e)) /* a pending write there (or below) lands first */
+        return -1;
     if (v.type != KB_FS_DIR) {
         if (unlink(l.hp) != 0 && errno != ENOENT)
             return fs_fail(e, errno, "remove", "remove", &l);
@@ -606,6 +636,8 @@ int kb_fs_chmod(const char *path, unsigned mode, kb_err *e)
     if (fs_resolve(path, &l, e))
         return -1;
     if (!fs_g_dry) {
+        if (kb_fs_batch_flush(e))
+            return -1;
         if (chmod(l.hp, mode) != 0)
             return fs_fail(e, errno, "chmod", "chmod", &l);
         return 0;
@@ -675,7 +707,7 @@ int kb_fs_readlink(const char *path, char **target, kb_err *e)
         if (v.ov)
             return (*target = strdup(v.ov->data)) ? 0 : fs_nomem(e, "readlink");
     }
-    return readlink_host(l.hp, target) ? fs_fail(e, errno, "readlink", "readlink", &l) : 0;
+    return readlink_host(fs_host_of(&l), target) ? fs_fail(e, errno, "readlink", "readlink", &l) : 0;
 }
 
 int kb_fs_symlink(const char *target, const char *path, int *changed, kb_err *e)
@@ -710,7 +742,11 @@ int kb_fs_symlink(const char *target, const char *path, int *changed, kb_err *e)
         *changed = 1;
         return 0;
     }
-    clean_temps_at(dfd, fs_basename(&l), 1);
+    if (kb_fs_batch_flush(e)) {
+        close(dfd);
+        return -1;
+    }
+    clean_temps_at(dfd, fs_basename(&l), NULL, 1);
     int rc = -1;
     for (int tries = 0; rc != 0 && tries < 100; tries++) {
         temp_name(tmp, sizeof tmp, fs_basename(&l));
@@ -733,12 +769,12 @@ int kb_fs_symlink(const char *target, const char *path, int *changed, kb_err *e)
 int kb_fs_clean_temps(const char *dir, kb_err *e)
 {
     struct loc l;
-    if (fs_resolve(dir, &l, e))
+    if (fs_resolve(dir, &l, e) || kb_fs_batch_flush(e)) /* pending temps are no leftovers */
         return -1;
     int dfd = open(l.hp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return fs_fail(e, errno, "clean_temps", "clean temp files in", &l);
-    int n = clean_temps_at(dfd, NULL, !fs_g_dry);
+    int n = clean_temps_at(dfd, NULL, NULL, !fs_g_dry);
     int err = errno;
     close(dfd);
     return n < 0 ? fs_fail(e, err, "clean_temps", "clean temp files in", &l) : n;

@@ -214,7 +214,7 @@ int fs_view_get(const struct loc *l, struct view *v)
             }
         }
     }
-    if (lstat(l->hp, &v->st) != 0)
+    if (lstat(fs_host_of(l), &v->st) != 0) /* a pending write of a batch: its temp */
         return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
     v->type = fs_type_of(v->st.st_mode);
     v->mode = v->st.st_mode & 07777;

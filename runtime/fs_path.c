@@ -110,6 +110,8 @@ int kb_fs_set_root(const char *dir, kb_err *e)
     } else {
         strcpy(real, "/");
     }
+    if (kb_fs_batch_flush(e)) /* pending writes land under the root they were made in */
+        return -1;
     strcpy(fs_g_root, strcmp(real, "/") == 0 ? "" : real);
     fs_ov_clear();
     return 0;
