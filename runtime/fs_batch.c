@@ -47,7 +47,6 @@ static struct fsys *g_fsys;
 static size_t g_nfsys, g_capfsys;
 static struct ddir *g_dirs;
 static size_t g_ndirs, g_capdirs;
-int fs_g_no_syncfs;
 
 static int grow(void **arr, size_t *cap, size_t n, size_t size)
 {
@@ -227,7 +226,7 @@ static int sync_all(int after, size_t nren, kb_err *e)
         for (size_t j = g_npend; j-- > 0;)
             if (g_pend[j].dev == g_fsys[i].dev)
                 what = g_pend[j].cp;
-        int rc = fs_g_no_syncfs ? (errno = ENOSYS, -1) : syncfs(g_fsys[i].fd);
+        int rc = syncfs(g_fsys[i].fd);
         if (rc != 0 && (errno == ENOSYS || errno == EINVAL))
             rc = fsync_each(&g_fsys[i], after, nren, &what);
         if (rc != 0)

@@ -82,6 +82,5 @@ int fs_pend_is_temp(const char *dir_cp, const char *name); /* is name in dir a p
 /* A directory entry was made in dfd (host path hp) and not synced: the commit syncs it. */
 int fs_batch_defer_dir(int dfd, const char *hp);
 void fs_batch_free(void);
-extern int fs_g_no_syncfs; /* tests: act as if syncfs failed with ENOSYS */
 
 #endif
