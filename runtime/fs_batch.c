@@ -259,9 +259,10 @@ int kb_fs_batch_flush(kb_err *e)
             break;
         }
     }
-    /* 3. the renames and directories made in the batch durable (also after a failure) */
+    /* 3. the renames and directories made in the batch durable (also after a failure); with
+     * nothing renamed the first sync covered the directories */
     kb_err e2;
-    if (sync_all(1, i, rc ? &e2 : e))
+    if ((i > 0 || rc) && sync_all(1, i, rc ? &e2 : e))
         rc = -1;
     forget(i);
     return rc;

@@ -222,6 +222,38 @@ function TestBatch:test_os_exit_leaves_temps_the_next_write_removes()
   lu.assertEquals(on_disk("/g"), "later")
 end
 
+function TestBatch:test_init_runner_commits_before_online_phases_and_failures()
+  local phases = require("kboot.phases")
+  local seen = {}
+  local ctx = { fs = fs, log = require("kboot.log") }
+  local function write(p) return function() assert(fs.write(p, p, "0600", { mkdir = true })) return true end end
+  local list = {
+    { name = "a", run = write("/p/a") },
+    { name = "b", run = function() seen.b = { on_disk("/p/a"), (fs.pending()) } return true end },
+    { name = "c", online = true, no_api = true, run = function() seen.c = { on_disk("/p/a"), (fs.pending()) } return true end },
+    { name = "d", run = write("/p/d") },
+    { name = "e", run = function() seen.e = { on_disk("/p/d"), (fs.pending()) } return true end },
+  }
+  lu.assertTrue(phases.run(ctx, list))
+  lu.assertEquals(seen.b, { nil, 1 }) -- offline phases share one batch
+  lu.assertEquals(seen.c, { "/p/a", 0 }) -- committed before the online phase
+  lu.assertEquals(seen.e, { nil, 1 })
+  lu.assertEquals(on_disk("/p/d"), "/p/d") -- and at the end
+  lu.assertEquals({ fs.pending() }, { 0, 0 })
+  -- a failing phase: the files before it land, then the error
+  list = { { name = "w", run = write("/p/w") }, { name = "x", run = function() return nil, "broken" end } }
+  local ok, err = pcall(phases.run, ctx, list)
+  lu.assertFalse(ok)
+  lu.assertEquals(err.exit, 1)
+  lu.assertEquals(err.msg, "error execution phase x: broken")
+  lu.assertEquals(on_disk("/p/w"), "/p/w")
+  lu.assertEquals({ fs.pending() }, { 0, 0 })
+  -- a fake fs without batches still works
+  local fake = setmetatable({ begin = nil }, { __index = fs })
+  lu.assertTrue(phases.run({ fs = fake, log = ctx.log }, { { name = "f", run = write("/p/f") } }))
+  lu.assertEquals(on_disk("/p/f"), "/p/f")
+end
+
 -- fsync/syncfs calls of a kboot script writing 12 files in 3 new directories.
 local function count_syncs(batched)
   local script = root .. ".sync.lua"
