@@ -72,7 +72,8 @@ int kb_fs_exists(const char *path); /* 1 if anything (even a dangling link) is t
 /* Sorted names in dir, without "." and "..". Free with kb_fs_free_list. */
 int kb_fs_list(const char *dir, char ***names, size_t *n, kb_err *e);
 void kb_fs_free_list(char **names, size_t n);
-/* mkdir -p; new directories get exactly mode. An existing directory is fine. */
+/* mkdir -p; new directories get exactly mode. An existing directory is fine. Each new
+ * directory's entry is fsynced in its parent (in a batch: by the commit's sync instead). */
 int kb_fs_mkdir(const char *path, unsigned mode, kb_err *e);
 /* A missing path is success. recursive never follows symlinks and does not descend
  * into another file system (a mount point fails with EXDEV). "/" is refused. */
