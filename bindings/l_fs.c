@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "kboot/fs.h"
+#include "kboot/log.h"
 
 #define LOCK_MT "kboot.fs.lock"
 
@@ -293,6 +294,57 @@ static int l_reset_recorded(lua_State *L)
     return 0;
 }
 
+/* ---- batches (group commit, include/kboot/fs.h) ---- */
+
+static int l_begin(lua_State *L)
+{
+    kb_fs_batch_begin();
+    return 0;
+}
+
+static int l_commit(lua_State *L)
+{
+    if (kb_fs_batch_depth() == 0)
+        return luaL_error(L, "fs.commit: no batch is open (call fs.begin first)");
+    kb_err e;
+    return ok_or_fail(L, kb_fs_batch_commit(&e), &e);
+}
+
+static int l_flush(lua_State *L)
+{
+    kb_err e;
+    return ok_or_fail(L, kb_fs_batch_flush(&e), &e);
+}
+
+static int l_pending(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)kb_fs_batch_pending());
+    lua_pushinteger(L, kb_fs_batch_depth());
+    return 2;
+}
+
+/* fs.batch(fn, ...): fn(...) inside a batch, committed also when fn raises (then fn's error
+ * is raised again); fn's results (true when none), or nil, err when the commit fails. */
+static int l_batch(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    int n = lua_gettop(L);
+    kb_fs_batch_begin();
+    int st = lua_pcall(L, n - 1, LUA_MULTRET, 0);
+    kb_err e;
+    int rc = kb_fs_batch_depth() > 0 ? kb_fs_batch_commit(&e) : 0; /* fn may have closed it */
+    if (st != LUA_OK) {
+        if (rc != 0)
+            kb_log_write(KB_LOG_WARN, "fs", e.msg);
+        return lua_error(L);
+    }
+    if (rc != 0)
+        return kb_pushfail(L, &e);
+    if (lua_gettop(L) == 0)
+        lua_pushboolean(L, 1);
+    return lua_gettop(L);
+}
+
 /* ---- lock handle ---- */
 
 typedef struct lockbox {
@@ -366,7 +418,10 @@ int luaopen_kboot_fs(lua_State *L)
         { "readlink", l_readlink },   { "clean_temps", l_clean_temps },
         { "set_dry_run", l_set_dry_run }, { "dry_run", l_dry_run },
         { "recorded", l_recorded },   { "reset_recorded", l_reset_recorded },
-        { "lock", l_lock },           { NULL, NULL },
+        { "lock", l_lock },           { "batch", l_batch },
+        { "begin", l_begin },         { "commit", l_commit },
+        { "flush", l_flush },         { "pending", l_pending },
+        { NULL, NULL },
     };
     static const luaL_Reg lock_methods[] = {
         { "close", lock_close }, { "__gc", lock_free }, { "__close", lock_free },

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "kboot/fs.h"
 #include "kboot/log.h"
 #include "loader.h"
 
@@ -215,8 +216,18 @@ int main(int argc, char **argv)
     lua_pushcfunction(L, msghandler);
     lua_pushcfunction(L, run);
     lua_pushlightuserdata(L, &a);
-    int code;
-    if (lua_pcall(L, 1, 1, 1) == LUA_OK)
+    int code, st = lua_pcall(L, 1, 1, 1);
+    /* A batch the script left open (returned or raised inside fs.batch/fs.begin): commit it,
+     * so an early exit never leaves finished files as temps. A failure turns success into 1. */
+    kb_err e;
+    if ((kb_fs_batch_depth() > 0 || kb_fs_batch_pending() > 0) && kb_fs_batch_close(&e) != 0) {
+        kb_log_write(KB_LOG_WARN, "fs", e.msg);
+        if (st == LUA_OK && lua_tointeger(L, -1) == EXIT_OK) {
+            lua_pop(L, 1);
+            lua_pushinteger(L, EXIT_FAIL);
+        }
+    }
+    if (st == LUA_OK)
         code = (int)lua_tointeger(L, -1);
     else
         code = report(L);

@@ -1,6 +1,6 @@
-/* Files under a root prefix: atomic writes, safe recursive remove, dry-run overlay.
- * See include/kboot/fs.h for the contract. */
-#include "kboot/fs.h"
+/* Files under a root prefix: atomic writes, safe recursive remove, locks. Paths and errors
+ * are in fs_path.c, the dry-run overlay in fs_overlay.c. See include/kboot/fs.h for the contract. */
+#include "fs_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,355 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
-static char g_root[KB_FS_PATH_MAX]; /* "" when there is no prefix */
-static int g_dry;
-
-/* Dry-run overlay: one entry per touched cluster path. kind KB_FS_NONE is a
- * whiteout (removed). An opaque directory hides whatever the disk has below it,
- * so "remove /a; mkdir /a" does not resurrect the old children of /a. */
-struct ov {
-    char *path;
-    int kind;
-    int opaque;
-    unsigned mode;
-    char *data; /* file content or link target */
-    size_t len;
-    long long mtime;
-};
-static struct ov *g_ov;
-static size_t g_nov, g_capov;
-static kb_fs_op *g_rec;
-static size_t g_nrec, g_caprec;
-
-/* A resolved path: cluster path and host path. */
-struct loc {
-    char cp[KB_FS_PATH_MAX];
-    char hp[KB_FS_PATH_MAX];
-};
-
-/* ---- errors ---------------------------------------------------------------- */
-
-static int fail(kb_err *e, int err, const char *op, const char *verb, const struct loc *l)
-{
-    if (g_root[0])
-        return kb_err_sys(e, err, op, "cannot %s %s (%s)", verb, l->cp, l->hp);
-    return kb_err_sys(e, err, op, "cannot %s %s", verb, l->cp);
-}
-
-/* Bad paths are the caller's mistake: a plain message, no strerror. */
-#define path_err(e, errnum, ...) \
-    (kb_err_set(e, "path", __VA_ARGS__), (e) ? (void)((e)->code = (errnum)) : (void)0, -1)
-
-static int nomem(kb_err *e, const char *op) { return kb_err_sys(e, ENOMEM, op, "out of memory"); }
-
-/* ---- paths ----------------------------------------------------------------- */
-
-int kb_fs_clean_path(const char *p, char *out, size_t n, kb_err *e)
-{
-    if (!p || p[0] != '/')
-        return path_err(e, EINVAL, "absolute path expected, got '%s'", p ? p : "(null)");
-    size_t o = 0;
-    for (const char *s = p; *s;) {
-        while (*s == '/')
-            s++;
-        const char *c = s;
-        while (*s && *s != '/')
-            s++;
-        size_t len = (size_t)(s - c);
-        if (len == 0 || (len == 1 && c[0] == '.'))
-            continue;
-        if (len == 2 && c[0] == '.' && c[1] == '.') {
-            if (o == 0)
-                return path_err(e, EINVAL, "path '%s' escapes the root", p);
-            while (out[o - 1] != '/')
-                o--;
-            o--;
-            continue;
-        }
-        if (o + 1 + len + 1 > n)
-            return path_err(e, ENAMETOOLONG, "path '%.64s...' is too long", p);
-        out[o++] = '/';
-        memcpy(out + o, c, len);
-        o += len;
-    }
-    if (o == 0)
-        out[o++] = '/';
-    out[o] = '\0';
-    return 0;
-}
-
-int kb_fs_host_path(const char *p, char *out, size_t n, kb_err *e)
-{
-    char cp[KB_FS_PATH_MAX];
-    if (kb_fs_clean_path(p, cp, sizeof cp, e))
-        return -1;
-    int k = snprintf(out, n, "%s%s", g_root, g_root[0] && strcmp(cp, "/") == 0 ? "" : cp);
-    if (k < 0 || (size_t)k >= n)
-        return path_err(e, ENAMETOOLONG, "path '%.64s...' is too long under the root", p);
-    return 0;
-}
-
-static int resolve(const char *p, struct loc *l, kb_err *e)
-{
-    if (kb_fs_clean_path(p, l->cp, sizeof l->cp, e))
-        return -1;
-    return kb_fs_host_path(l->cp, l->hp, sizeof l->hp, e);
-}
-
-/* Cut the last component of both paths ("/" stays "/"). */
-static void loc_parent(const struct loc *l, struct loc *p)
-{
-    memcpy(p, l, sizeof *p);
-    char *s = strrchr(p->cp, '/');
-    if (s == p->cp) {
-        s[1] = '\0';
-        if (g_root[0])
-            snprintf(p->hp, sizeof p->hp, "%s", g_root);
-        else
-            strcpy(p->hp, "/");
-        return;
-    }
-    *s = '\0';
-    *strrchr(p->hp, '/') = '\0';
-}
-
-static const char *basename_of(const struct loc *l) { return strrchr(l->cp, '/') + 1; }
-
-static void ov_clear(void)
-{
-    for (size_t i = 0; i < g_nov; i++) {
-        free(g_ov[i].path);
-        free(g_ov[i].data);
-    }
-    g_nov = 0;
-}
-
-int kb_fs_set_root(const char *dir, kb_err *e)
-{
-    char real[PATH_MAX];
-    struct stat st;
-    if (dir && strcmp(dir, "/") != 0) {
-        if (!realpath(dir, real))
-            return kb_err_sys(e, errno, "set_root", "cannot use root %s", dir);
-        if (stat(real, &st) != 0)
-            return kb_err_sys(e, errno, "set_root", "cannot use root %s", dir);
-        if (!S_ISDIR(st.st_mode))
-            return kb_err_sys(e, ENOTDIR, "set_root", "cannot use root %s", dir);
-        if (strlen(real) >= sizeof g_root / 2)
-            return kb_err_sys(e, ENAMETOOLONG, "set_root", "cannot use root %s", dir);
-    } else {
-        strcpy(real, "/");
-    }
-    strcpy(g_root, strcmp(real, "/") == 0 ? "" : real);
-    ov_clear();
-    return 0;
-}
-
-const char *kb_fs_root(void) { return g_root[0] ? g_root : "/"; }
-
-/* ---- overlay and record ---------------------------------------------------- */
-
-static struct ov *ov_find(const char *cp)
-{
-    for (size_t i = 0; i < g_nov; i++)
-        if (strcmp(g_ov[i].path, cp) == 0)
-            return &g_ov[i];
-    return NULL;
-}
-
-static int is_below(const char *p, const char *dir)
-{
-    size_t n = strlen(dir);
-    if (strcmp(dir, "/") == 0)
-        return p[1] != '\0';
-    return strncmp(p, dir, n) == 0 && p[n] == '/';
-}
-
-/* Is p a direct child of dir? */
-static int is_child(const char *p, const char *dir)
-{
-    return is_below(p, dir) && strrchr(p, '/') == p + (strcmp(dir, "/") == 0 ? 0 : strlen(dir));
-}
-
-static void ov_drop_below(const char *cp)
-{
-    size_t j = 0;
-    for (size_t i = 0; i < g_nov; i++) {
-        if (is_below(g_ov[i].path, cp)) {
-            free(g_ov[i].path);
-            free(g_ov[i].data);
-        } else {
-            g_ov[j++] = g_ov[i];
-        }
-    }
-    g_nov = j;
-}
-
-/* Set the entry for cp; data is copied. Returns the entry or NULL (no memory). */
-static struct ov *ov_put(const char *cp, int kind, int opaque, unsigned mode, const void *data, size_t len)
-{
-    char *copy = NULL;
-    if (data) {
-        if (!(copy = malloc(len + 1)))
-            return NULL;
-        memcpy(copy, data, len);
-        copy[len] = '\0';
-    }
-    if (kind != KB_FS_DIR)
-        ov_drop_below(cp);
-    struct ov *o = ov_find(cp);
-    if (!o) {
-        if (g_nov == g_capov) {
-            size_t cap = g_capov ? 2 * g_capov : 16;
-            struct ov *nv = realloc(g_ov, cap * sizeof *nv);
-            if (!nv) {
-                free(copy);
-                return NULL;
-            }
-            g_ov = nv;
-            g_capov = cap;
-        }
-        o = &g_ov[g_nov];
-        memset(o, 0, sizeof *o);
-        if (!(o->path = strdup(cp))) {
-            free(copy);
-            return NULL;
-        }
-        g_nov++;
-    }
-    free(o->data);
-    o->kind = kind;
-    o->opaque = opaque;
-    o->mode = mode;
-    o->data = copy;
-    o->len = len;
-    o->mtime = (long long)time(NULL);
-    return o;
-}
-
-static int record(int op, const char *cp, unsigned mode, const void *data, size_t len, const char *target,
-                  int recursive)
-{
-    if (g_nrec == g_caprec) {
-        size_t cap = g_caprec ? 2 * g_caprec : 16;
-        kb_fs_op *nr = realloc(g_rec, cap * sizeof *nr);
-        if (!nr)
-            return -1;
-        g_rec = nr;
-        g_caprec = cap;
-    }
-    kb_fs_op *r = &g_rec[g_nrec];
-    memset(r, 0, sizeof *r);
-    r->op = op;
-    r->mode = mode;
-    r->recursive = recursive;
-    r->len = len;
-    r->path = strdup(cp);
-    r->data = data ? malloc(len + 1) : NULL;
-    r->target = target ? strdup(target) : NULL;
-    if (!r->path || (data && !r->data) || (target && !r->target)) {
-        free(r->path);
-        free(r->data);
-        free(r->target);
-        return -1;
-    }
-    if (data) {
-        memcpy(r->data, data, len);
-        r->data[len] = '\0';
-    }
-    g_nrec++;
-    return 0;
-}
-
-const kb_fs_op *kb_fs_recorded(size_t *n)
-{
-    *n = g_nrec;
-    return g_rec;
-}
-
-void kb_fs_reset_recorded(void)
-{
-    for (size_t i = 0; i < g_nrec; i++) {
-        free(g_rec[i].path);
-        free(g_rec[i].data);
-        free(g_rec[i].target);
-    }
-    g_nrec = 0;
-}
-
-const char *kb_fs_op_name(int op)
-{
-    static const char *const names[] = { "write", "mkdir", "remove", "chmod", "symlink" };
-    return op >= 0 && op <= KB_FS_OP_SYMLINK ? names[op] : "?";
-}
-
-void kb_fs_set_dry_run(int on)
-{
-    if (!!on == g_dry)
-        return;
-    kb_fs_reset_recorded();
-    ov_clear();
-    g_dry = !!on;
-}
-
-int kb_fs_dry_run(void) { return g_dry; }
-
 void kb_fs_reset(void)
 {
-    g_dry = 0;
-    g_root[0] = '\0';
-    ov_clear();
-    kb_fs_reset_recorded();
-    free(g_rec);
-    free(g_ov);
-    g_rec = NULL;
-    g_ov = NULL;
-    g_caprec = g_capov = 0;
-}
-
-/* ---- the merged view (disk, or overlay over disk in dry run) ---------------- */
-
-struct view {
-    int type;
-    unsigned mode;
-    struct ov *ov;  /* set when the answer comes from the overlay */
-    struct stat st; /* set when it comes from disk */
-};
-
-static int type_of(mode_t m)
-{
-    return S_ISREG(m) ? KB_FS_FILE : S_ISDIR(m) ? KB_FS_DIR : S_ISLNK(m) ? KB_FS_LINK : KB_FS_OTHER;
-}
-
-/* 0 with v->type KB_FS_NONE when nothing is there; -1 (errno) on other lstat errors. */
-static int view_get(const struct loc *l, struct view *v)
-{
-    memset(v, 0, sizeof *v);
-    if (g_dry) {
-        if ((v->ov = ov_find(l->cp))) {
-            v->type = v->ov->kind;
-            v->mode = v->ov->mode;
-            return 0;
-        }
-        /* The deepest touched ancestor decides whether the disk shows through. */
-        char a[KB_FS_PATH_MAX];
-        strcpy(a, l->cp);
-        while (strcmp(a, "/") != 0) {
-            char *s = strrchr(a, '/');
-            s[s == a ? 1 : 0] = '\0';
-            struct ov *o = ov_find(a);
-            if (o) {
-                if (o->kind == KB_FS_DIR && !o->opaque)
-                    break;
-                return 0;
-            }
-        }
-    }
-    if (lstat(l->hp, &v->st) != 0)
-        return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
-    v->type = type_of(v->st.st_mode);
-    v->mode = v->st.st_mode & 07777;
-    return 0;
+    fs_batch_free(); /* discards: pending temps removed, targets keep their old content */
+    fs_g_root[0] = '\0';
+    fs_overlay_free();
 }
 
 /* ---- small I/O helpers ----------------------------------------------------- */
@@ -484,8 +140,8 @@ static void temp_name(char *out, size_t n, const char *base)
     snprintf(out, n, ".%s%s%s", base, KB_FS_TEMP_TAG, sfx);
 }
 
-/* Remove temps in directory dfd (of base, or all when base is NULL); count them. */
-static int clean_temps_at(int dfd, const char *base, int remove)
+/* Remove temps in directory dfd (of base, or all when base is NULL) except keep; count them. */
+static int clean_temps_at(int dfd, const char *base, const char *keep, int remove)
 {
     int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -498,7 +154,8 @@ static int clean_temps_at(int dfd, const char *base, int remove)
     int count = 0;
     struct dirent *de;
     while ((de = readdir(d)))
-        if (is_temp(de->d_name, base) && (!remove || unlinkat(dfd, de->d_name, 0) == 0))
+        if (is_temp(de->d_name, base) && !(keep && strcmp(de->d_name, keep) == 0) &&
+            (!remove || unlinkat(dfd, de->d_name, 0) == 0))
             count++;
     closedir(d);
     return count;
@@ -522,8 +179,8 @@ static int mkdir_p(const struct loc *l, unsigned mode, int *created, kb_err *e)
         p.cp[i] = '\0';
         if (kb_fs_host_path(p.cp, p.hp, sizeof p.hp, e))
             return -1;
-        if (view_get(&p, &v))
-            return fail(e, errno, "mkdir", "create directory", l);
+        if (fs_view_get(&p, &v))
+            return fs_fail(e, errno, "mkdir", "create directory", l);
         if (v.type == KB_FS_LINK && !v.ov) { /* mkdir -p follows links to directories */
             struct stat st;
             v.type = stat(p.hp, &st) == 0 && S_ISDIR(st.st_mode) ? KB_FS_DIR : KB_FS_OTHER;
@@ -531,24 +188,26 @@ static int mkdir_p(const struct loc *l, unsigned mode, int *created, kb_err *e)
         if (v.type == KB_FS_DIR)
             continue;
         if (v.type != KB_FS_NONE)
-            return fail(e, i < n ? ENOTDIR : EEXIST, "mkdir", "create directory", l);
-        if (g_dry) {
-            if (!ov_put(p.cp, KB_FS_DIR, 1, mode, NULL, 0))
-                return nomem(e, "mkdir");
+            return fs_fail(e, i < n ? ENOTDIR : EEXIST, "mkdir", "create directory", l);
+        if (fs_g_dry) {
+            if (!fs_ov_put(p.cp, KB_FS_DIR, 1, mode, NULL, 0))
+                return fs_nomem(e, "mkdir");
         } else {
             if (mkdir(p.hp, mode) != 0) {
                 if (errno == EEXIST) /* lost a race: it is there now */
                     continue;
-                return fail(e, errno, "mkdir", "create directory", &p);
+                return fs_fail(e, errno, "mkdir", "create directory", &p);
             }
             /* Exactly mode, whatever the umask; and make the new entry durable. */
             if (chmod(p.hp, mode) != 0)
-                return fail(e, errno, "mkdir", "chmod directory", &p);
+                return fs_fail(e, errno, "mkdir", "chmod directory", &p);
             struct loc pp;
-            loc_parent(&p, &pp);
+            fs_loc_parent(&p, &pp);
             int dfd = open(pp.hp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
             if (dfd >= 0) {
-                fsync(dfd);
+                /* in a batch the commit's sync covers it (fsync now if it cannot be noted) */
+                if (!fs_batching() || fs_batch_defer_dir(dfd, pp.hp))
+                    fsync(dfd);
                 close(dfd);
             }
         }
@@ -561,10 +220,10 @@ int kb_fs_mkdir(const char *path, unsigned mode, kb_err *e)
 {
     struct loc l;
     int created;
-    if (resolve(path, &l, e) || mkdir_p(&l, mode & 07777, &created, e))
+    if (fs_resolve(path, &l, e) || mkdir_p(&l, mode & 07777, &created, e))
         return -1;
-    if (g_dry && created && record(KB_FS_OP_MKDIR, l.cp, mode & 07777, NULL, 0, NULL, 0))
-        return nomem(e, "mkdir");
+    if (fs_g_dry && created && fs_record(KB_FS_OP_MKDIR, l.cp, mode & 07777, NULL, 0, NULL, 0))
+        return fs_nomem(e, "mkdir");
     return 0;
 }
 
@@ -574,23 +233,23 @@ static int open_parent(const struct loc *l, const kb_fs_write_opts *o, const cha
 {
     struct loc p;
     struct view v;
-    loc_parent(l, &p);
+    fs_loc_parent(l, &p);
     if (o && o->mkdir) {
         int created;
         if (mkdir_p(&p, dir_mode_of(o), &created, e))
             return -1;
-        if (g_dry && created && record(KB_FS_OP_MKDIR, p.cp, dir_mode_of(o), NULL, 0, NULL, 0))
-            return nomem(e, op);
+        if (fs_g_dry && created && fs_record(KB_FS_OP_MKDIR, p.cp, dir_mode_of(o), NULL, 0, NULL, 0))
+            return fs_nomem(e, op);
     }
-    if (g_dry) {
-        if (view_get(&p, &v))
-            return fail(e, errno, op, verb, l);
+    if (fs_g_dry) {
+        if (fs_view_get(&p, &v))
+            return fs_fail(e, errno, op, verb, l);
         if (v.type == KB_FS_LINK && !v.ov) {
             struct stat st;
             v.type = stat(p.hp, &st) == 0 && S_ISDIR(st.st_mode) ? KB_FS_DIR : KB_FS_OTHER;
         }
         if (v.type == KB_FS_NONE) {
-            fail(e, ENOENT, op, verb, l);
+            fs_fail(e, ENOENT, op, verb, l);
             size_t n = e ? strlen(e->msg) : 0;
             if (e)
                 snprintf(e->msg + n, sizeof e->msg - n,
@@ -598,12 +257,12 @@ static int open_parent(const struct loc *l, const kb_fs_write_opts *o, const cha
             return -1;
         }
         if (v.type != KB_FS_DIR)
-            return fail(e, ENOTDIR, op, verb, l);
+            return fs_fail(e, ENOTDIR, op, verb, l);
         *dfd = -1;
         return 0;
     }
     if ((*dfd = open(p.hp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        fail(e, errno, op, verb, l);
+        fs_fail(e, errno, op, verb, l);
         if (e && e->code == ENOENT) { /* say which part is missing and what helps */
             size_t n = strlen(e->msg);
             snprintf(e->msg + n, sizeof e->msg - n, " (directory %s is missing; mkdir option creates it)",
@@ -628,52 +287,64 @@ int kb_fs_write(const char *path, const void *data, size_t len, unsigned mode, c
     if (!data)
         data = "";
     mode &= 07777;
-    if (resolve(path, &l, e))
+    if (fs_resolve(path, &l, e))
         return -1;
-    if (view_get(&l, &v))
-        return fail(e, errno, "write", "write", &l);
+    if (fs_view_get(&l, &v))
+        return fs_fail(e, errno, "write", "write", &l);
     if (v.type == KB_FS_DIR)
-        return fail(e, EISDIR, "write", "write", &l);
+        return fs_fail(e, EISDIR, "write", "write", &l);
     if (v.type == KB_FS_FILE && v.mode == mode) {
         int same = v.ov ? v.ov->len == len && memcmp(v.ov->data, data, len) == 0
-                        : (size_t)v.st.st_size == len && same_content(l.hp, data, len);
+                        : (size_t)v.st.st_size == len && same_content(fs_host_of(&l), data, len);
         if (same)
             return 0;
     }
     if (open_parent(&l, o, "write", "write", &dfd, e))
         return -1;
-    if (g_dry) {
-        if (!ov_put(l.cp, KB_FS_FILE, 0, mode, data, len) ||
-            record(KB_FS_OP_WRITE, l.cp, mode, data, len, NULL, 0))
-            return nomem(e, "write");
+    if (fs_g_dry) {
+        if (!fs_ov_put(l.cp, KB_FS_FILE, 0, mode, data, len) ||
+            fs_record(KB_FS_OP_WRITE, l.cp, mode, data, len, NULL, 0))
+            return fs_nomem(e, "write");
         *changed = 1;
         return 0;
     }
-    clean_temps_at(dfd, basename_of(&l), 1);
+    /* In a batch: the temp only, complete; the commit syncs and renames (fs_batch.c). */
+    int batch = fs_batching();
+    if (!batch)
+        clean_temps_at(dfd, fs_basename(&l), NULL, 1);
     for (int tries = 0; fd < 0 && tries < 100; tries++) {
-        temp_name(tmp, sizeof tmp, basename_of(&l));
+        temp_name(tmp, sizeof tmp, fs_basename(&l));
         fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0 && errno != EEXIST) {
             err = errno;
             close(dfd);
-            return fail(e, err, "write", "write", &l);
+            return fs_fail(e, err, "write", "write", &l);
         }
     }
     if (fd < 0) {
         close(dfd);
-        return fail(e, EEXIST, "write", "create a temp file for", &l);
+        return fs_fail(e, EEXIST, "write", "create a temp file for", &l);
     }
-    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0)
+    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || (!batch && fsync(fd) != 0))
         goto undo;
     err = close(fd);
     fd = -1;
-    if (err != 0 || renameat(dfd, tmp, dfd, basename_of(&l)) != 0)
+    if (err == 0 && batch) {
+        if (fs_pend_put(&l, dfd, tmp) != 0)
+            goto undo;
+        /* only now: a pending temp of l this write replaces stays until the new one is complete */
+        clean_temps_at(dfd, fs_basename(&l), tmp, 1);
+        close(dfd);
+        *changed = 1;
+        return 0;
+    }
+    if (err != 0 || renameat(dfd, tmp, dfd, fs_basename(&l)) != 0)
         goto undo;
     /* The rename is only durable once the directory is synced. */
     if (fsync(dfd) != 0) {
         err = errno;
         close(dfd);
-        return fail(e, err, "write", "sync the directory of", &l);
+        return fs_fail(e, err, "write", "sync the directory of", &l);
     }
     close(dfd);
     *changed = 1;
@@ -684,7 +355,7 @@ undo:
         close(fd);
     unlinkat(dfd, tmp, 0);
     close(dfd);
-    return fail(e, err, "write", "write", &l);
+    return fs_fail(e, err, "write", "write", &l);
 }
 
 int kb_fs_read(const char *path, char **data, size_t *len, kb_err *e)
@@ -694,18 +365,18 @@ int kb_fs_read(const char *path, char **data, size_t *len, kb_err *e)
     struct view v;
     *data = NULL;
     *len = 0;
-    if (resolve(path, &l, e))
+    if (fs_resolve(path, &l, e))
         return -1;
-    if (g_dry) {
-        if (view_get(&l, &v))
-            return fail(e, errno, "read", "read", &l);
+    if (fs_g_dry) {
+        if (fs_view_get(&l, &v))
+            return fs_fail(e, errno, "read", "read", &l);
         if (v.type == KB_FS_NONE)
-            return fail(e, ENOENT, "read", "read", &l);
+            return fs_fail(e, ENOENT, "read", "read", &l);
         if (v.ov && v.type == KB_FS_DIR)
-            return fail(e, EISDIR, "read", "read", &l);
+            return fs_fail(e, EISDIR, "read", "read", &l);
         if (v.ov && v.type == KB_FS_FILE) {
             if (!(*data = malloc(v.ov->len + 1)))
-                return nomem(e, "read");
+                return fs_nomem(e, "read");
             memcpy(*data, v.ov->data, v.ov->len + 1);
             *len = v.ov->len;
             return 0;
@@ -713,25 +384,25 @@ int kb_fs_read(const char *path, char **data, size_t *len, kb_err *e)
         if (v.ov && v.type == KB_FS_LINK) { /* follow a link made in this dry run */
             char t[KB_FS_PATH_MAX];
             struct loc p;
-            loc_parent(&l, &p);
+            fs_loc_parent(&l, &p);
             int k = snprintf(t, sizeof t, "%s/%s", v.ov->data[0] == '/' ? "" : p.cp, v.ov->data);
             if (k < 0 || (size_t)k >= sizeof t)
-                return fail(e, ENAMETOOLONG, "read", "read", &l);
+                return fs_fail(e, ENAMETOOLONG, "read", "read", &l);
             if (depth >= 8)
-                return fail(e, ELOOP, "read", "read", &l);
+                return fs_fail(e, ELOOP, "read", "read", &l);
             depth++;
             int rc = kb_fs_read(t, data, len, e);
             depth--;
             return rc;
         }
     }
-    int fd = open(l.hp, O_RDONLY | O_CLOEXEC);
+    int fd = open(fs_host_of(&l), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(e, errno, "read", "read", &l);
+        return fs_fail(e, errno, "read", "read", &l);
     int rc = read_fd(fd, data, len);
     int err = errno;
     close(fd);
-    return rc ? fail(e, err, "read", "read", &l) : 0;
+    return rc ? fs_fail(e, err, "read", "read", &l) : 0;
 }
 
 int kb_fs_stat(const char *path, kb_fs_info *st, kb_err *e)
@@ -739,12 +410,12 @@ int kb_fs_stat(const char *path, kb_fs_info *st, kb_err *e)
     struct loc l;
     struct view v;
     memset(st, 0, sizeof *st);
-    if (resolve(path, &l, e))
+    if (fs_resolve(path, &l, e))
         return -1;
-    if (view_get(&l, &v))
-        return fail(e, errno, "stat", "stat", &l);
+    if (fs_view_get(&l, &v))
+        return fs_fail(e, errno, "stat", "stat", &l);
     if (v.type == KB_FS_NONE)
-        return fail(e, ENOENT, "stat", "stat", &l);
+        return fs_fail(e, ENOENT, "stat", "stat", &l);
     st->type = v.type;
     st->mode = v.mode;
     if (v.ov) {
@@ -765,7 +436,7 @@ int kb_fs_exists(const char *path)
 {
     struct loc l;
     struct view v;
-    return resolve(path, &l, NULL) == 0 && view_get(&l, &v) == 0 && v.type != KB_FS_NONE;
+    return fs_resolve(path, &l, NULL) == 0 && fs_view_get(&l, &v) == 0 && v.type != KB_FS_NONE;
 }
 
 static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -800,18 +471,18 @@ int kb_fs_list(const char *dir, char ***names, size_t *n, kb_err *e)
     size_t cap = 0;
     *names = NULL;
     *n = 0;
-    if (resolve(dir, &l, e))
+    if (fs_resolve(dir, &l, e))
         return -1;
-    if (view_get(&l, &v))
-        return fail(e, errno, "list", "list", &l);
+    if (fs_view_get(&l, &v))
+        return fs_fail(e, errno, "list", "list", &l);
     if (v.type == KB_FS_NONE)
-        return fail(e, ENOENT, "list", "list", &l);
-    if (v.ov && v.type != KB_FS_DIR)
-        return fail(e, ENOTDIR, "list", "list", &l);
+        return fs_fail(e, ENOENT, "list", "list", &l);
+    if (v.type == KB_FS_FILE || (v.ov && v.type != KB_FS_DIR))
+        return fs_fail(e, ENOTDIR, "list", "list", &l);
     if (!v.ov || !v.ov->opaque) {
         DIR *d = opendir(l.hp);
         if (!d)
-            return fail(e, errno, "list", "list", &l);
+            return fs_fail(e, errno, "list", "list", &l);
         struct dirent *de;
         char child[KB_FS_PATH_MAX + 260];
         while ((de = readdir(d))) {
@@ -819,23 +490,35 @@ int kb_fs_list(const char *dir, char ***names, size_t *n, kb_err *e)
                 continue;
             /* Children the overlay knows about are added (or hidden) below. */
             snprintf(child, sizeof child, "%s/%s", strcmp(l.cp, "/") ? l.cp : "", de->d_name);
-            if (g_dry && ov_find(child))
+            if ((fs_g_dry && fs_ov_find(child)) || fs_pend_is_temp(l.cp, de->d_name))
                 continue;
             if (push_name(names, n, &cap, de->d_name)) {
                 closedir(d);
                 kb_fs_free_list(*names, *n);
-                return nomem(e, "list");
+                return fs_nomem(e, "list");
             }
         }
         closedir(d);
+        /* a batch's pending writes show as if they had landed (their temps are hidden above) */
+        size_t ndisk = *n;
+        for (size_t i = 0; i < fs_pend_count(); i++) {
+            const char *p = fs_pend_path(i), *name = strrchr(p, '/') + 1;
+            int known = !fs_is_child(p, l.cp) || (fs_g_dry && fs_ov_find(p));
+            for (size_t j = 0; j < ndisk && !known; j++)
+                known = strcmp((*names)[j], name) == 0;
+            if (!known && push_name(names, n, &cap, name)) {
+                kb_fs_free_list(*names, *n);
+                return fs_nomem(e, "list");
+            }
+        }
     }
-    for (size_t i = 0; g_dry && i < g_nov; i++) {
-        const char *p = g_ov[i].path;
-        if (g_ov[i].kind == KB_FS_NONE || !is_child(p, l.cp))
+    for (size_t i = 0; fs_g_dry && i < fs_g_nov; i++) {
+        const char *p = fs_g_ov[i].path;
+        if (fs_g_ov[i].kind == KB_FS_NONE || !fs_is_child(p, l.cp))
             continue;
         if (push_name(names, n, &cap, strrchr(p, '/') + 1)) {
             kb_fs_free_list(*names, *n);
-            return nomem(e, "list");
+            return fs_nomem(e, "list");
         }
     }
     if (*n > 1)
@@ -897,42 +580,44 @@ int kb_fs_remove(const char *path, int recursive, kb_err *e)
 {
     struct loc l, p;
     struct view v;
-    if (resolve(path, &l, e))
+    if (fs_resolve(path, &l, e))
         return -1;
     if (strcmp(l.cp, "/") == 0)
         return kb_err_sys(e, EINVAL, "remove", "refusing to remove the root %s", kb_fs_root());
-    if (view_get(&l, &v))
-        return fail(e, errno, "remove", "remove", &l);
+    if (fs_view_get(&l, &v))
+        return fs_fail(e, errno, "remove", "remove", &l);
     if (v.type == KB_FS_NONE)
         return 0;
-    if (g_dry) {
+    if (fs_g_dry) {
         if (v.type == KB_FS_DIR && !recursive && view_has_children(&l))
-            return fail(e, ENOTEMPTY, "remove", "remove", &l);
-        if (!ov_put(l.cp, KB_FS_NONE, 0, 0, NULL, 0) || record(KB_FS_OP_REMOVE, l.cp, 0, NULL, 0, NULL, recursive))
-            return nomem(e, "remove");
+            return fs_fail(e, ENOTEMPTY, "remove", "remove", &l);
+        if (!fs_ov_put(l.cp, KB_FS_NONE, 0, 0, NULL, 0) || fs_record(KB_FS_OP_REMOVE, l.cp, 0, NULL, 0, NULL, recursive))
+            return fs_nomem(e, "remove");
         return 0;
     }
+    if (kb_fs_batch_flush(e)) /* a pending write there (or below) lands first */
+        return -1;
     if (v.type != KB_FS_DIR) {
         if (unlink(l.hp) != 0 && errno != ENOENT)
-            return fail(e, errno, "remove", "remove", &l);
+            return fs_fail(e, errno, "remove", "remove", &l);
         return 0;
     }
     if (!recursive) {
         if (rmdir(l.hp) != 0 && errno != ENOENT)
-            return fail(e, errno, "remove", "remove", &l);
+            return fs_fail(e, errno, "remove", "remove", &l);
         return 0;
     }
-    loc_parent(&l, &p);
+    fs_loc_parent(&l, &p);
     int dfd = open(p.hp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     struct stat pst;
     if (dfd < 0 || fstat(dfd, &pst) != 0) {
         int err = errno;
         if (dfd >= 0)
             close(dfd);
-        return fail(e, err, "remove", "remove", &l);
+        return fs_fail(e, err, "remove", "remove", &l);
     }
     char rel[KB_FS_PATH_MAX] = "";
-    int rc = rm_at(dfd, basename_of(&l), pst.st_dev, rel, sizeof rel);
+    int rc = rm_at(dfd, fs_basename(&l), pst.st_dev, rel, sizeof rel);
     int err = errno;
     close(dfd);
     if (rc == 0)
@@ -948,17 +633,19 @@ int kb_fs_chmod(const char *path, unsigned mode, kb_err *e)
     struct loc l;
     struct view v;
     mode &= 07777;
-    if (resolve(path, &l, e))
+    if (fs_resolve(path, &l, e))
         return -1;
-    if (!g_dry) {
+    if (!fs_g_dry) {
+        if (kb_fs_batch_flush(e))
+            return -1;
         if (chmod(l.hp, mode) != 0)
-            return fail(e, errno, "chmod", "chmod", &l);
+            return fs_fail(e, errno, "chmod", "chmod", &l);
         return 0;
     }
-    if (view_get(&l, &v))
-        return fail(e, errno, "chmod", "chmod", &l);
+    if (fs_view_get(&l, &v))
+        return fs_fail(e, errno, "chmod", "chmod", &l);
     if (v.type == KB_FS_NONE)
-        return fail(e, ENOENT, "chmod", "chmod", &l);
+        return fs_fail(e, ENOENT, "chmod", "chmod", &l);
     if (v.mode == mode && v.type != KB_FS_LINK)
         return 0;
     if (v.ov && v.type != KB_FS_LINK) {
@@ -968,16 +655,16 @@ int kb_fs_chmod(const char *path, unsigned mode, kb_err *e)
         size_t len;
         if (kb_fs_read(l.cp, &data, &len, e))
             return -1;
-        struct ov *o = ov_put(l.cp, KB_FS_FILE, 0, mode, data, len);
+        struct ov *o = fs_ov_put(l.cp, KB_FS_FILE, 0, mode, data, len);
         free(data);
         if (!o)
-            return nomem(e, "chmod");
+            return fs_nomem(e, "chmod");
     } else if (v.type == KB_FS_DIR) {
-        if (!ov_put(l.cp, KB_FS_DIR, 0, mode, NULL, 0))
-            return nomem(e, "chmod");
+        if (!fs_ov_put(l.cp, KB_FS_DIR, 0, mode, NULL, 0))
+            return fs_nomem(e, "chmod");
     }
-    if (record(KB_FS_OP_CHMOD, l.cp, mode, NULL, 0, NULL, 0))
-        return nomem(e, "chmod");
+    if (fs_record(KB_FS_OP_CHMOD, l.cp, mode, NULL, 0, NULL, 0))
+        return fs_nomem(e, "chmod");
     return 0;
 }
 
@@ -1008,19 +695,19 @@ int kb_fs_readlink(const char *path, char **target, kb_err *e)
     struct loc l;
     struct view v;
     *target = NULL;
-    if (resolve(path, &l, e))
+    if (fs_resolve(path, &l, e))
         return -1;
-    if (g_dry) {
-        if (view_get(&l, &v))
-            return fail(e, errno, "readlink", "readlink", &l);
+    if (fs_g_dry) {
+        if (fs_view_get(&l, &v))
+            return fs_fail(e, errno, "readlink", "readlink", &l);
         if (v.type == KB_FS_NONE)
-            return fail(e, ENOENT, "readlink", "readlink", &l);
+            return fs_fail(e, ENOENT, "readlink", "readlink", &l);
         if (v.ov && v.type != KB_FS_LINK)
-            return fail(e, EINVAL, "readlink", "readlink", &l);
+            return fs_fail(e, EINVAL, "readlink", "readlink", &l);
         if (v.ov)
-            return (*target = strdup(v.ov->data)) ? 0 : nomem(e, "readlink");
+            return (*target = strdup(v.ov->data)) ? 0 : fs_nomem(e, "readlink");
     }
-    return readlink_host(l.hp, target) ? fail(e, errno, "readlink", "readlink", &l) : 0;
+    return readlink_host(fs_host_of(&l), target) ? fs_fail(e, errno, "readlink", "readlink", &l) : 0;
 }
 
 int kb_fs_symlink(const char *target, const char *path, int *changed, kb_err *e)
@@ -1032,12 +719,12 @@ int kb_fs_symlink(const char *target, const char *path, int *changed, kb_err *e)
     if (!changed)
         changed = &dummy;
     *changed = 0;
-    if (resolve(path, &l, e))
+    if (fs_resolve(path, &l, e))
         return -1;
-    if (view_get(&l, &v))
-        return fail(e, errno, "symlink", "create symlink", &l);
+    if (fs_view_get(&l, &v))
+        return fs_fail(e, errno, "symlink", "create symlink", &l);
     if (v.type == KB_FS_DIR)
-        return fail(e, EISDIR, "symlink", "create symlink", &l);
+        return fs_fail(e, EISDIR, "symlink", "create symlink", &l);
     if (v.type == KB_FS_LINK) {
         char *old = NULL;
         int same = v.ov ? strcmp(v.ov->data, target) == 0
@@ -1048,27 +735,31 @@ int kb_fs_symlink(const char *target, const char *path, int *changed, kb_err *e)
     }
     if (open_parent(&l, NULL, "symlink", "create symlink", &dfd, e))
         return -1;
-    if (g_dry) {
-        if (!ov_put(l.cp, KB_FS_LINK, 0, 0777, target, strlen(target)) ||
-            record(KB_FS_OP_SYMLINK, l.cp, 0, NULL, 0, target, 0))
-            return nomem(e, "symlink");
+    if (fs_g_dry) {
+        if (!fs_ov_put(l.cp, KB_FS_LINK, 0, 0777, target, strlen(target)) ||
+            fs_record(KB_FS_OP_SYMLINK, l.cp, 0, NULL, 0, target, 0))
+            return fs_nomem(e, "symlink");
         *changed = 1;
         return 0;
     }
-    clean_temps_at(dfd, basename_of(&l), 1);
+    if (kb_fs_batch_flush(e)) {
+        close(dfd);
+        return -1;
+    }
+    clean_temps_at(dfd, fs_basename(&l), NULL, 1);
     int rc = -1;
     for (int tries = 0; rc != 0 && tries < 100; tries++) {
-        temp_name(tmp, sizeof tmp, basename_of(&l));
+        temp_name(tmp, sizeof tmp, fs_basename(&l));
         rc = symlinkat(target, dfd, tmp);
         if (rc != 0 && errno != EEXIST)
             break;
     }
-    if (rc != 0 || renameat(dfd, tmp, dfd, basename_of(&l)) != 0 || fsync(dfd) != 0) {
+    if (rc != 0 || renameat(dfd, tmp, dfd, fs_basename(&l)) != 0 || fsync(dfd) != 0) {
         int err = errno;
         if (rc == 0)
             unlinkat(dfd, tmp, 0);
         close(dfd);
-        return fail(e, err, "symlink", "create symlink", &l);
+        return fs_fail(e, err, "symlink", "create symlink", &l);
     }
     close(dfd);
     *changed = 1;
@@ -1078,33 +769,33 @@ int kb_fs_symlink(const char *target, const char *path, int *changed, kb_err *e)
 int kb_fs_clean_temps(const char *dir, kb_err *e)
 {
     struct loc l;
-    if (resolve(dir, &l, e))
+    if (fs_resolve(dir, &l, e) || kb_fs_batch_flush(e)) /* pending temps are no leftovers */
         return -1;
     int dfd = open(l.hp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
-        return fail(e, errno, "clean_temps", "clean temp files in", &l);
-    int n = clean_temps_at(dfd, NULL, !g_dry);
+        return fs_fail(e, errno, "clean_temps", "clean temp files in", &l);
+    int n = clean_temps_at(dfd, NULL, NULL, !fs_g_dry);
     int err = errno;
     close(dfd);
-    return n < 0 ? fail(e, err, "clean_temps", "clean temp files in", &l) : n;
+    return n < 0 ? fs_fail(e, err, "clean_temps", "clean temp files in", &l) : n;
 }
 
 int kb_fs_lock(const char *path, const kb_fs_write_opts *o, kb_err *e)
 {
     struct loc l, p;
-    if (resolve(path, &l, e))
+    if (fs_resolve(path, &l, e))
         return -1;
     int fd;
-    if (g_dry) {
+    if (fs_g_dry) {
         if ((fd = open(l.hp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
-            return errno == ENOENT ? -2 : fail(e, errno, "lock", "open lock file", &l);
+            return errno == ENOENT ? -2 : fs_fail(e, errno, "lock", "open lock file", &l);
     } else {
         int created;
-        loc_parent(&l, &p);
+        fs_loc_parent(&l, &p);
         if (o && o->mkdir && mkdir_p(&p, dir_mode_of(o), &created, e))
             return -1;
         if ((fd = open(l.hp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
-            return fail(e, errno, "lock", "open lock file", &l);
+            return fs_fail(e, errno, "lock", "open lock file", &l);
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int err = errno;
@@ -1112,7 +803,7 @@ int kb_fs_lock(const char *path, const kb_fs_write_opts *o, kb_err *e)
         ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
         close(fd);
         if (err != EWOULDBLOCK)
-            return fail(e, err, "lock", "lock", &l);
+            return fs_fail(e, err, "lock", "lock", &l);
         int pid = n > 0 ? atoi(buf) : 0;
         if (pid > 0)
             kb_err_set(e, "lock", "another kboot holds %s (pid %d)", l.cp, pid);
@@ -1122,7 +813,7 @@ int kb_fs_lock(const char *path, const kb_fs_write_opts *o, kb_err *e)
             e->code = EWOULDBLOCK;
         return -1;
     }
-    if (!g_dry) { /* who holds it, for the message a second kboot prints */
+    if (!fs_g_dry) { /* who holds it, for the message a second kboot prints */
         char buf[32];
         int n = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
         if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)n, 0) < 0) {

@@ -11,7 +11,14 @@
  * recorded: writing identical content, creating an existing directory or removing
  * a missing path records nothing.
  *
- * The state (root, dry-run flag, overlay) is process-global; kboot is single-threaded
+ * Group commit (batch): between kb_fs_batch_begin and kb_fs_batch_commit, kb_fs_write
+ * leaves each new content complete in its temp file and syncs and renames nothing; the
+ * commit makes all temps durable (one syncfs per file system), renames each over its target
+ * in order and syncs once more. A crash or kill at any moment leaves every target with its
+ * complete old or complete new content (a killed batch: the old one, plus temp files that
+ * the next write of the same path removes). See "Batches" below.
+ *
+ * The state (root, dry-run flag, overlay, batch) is process-global; kboot is single-threaded
  * where it touches files. */
 #ifndef KBOOT_FS_H
 #define KBOOT_FS_H
@@ -40,7 +47,8 @@ typedef struct kb_fs_write_opts {
 } kb_fs_write_opts;
 
 /* Root prefix. dir must be an existing directory; NULL or "/" resets to no prefix.
- * Changing the root drops the dry-run overlay. */
+ * Changing the root drops the dry-run overlay. Pending writes of an open batch are committed
+ * first (under the old root); if that fails the root is unchanged. The batch stays open. */
 int kb_fs_set_root(const char *dir, kb_err *e);
 const char *kb_fs_root(void); /* "/" when there is no prefix */
 
@@ -50,7 +58,7 @@ int kb_fs_clean_path(const char *p, char *out, size_t n, kb_err *e);
 int kb_fs_host_path(const char *p, char *out, size_t n, kb_err *e);
 
 /* Atomic write: temp file in the same directory (O_EXCL, fchmod), write, fsync,
- * rename over path, fsync the directory. On failure the target is untouched and
+ * rename over path, fsync the directory (in a batch: the temp only, see Batches). On failure the target is untouched and
  * the temp file removed. *changed (may be NULL) is 0 when path already held exactly
  * data with this mode and nothing was done. Leftover temp files of path from an
  * interrupted earlier write are removed. */
@@ -64,7 +72,8 @@ int kb_fs_exists(const char *path); /* 1 if anything (even a dangling link) is t
 /* Sorted names in dir, without "." and "..". Free with kb_fs_free_list. */
 int kb_fs_list(const char *dir, char ***names, size_t *n, kb_err *e);
 void kb_fs_free_list(char **names, size_t n);
-/* mkdir -p; new directories get exactly mode. An existing directory is fine. */
+/* mkdir -p; new directories get exactly mode. An existing directory is fine. Each new
+ * directory's entry is fsynced in its parent (in a batch: by the commit's sync instead). */
 int kb_fs_mkdir(const char *path, unsigned mode, kb_err *e);
 /* A missing path is success. recursive never follows symlinks and does not descend
  * into another file system (a mount point fails with EXDEV). "/" is refused. */
@@ -103,7 +112,43 @@ const kb_fs_op *kb_fs_recorded(size_t *n);
 void kb_fs_reset_recorded(void); /* forget the record; the overlay stays */
 const char *kb_fs_op_name(int op);
 
-/* Drop root, dry-run state, overlay and record (frees all memory). */
+/* Drop root, dry-run state, overlay and record (frees all memory). An open batch is
+ * discarded: its temp files are removed and its targets keep their old content. */
 void kb_fs_reset(void);
+
+/* ---- Batches (group commit) ----
+ * While a batch is open (and this is no dry run; in a dry run batching changes nothing):
+ * - kb_fs_write writes the temp file (O_EXCL, fchmod, all of data) and records it; no fsync,
+ *   no rename. Missing parents (mkdir option) and kb_fs_mkdir are created at once but not
+ *   synced; the commit's sync covers them.
+ * - kboot's own reads see pending writes as if they had landed: read, stat, exists, list (the
+ *   new names, not the temps), readlink (EINVAL: a file), and the "unchanged" check of a later
+ *   write. A second write of a pending path replaces its temp. Other processes see nothing
+ *   until the commit, so commit before running anything that reads these files. A read
+ *   through a symlink to a pending path (or a directory link above it) sees the disk.
+ * - kb_fs_remove, kb_fs_chmod, kb_fs_symlink and kb_fs_clean_temps commit the pending writes
+ *   first (kb_fs_batch_flush; its error is theirs) and then work unbatched; the batch stays
+ *   open. kb_fs_remove of a missing path and an unchanged kb_fs_symlink commit nothing.
+ * - kb_fs_set_dry_run leaves the batch alone: a dry run shows pending writes as disk content.
+ * - exit without commit (or a kill): targets keep their old content; temp files are left
+ *   for the next write of the same path (or kb_fs_clean_temps) to remove. */
+
+/* Open a batch; nestable (a depth counter). */
+void kb_fs_batch_begin(void);
+/* Close one level; the outermost commits (kb_fs_batch_flush). -1 with e->code EINVAL when no
+ * batch is open. After a failed commit the batch is closed and nothing is pending. */
+int kb_fs_batch_commit(kb_err *e);
+/* Commit every pending write now, whatever the depth; the batch stays open. One syncfs per
+ * file system (fsync per temp and directory where syncfs fails with ENOSYS/EINVAL), rename
+ * each temp in order, one syncfs again. A sync failure before the renames: nothing renamed,
+ * temps removed. A rename failure: stop there; e names the path; earlier targets keep their
+ * new content, the remaining temps are removed. Nothing pending: 0 at no cost. */
+int kb_fs_batch_flush(kb_err *e);
+/* Commit and close every level (the host calls it when the script ends). */
+int kb_fs_batch_close(kb_err *e);
+/* Drop every pending write (temps removed, targets untouched) and close every level. */
+void kb_fs_batch_discard(void);
+size_t kb_fs_batch_pending(void); /* pending writes (0 outside a batch) */
+int kb_fs_batch_depth(void);      /* 0 when no batch is open */
 
 #endif

@@ -204,17 +204,50 @@ function M.select(list, o)
   return out
 end
 
+-- The offline phases' files go out as one group commit (kboot.fs batch: one sync for all
+-- instead of two per file): a batch opens at the first offline phase of a run of them and is
+-- committed before an online phase (the API server and kubelet must see the files), before
+-- reporting a failed phase, and at the end. ctx.fs without batches (a test's fake) works too.
+local function batcher(ctx)
+  local fs, open = ctx.fs, false
+  local can = type(fs) == "table" and type(fs.begin) == "function" and type(fs.commit) == "function"
+  local b = {}
+  function b.begin()
+    if can and not open then fs.begin(); open = true end
+  end
+  -- commit() -> true | nil, err
+  function b.commit()
+    if not open then return true end
+    open = false
+    return fs.commit()
+  end
+  return b
+end
+
 -- run(ctx, selected) -> true, or raises the failing phase's error with its name (exit code 1).
 function M.run(ctx, selected)
   local enabled = {}
   for _, p in ipairs(selected) do enabled[p.name] = true end
   ctx.phase_enabled = function(name) return enabled[name] == true end
+  local batch = batcher(ctx)
+  local function fail(name, msg)
+    local ok, err = batch.commit()
+    if not ok then msg = ("%s (and the files of the phases before it were not written: %s)"):format(msg, tostring(err)) end
+    require("kboot.cli").exit(1, ("error execution phase %s: %s"):format(name, msg))
+  end
+  local last
   for _, p in ipairs(selected) do
     local skip, why = false, nil
     if p.skip then skip, why = p.skip(ctx) end
     if skip then
       ctx.log.info(p.name, "skipped: %s", why)
     else
+      if p.online then
+        local ok, err = batch.commit()
+        if not ok then fail(p.name, "cannot write the files of the phases before it: " .. tostring(err)) end
+      else
+        batch.begin()
+      end
       local ok, r, err = true, nil, nil
       if p.online and not p.no_api and not ctx.kube then ok, r = pcall(M.connect, ctx) end
       if ok then ok, r, err = pcall(p.run, ctx) end
@@ -225,10 +258,13 @@ function M.run(ctx, selected)
         if not ok and type(e) ~= "table" and ctx.log.level and ctx.log.level() < 3 then
           msg = msg:match("^[^\n]*") .. (msg:find("\n") and " (run with -v for details)" or "")
         end
-        require("kboot.cli").exit(1, ("error execution phase %s: %s"):format(p.name, msg))
+        fail(p.name, msg)
       end
+      last = p.name
     end
   end
+  local ok, err = batch.commit()
+  if not ok then fail(last or "init", "cannot write the files of the phases: " .. tostring(err)) end
   return true
 end
 

@@ -203,6 +203,11 @@ function M.start(ctx)
     log.info("kubelet-start", "%s", why)
     return false, why
   end
+  -- the kubelet reads these files: an open kboot.fs batch must land first
+  if ctx.fs.flush then
+    local fok, ferr = ctx.fs.flush()
+    if not fok then mf.fail(M.phase, "cannot write the kubelet files: %s", tostring(ferr)) end
+  end
   log.info("kubelet-start", "Starting the kubelet")
   local ok = os.execute("systemctl restart kubelet")
   if not ok then

@@ -1,0 +1,50 @@
+#!/bin/bash
+# kboot.fs group commit: for each kboot binary given (e.g. one built before the batches and one
+# after), the fsync/syncfs calls (strace -f) and the median wall time of an offline ECDSA-P256
+# `kboot init` into a fresh sandbox root (bench_init.sh's config), the binaries interleaved round
+# by round (RUNS rounds, default 9). Then, when a C compiler is there, bench_fs_sync.c: the four
+# ways to make one init's 34 small files durable, in a directory next to the roots.
+# Usage: bench/bench_fs.sh [KBOOT_BIN...] (default build/kboot)
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+. "$SRC/bench/lib.sh"
+RUNS=${RUNS:-9}
+[ $# -gt 0 ] || set -- "${KBOOT_BIN:-$SRC/build/kboot}"
+TMP=$(mktemp -d /tmp/kboot-bench.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+printf 'apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 10.0.0.10\nnodeRegistration:\n  name: node-1\n---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nencryptionAlgorithm: ECDSA-P256\n' >"$TMP/cfg.yaml"
+
+init() { # BIN [PREFIX...]: one init into a fresh root; fails the benchmark if it did not finish
+  local bin=$1; shift
+  rm -rf "$TMP/root" && mkdir "$TMP/root"
+  "$@" "$bin" init --root "$TMP/root" --config "$TMP/cfg.yaml" --skip-phases=preflight --offline >/dev/null 2>&1
+  test -f "$TMP/root/etc/kubernetes/manifests/kube-apiserver.yaml" || { echo "init run failed ($bin)" >&2; exit 1; }
+}
+ms() {
+  local t0=$EPOCHREALTIME
+  "$@"
+  awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f\n", (b - a) * 1000 }'
+}
+
+for ((r = 0; r < RUNS; r++)); do
+  for ((i = 1; i <= $#; i++)); do ms init "${!i}" >>"$TMP/t.$i"; done
+done
+
+echo "kboot.fs syncs of one init-offline ECDSA-P256 (kboot init --root ROOT --config CFG --skip-phases=preflight --offline)"
+echo "  $(nproc) cores; median of $RUNS interleaved rounds; load $(cut -d' ' -f1-3 /proc/loadavg); $(df -T "$TMP" | awk 'NR == 2 {print $2}') at $TMP"
+for ((i = 1; i <= $#; i++)); do
+  bin=${!i}
+  if command -v strace >/dev/null; then
+    init "$bin" strace -f -qq -o "$TMP/trace" -e trace=fsync,fdatasync,syncfs,sync
+    counts=$(awk '{ sub(/^[0-9]+ +/, ""); sub(/\(.*/, ""); n[$0]++ } END { printf "fsync %d, syncfs %d", n["fsync"] + n["fdatasync"], n["syncfs"] + n["sync"] }' "$TMP/trace")
+  else
+    counts="(strace not installed)"
+  fi
+  printf '  %-60s %s; %8.1f ms\n' "$bin" "$counts" "$(median <"$TMP/t.$i")"
+done
+
+if command -v cc >/dev/null && cc -O2 -o "$TMP/bench_fs_sync" "$SRC/bench/bench_fs_sync.c" 2>/dev/null; then
+  mkdir "$TMP/sync"
+  echo "bench_fs_sync.c:"
+  "$TMP/bench_fs_sync" "$TMP/sync" 34 "$((RUNS < 15 ? 15 : RUNS))" | sed 's/^/  /'
+fi

@@ -1,0 +1,120 @@
+/* kboot.fs paths: the root prefix, cluster path -> host path, error messages naming both. */
+#include "fs_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+char fs_g_root[KB_FS_PATH_MAX]; /* "" when there is no prefix */
+
+/* ---- errors ---------------------------------------------------------------- */
+
+int fs_fail(kb_err *e, int err, const char *op, const char *verb, const struct loc *l)
+{
+    if (fs_g_root[0])
+        return kb_err_sys(e, err, op, "cannot %s %s (%s)", verb, l->cp, l->hp);
+    return kb_err_sys(e, err, op, "cannot %s %s", verb, l->cp);
+}
+
+int fs_nomem(kb_err *e, const char *op) { return kb_err_sys(e, ENOMEM, op, "out of memory"); }
+
+/* ---- paths ----------------------------------------------------------------- */
+
+int kb_fs_clean_path(const char *p, char *out, size_t n, kb_err *e)
+{
+    if (!p || p[0] != '/')
+        return path_err(e, EINVAL, "absolute path expected, got '%s'", p ? p : "(null)");
+    size_t o = 0;
+    for (const char *s = p; *s;) {
+        while (*s == '/')
+            s++;
+        const char *c = s;
+        while (*s && *s != '/')
+            s++;
+        size_t len = (size_t)(s - c);
+        if (len == 0 || (len == 1 && c[0] == '.'))
+            continue;
+        if (len == 2 && c[0] == '.' && c[1] == '.') {
+            if (o == 0)
+                return path_err(e, EINVAL, "path '%s' escapes the root", p);
+            while (out[o - 1] != '/')
+                o--;
+            o--;
+            continue;
+        }
+        if (o + 1 + len + 1 > n)
+            return path_err(e, ENAMETOOLONG, "path '%.64s...' is too long", p);
+        out[o++] = '/';
+        memcpy(out + o, c, len);
+        o += len;
+    }
+    if (o == 0)
+        out[o++] = '/';
+    out[o] = '\0';
+    return 0;
+}
+
+int kb_fs_host_path(const char *p, char *out, size_t n, kb_err *e)
+{
+    char cp[KB_FS_PATH_MAX];
+    if (kb_fs_clean_path(p, cp, sizeof cp, e))
+        return -1;
+    int k = snprintf(out, n, "%s%s", fs_g_root, fs_g_root[0] && strcmp(cp, "/") == 0 ? "" : cp);
+    if (k < 0 || (size_t)k >= n)
+        return path_err(e, ENAMETOOLONG, "path '%.64s...' is too long under the root", p);
+    return 0;
+}
+
+int fs_resolve(const char *p, struct loc *l, kb_err *e)
+{
+    if (kb_fs_clean_path(p, l->cp, sizeof l->cp, e))
+        return -1;
+    return kb_fs_host_path(l->cp, l->hp, sizeof l->hp, e);
+}
+
+/* Cut the last component of both paths ("/" stays "/"). */
+void fs_loc_parent(const struct loc *l, struct loc *p)
+{
+    memcpy(p, l, sizeof *p);
+    char *s = strrchr(p->cp, '/');
+    if (s == p->cp) {
+        s[1] = '\0';
+        if (fs_g_root[0])
+            snprintf(p->hp, sizeof p->hp, "%s", fs_g_root);
+        else
+            strcpy(p->hp, "/");
+        return;
+    }
+    *s = '\0';
+    *strrchr(p->hp, '/') = '\0';
+}
+
+const char *fs_basename(const struct loc *l) { return strrchr(l->cp, '/') + 1; }
+
+int kb_fs_set_root(const char *dir, kb_err *e)
+{
+    char real[PATH_MAX];
+    struct stat st;
+    if (dir && strcmp(dir, "/") != 0) {
+        if (!realpath(dir, real))
+            return kb_err_sys(e, errno, "set_root", "cannot use root %s", dir);
+        if (stat(real, &st) != 0)
+            return kb_err_sys(e, errno, "set_root", "cannot use root %s", dir);
+        if (!S_ISDIR(st.st_mode))
+            return kb_err_sys(e, ENOTDIR, "set_root", "cannot use root %s", dir);
+        if (strlen(real) >= sizeof fs_g_root / 2)
+            return kb_err_sys(e, ENAMETOOLONG, "set_root", "cannot use root %s", dir);
+    } else {
+        strcpy(real, "/");
+    }
+    if (kb_fs_batch_flush(e)) /* pending writes land under the root they were made in */
+        return -1;
+    strcpy(fs_g_root, strcmp(real, "/") == 0 ? "" : real);
+    fs_ov_clear();
+    return 0;
+}
+
+const char *kb_fs_root(void) { return fs_g_root[0] ? fs_g_root : "/"; }
