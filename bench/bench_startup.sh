@@ -36,13 +36,14 @@ echo 'for _, m in ipairs{"kboot.pki","kboot.crypto","kboot.yaml","kboot.fs","kbo
   >"$tmp/mods.lua"
 
 # Each case: a label and the arguments after the interpreter.
-labels=("empty script" "--version" "help init (loads kboot.cli)" "require the C modules + cli")
+labels=("empty script" "--version" "help (usage, no Lua run)" "help init (init's --help)" "require the C modules + cli")
 args_of() {
   case $1 in
     0) echo "$tmp/empty.lua" ;;
     1) echo "--version" ;;
-    2) echo "help init" ;;
-    3) echo "$tmp/mods.lua" ;;
+    2) echo "help" ;;
+    3) echo "help init" ;;
+    4) echo "$tmp/mods.lua" ;;
   esac
 }
 lua_args_of() { # what stock lua5.4 runs for the same case (it has no kboot modules)
