@@ -299,6 +299,16 @@ static int add_aki(X509 *x, X509 *ca)
     return ok;
 }
 
+static X509 *reparse(const X509 *x)
+{
+    unsigned char *der = NULL;
+    int n = i2d_X509(x, &der);
+    const unsigned char *p = der;
+    X509 *r = n > 0 ? d2i_X509(NULL, &p, n) : NULL;
+    OPENSSL_free(der);
+    return r;
+}
+
 /* Issue a certificate for pub. subject/sans override the spec's when given (CSR signing);
  * ca NULL means self-signed. */
 static X509 *issue(const struct kb_cert_spec *s, EVP_PKEY *pub, X509_NAME *subject,
@@ -321,14 +331,18 @@ static X509 *issue(const struct kb_cert_spec *s, EVP_PKEY *pub, X509_NAME *subje
     if (!sans)
         sans = own_sans;
 
-    /* A public copy, so the certificate object does not keep the subject's private key. */
-    EVP_PKEY *pubcopy = kb_pki_public_copy(pub, e);
-    X509 *x = pubcopy ? X509_new() : NULL;
-    int ok = x && X509_set_version(x, X509_VERSION_3) && set_serial(x, s->serial_hex) &&
+    /* The SubjectPublicKeyInfo straight from the key's parameters (see pki_der.c); other key
+     * types through a public copy, so the certificate never keeps the subject's private key. */
+    X509 *x = X509_new();
+    EVP_PKEY *pubcopy = NULL;
+    int spki = x ? kb_pki_spki_set(X509_get_X509_PUBKEY(x), pub) : -1;
+    if (spki == 0 && (pubcopy = kb_pki_public_copy(pub, e)) == NULL)
+        spki = -2; /* e is set */
+    int ok = spki >= 0 && X509_set_version(x, X509_VERSION_3) && set_serial(x, s->serial_hex) &&
              X509_set_subject_name(x, subject) &&
              X509_set_issuer_name(x, ca ? X509_get_subject_name(ca) : subject) &&
              ASN1_TIME_set(X509_getm_notBefore(x), (time_t)nb) &&
-             ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na) && X509_set_pubkey(x, pubcopy);
+             ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na) && (!pubcopy || X509_set_pubkey(x, pubcopy));
     /* Extension order follows Go: KU, EKU, BC, SKI, AKI, SAN. */
     ok = ok && add_key_usage(x, s) && add_ext_key_usage(x, s) && add_basic_constraints(x, s);
     if (ok && s->is_ca)
@@ -339,8 +353,15 @@ static X509 *issue(const struct kb_cert_spec *s, EVP_PKEY *pub, X509_NAME *subje
         ok = X509_add1_ext_i2d(x, NID_subject_alt_name, sans,
                                X509_NAME_entry_count(subject) == 0, X509V3_ADD_REPLACE) == 1;
     ok = ok && X509_sign(x, sign_key, kb_pki_sign_md(sign_key)) > 0;
+    if (ok && spki == 1) {
+        /* The key was set as bytes only, so X509_get0_pubkey would fail: parse the signed
+         * certificate once, which decodes the public key (and only the public key). */
+        X509 *parsed = reparse(x);
+        X509_free(x);
+        ok = (x = parsed) != NULL;
+    }
     if (!ok) {
-        if (pubcopy)
+        if (spki != -2)
             kb_err_ssl(e, "sign", "issuing the certificate failed");
         X509_free(x);
         x = NULL;

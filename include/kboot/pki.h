@@ -25,7 +25,8 @@ const char *kb_pki_alg_name(int alg);          /* "RSA-2048"...; NULL when out o
 
 /* ---- keys ---- */
 EVP_PKEY *kb_pki_keygen(int alg, kb_err *e);
-/* n keys of algs[i] into out[i], on min(n, nthreads) threads (nthreads <= 0: one per core).
+/* n keys of algs[i] into out[i]: RSA on min(#RSA, nthreads) threads (nthreads <= 0: one per
+ * core), EC and Ed25519 inline on the calling thread (cheaper than starting a thread).
  * All or nothing: on failure out[] is all NULL. */
 int kb_pki_keygen_batch(const int *algs, size_t n, EVP_PKEY **out, int nthreads, kb_err *e);
 int kb_pki_ncpu(void);
