@@ -204,11 +204,12 @@ char *kb_pki_key_public_pem(const EVP_PKEY *k, size_t *len, kb_err *e)
 
 EVP_PKEY *kb_pki_public_copy(const EVP_PKEY *k, kb_err *e)
 {
-    /* Export and import the public parameters: no DER encoder/decoder look-up. */
+    /* Export and import the public parameters: no DER encoder/decoder look-up. Keys with
+     * unusual encodings (compressed points, ...) go through DER, which keeps them. */
     OSSL_PARAM *params = NULL;
     EVP_PKEY *pub = NULL;
     ERR_set_mark();
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)k, NULL);
+    EVP_PKEY_CTX *ctx = kb_pki_fast_key(k) ? EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)k, NULL) : NULL;
     if (ctx && EVP_PKEY_todata(k, EVP_PKEY_PUBLIC_KEY, &params) && EVP_PKEY_fromdata_init(ctx) > 0 &&
         EVP_PKEY_fromdata(ctx, &pub, EVP_PKEY_PUBLIC_KEY, params) <= 0)
         pub = NULL;

@@ -15,23 +15,33 @@
 #include <limits.h>
 #include <string.h>
 
-/* NID of k's named curve, or NID_undef (not EC, or explicit parameters). */
+/* NID of k's named curve, or NID_undef: not EC, or not written the usual way (explicit
+ * parameters, a compressed point; OpenSSL's encoders and its encoded-public-key parameter
+ * do not agree on the point form then, so those keys are left to the encoders). */
 static int curve_nid(const EVP_PKEY *k)
 {
-    char group[64], enc[32];
+    char group[64], enc[32], form[32];
     if (!EVP_PKEY_is_a(k, "EC"))
         return NID_undef;
     ERR_set_mark();
     int ok = EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL);
-    /* A key marked for explicit-parameter encoding is written differently: leave it to OpenSSL. */
     if (ok && EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_EC_ENCODING, enc, sizeof enc, NULL) &&
         strcmp(enc, OSSL_PKEY_EC_ENCODING_GROUP) != 0)
+        ok = 0;
+    if (ok && EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, form,
+                                             sizeof form, NULL) &&
+        strcmp(form, OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED) != 0)
         ok = 0;
     ERR_pop_to_mark();
     if (!ok)
         return NID_undef;
     int nid = OBJ_sn2nid(group);
     return nid != NID_undef ? nid : EC_curve_nist2nid(group);
+}
+
+int kb_pki_fast_key(const EVP_PKEY *k)
+{
+    return EVP_PKEY_is_a(k, "RSA") || EVP_PKEY_is_a(k, "ED25519") || curve_nid(k) != NID_undef;
 }
 
 /* DER INTEGER of a non-negative BIGNUM: size, and writer (p advanced). */
@@ -110,6 +120,10 @@ int kb_pki_spki_set(X509_PUBKEY *pk, const EVP_PKEY *k)
         ptype = V_ASN1_OBJECT;
         pval = OBJ_nid2obj(curve);
         bits = octets(k, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, &blen);
+        if (bits && bits[0] != 0x04) { /* not uncompressed after all */
+            OPENSSL_free(bits);
+            return 0;
+        }
     }
     if (!bits || blen > INT_MAX)
         goto fail;
@@ -152,7 +166,7 @@ static unsigned char *sec1_der(const EVP_PKEY *k, int *len)
     int dlen = (EVP_PKEY_get_bits(k) + 7) / 8;
     ASN1_OBJECT *oid = OBJ_nid2obj(curve);
     int olen = oid ? i2d_ASN1_OBJECT(oid, NULL) : -1;
-    if (pub && plen < 1024 && olen > 0 && dlen > 0 &&
+    if (pub && pub[0] == 0x04 && plen < 1024 && olen > 0 && dlen > 0 &&
         EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_PRIV_KEY, &d) && BN_num_bytes(d) <= dlen) {
         int bitstr = ASN1_object_size(0, (int)plen + 1, V_ASN1_BIT_STRING);
         int body = ASN1_object_size(0, 1, V_ASN1_INTEGER) + ASN1_object_size(0, dlen, V_ASN1_OCTET_STRING) +

@@ -19,6 +19,8 @@ const EVP_MD *kb_pki_sign_md(const EVP_PKEY *k);
  * curve and Ed25519; 1 done, 0 another key type (use the encoder), -1 failure. pk's cached
  * EVP_PKEY is left alone: X509_PUBKEY_get0 on pk fails until it is parsed from DER. */
 int kb_pki_spki_set(X509_PUBKEY *pk, const EVP_PKEY *k);
+/* 1 when kb_pki_spki_set handles k (the key's parameters say how OpenSSL encodes it). */
+int kb_pki_fast_key(const EVP_PKEY *k);
 /* DER SubjectPublicKeyInfo of k (OPENSSL_free it); length or -1. */
 int kb_pki_spki_der(const EVP_PKEY *k, unsigned char **der);
 /* Traditional private key DER (PKCS#1 "RSA PRIVATE KEY", SEC1 "EC PRIVATE KEY") and its PEM

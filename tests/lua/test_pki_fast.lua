@@ -95,6 +95,13 @@ g63EnAZeezHuIp5oX2GnYxkxkBnYLqiEYbWdPKP7dNnOu1ehZANiAAQGJDVoNIw3
 Wi3TSEGf63sA/Oanfre09n0FWRWtVRU+pfvRo6Vr7Q+DcGDKxJZpnXsC9nlSzpMD
 dbunPwWffsjuRvkf+95/KPqyBRm04wGtMeste0gPxpQFz8C8sGcB3fA=
 -----END PRIVATE KEY-----]],
+  -- a compressed public point: left to OpenSSL's encoders
+  p256c = [[
+-----BEGIN EC PRIVATE KEY-----
+MFcCAQEEIPXnIIn3clP6x0n3sM1Uktrqk5rPIDvjbBT2c0yCpU0GoAoGCCqGSM49
+AwEHoSQDIgADpaZlaBtDW2SUW8HlBx3HioYpqFr5Mxwxlv4YdYFo9Ag=
+-----END EC PRIVATE KEY-----
+]],
   ed25519 = [[
 -----BEGIN PRIVATE KEY-----
 MC4CAQAwBQYDK2VwBCIEIOfg1eXRcnFFnWwAXHpD5RjbhZgxZ1HPXQDky081u2Uf
@@ -107,20 +114,24 @@ local GOLDEN = {
   ["ca_der.rsa2048"] = "522d8bc3e446b28370d0612597b8f6909c0a4b46ae7c795f82be475b728ade98",
   ["ca_tbs.ed25519"] = "8c76ef5907a77433a01662d13811f259b28294d1fb20a581d3e870a1892cac7a",
   ["ca_tbs.p256"] = "ee3abfae85cc32330073d7b28a5ee4cb420da0f079d07cc104c99aeeadb4ee1d",
+  ["ca_tbs.p256c"] = "33fa010019b00a9d2d1972a4b8926a227e18c27b1717f32442aa8d220b374220",
   ["ca_tbs.p384"] = "7931ae06fbe88cdfefbe18fd63952c5f11f020d22e99bd3a5a0acfdbbb5e3f09",
   ["ca_tbs.rsa2048"] = "d6efe179bfe4b531d1cd3a879447fbb9f6748460ad568a3caf235b8355e1c892",
   ["ca_tbs.rsa3072"] = "0d210eae544c86830f5cd28952a61619b7d60c1fc4a2c9a6f0b671ff6149500c",
   ["csr_cert_der.ed25519"] = "1c01bb0774e203a822b71cfd17fd6e181b954d2fe193c8db700ec91483c556e7",
   ["csr_cert_der.p256"] = "274af8eed3e5ff00611cfaa7b9904295cae0ce4bd0d59d07615d53b72c24cd7d",
+  ["csr_cert_der.p256c"] = "8f492701e5ce0f0b14a40fcfcd070fe8a99b30290d1e746a6ae967dfca1709ee",
   ["csr_cert_der.p384"] = "6b71a27d88024a3760c3027ac94662bbdc460b205eede790951dd613ca4c7cad",
   ["csr_cert_der.rsa2048"] = "5eb7abe500dbea668b3b19a919ff345f4d6d8dbc01541eee2008942c4776a337",
   ["csr_cert_der.rsa3072"] = "3d9710358b793b177f294910b929d9a2c296558026388fe59fd469e9e8f508a5",
   ["key_pkcs8.ed25519"] = "4fca82b7ed03a06d88b9a64dad1b6f14925e89cb14cc77d5b0a79f41bad2b8e6",
   ["key_pkcs8.p256"] = "66b74c1981f0160b3057527c105a784e558368316e87215f699d225667daef12",
+  ["key_pkcs8.p256c"] = "aaaa1190717e5c81916ce21848d616ed12ef223b1b59059e6c8e303b5a46eb8e",
   ["key_pkcs8.p384"] = "acec97d79cffe9fbdbe5c29d38aa5943bebb9c2539c798e4fe2f03b8973bb976",
   ["key_pkcs8.rsa2048"] = "ab165ce4822b9e8fa57794ae9357f9cc388c016f2007605c3fd556a0e451d49a",
   ["key_pkcs8.rsa3072"] = "8fe8a3766e526a8eb6af8334c5eab52bc08e5be5c14297ce9edaa570e1d46f4e",
   ["key_trad.p256"] = "60fcc225a70752ea3cec33973183f6fdbfdd6ef7f55c31e43b980ec81f3d88c0",
+  ["key_trad.p256c"] = "60fcc225a70752ea3cec33973183f6fdbfdd6ef7f55c31e43b980ec81f3d88c0",
   ["key_trad.p384"] = "827f4a87dba383766dc6a8d60d2cc8460236105b89bb9b0257443fa2ceadb0f9",
   ["key_trad.rsa2048"] = "c512911e725f8005099a3991ccd0f6311cf017d1bb87ea8fe80bc754e5c7e1e7",
   ["key_trad.rsa3072"] = "11817c463b683efa3a21aae2bf742c164dc1bee559aca18f17d024805ea29bf0",
@@ -128,6 +139,8 @@ local GOLDEN = {
   ["leaf_der.ed25519.rsa2048"] = "44aa3fd73298a61f68bb38cf6258c61c14319e3ffc2b1e13cc51214ccbe6b88f",
   ["leaf_der.p256.ed25519"] = "0017907273c203755103b273803189f82ca0a9dede813cb93335e678209695f3",
   ["leaf_der.p256.rsa2048"] = "8bc63df46e45d61e2ee2e8968bb80496e56159a9db31e40a187084069e50a99b",
+  ["leaf_der.p256c.ed25519"] = "2ec443c94e790b5376d3f5b2bd17d6bf0a6aaa74564109fbe7387dca1429a6ab",
+  ["leaf_der.p256c.rsa2048"] = "faed95d323862d1d879991067f6c33d6bdf22de06a28303ae5d9a4c48b073cef",
   ["leaf_der.p384.ed25519"] = "3e4f7c0e12780444ee774b75f981b44bf16aacd6f7adf89e74daea33d6e9c45d",
   ["leaf_der.p384.rsa2048"] = "2df70fa32bc6ee9e4e9d9ebc84d431c7438f13581794f5a9657a335d06e8325e",
   ["leaf_der.rsa2048.ed25519"] = "ef6fe61910799ab14d845d4e98dffa2fb8cf4bdb797b31826dfa566c61814167",
@@ -140,6 +153,9 @@ local GOLDEN = {
   ["leaf_tbs.p256.ed25519"] = "7a15480827d6a986de225ffd1daa3060ed3bab6a1894460d2cd16535b3f73dc2",
   ["leaf_tbs.p256.p256"] = "d3f7c2a8278b5a8c031ca3642fcd1af0c74f518ccde58cfd03ed77f85c36947b",
   ["leaf_tbs.p256.rsa2048"] = "d50bc8c6ea039639fc52f50e42c505b27f2aee91a4bfc1648147a3d637ac6b6b",
+  ["leaf_tbs.p256c.ed25519"] = "c713118a7712e10caffb3a02e488973a4655bc4ffeb4bc2151957f5f6269987e",
+  ["leaf_tbs.p256c.p256"] = "8f342c1478d295d328d3285643d9e22ed2e23afb61f1271901b87f1c6a76766e",
+  ["leaf_tbs.p256c.rsa2048"] = "3681c44ec238e8a658dc7463ab7a26509535ac9aeb5b5840cf21f893c426c499",
   ["leaf_tbs.p384.ed25519"] = "842ca1977c4abf7cccef2ca2ceacc604cff1efbd70b12b1943727dffe62fccc1",
   ["leaf_tbs.p384.p256"] = "57fa7e114e2b6a7a8abca9ced2acb0d4f955c9a7839548e0e21594f9d1d1da15",
   ["leaf_tbs.p384.rsa2048"] = "6e8ba6faedbfd6d6764224a302f016f749d52d2820317fa094d13cbc324dd10c",
@@ -151,22 +167,25 @@ local GOLDEN = {
   ["leaf_tbs.rsa3072.rsa2048"] = "76e71da15b9e62fab4898bad35fdab8e89dfae5b46d0ec03d212f0aabf8b88d6",
   ["mid_der.ed25519"] = "59c7b06c4998f68bdb3d037a88d426596c3446b449f868b64ed2a5dc2134b637",
   ["mid_der.p256"] = "124b4c6a0f936ed393818f9294bf984230787b64d6e798df01ab9d157b75c447",
+  ["mid_der.p256c"] = "c76e2819357a5792ba50e50bee8186a37677c271837fb54af81e9a1eac671135",
   ["mid_der.p384"] = "871714e4c5a2d0d9ba79516bd3ce18909bfaf169a190cafd383ec84cf3fa2b17",
   ["mid_der.rsa2048"] = "cf6cef65200dd74cb969290f71cdfdf36a57a2816a32f9627b238fce53a7b9e6",
   ["mid_der.rsa3072"] = "0752a032dc10ce1576cb594fb5c889e9897f99645edb73ef5cf738c7b3b4c47b",
   ["pub.ed25519"] = "fdfc681be37fa0ce08b40c716ba3e8acc222d1c0cc5b257cc947634ec473cb1f",
   ["pub.p256"] = "4e39cc926fa729d58ea37d4998aed73ce881a93221425ec328836d29b41e71d7",
+  ["pub.p256c"] = "b0a7f35642749cc1680ae84e077106d7496dcf1af3a9123abd5cf897af115e86",
   ["pub.p384"] = "6c232fc3272b5b9afa76de852a2b1ba983bd63d1e33625a32ca259554e27ae20",
   ["pub.rsa2048"] = "debfc8ede7d7fb6e2427ed727165e09fd0f474fba9ca840b019d66f6dc94e3f4",
   ["pub.rsa3072"] = "effa50116687bd61f21af36477cd57fa187cb3b664e31620b3d215cecbe750d4",
   ["pub_leaf_der.ed25519"] = "6b03800fd3d5512cb540f2659c3b1eb5178102a2530b1acdf9c3e24e732c2e1b",
   ["pub_leaf_der.p256"] = "0017907273c203755103b273803189f82ca0a9dede813cb93335e678209695f3",
+  ["pub_leaf_der.p256c"] = "2ec443c94e790b5376d3f5b2bd17d6bf0a6aaa74564109fbe7387dca1429a6ab",
   ["pub_leaf_der.p384"] = "3e4f7c0e12780444ee774b75f981b44bf16aacd6f7adf89e74daea33d6e9c45d",
   ["pub_leaf_der.rsa2048"] = "ef6fe61910799ab14d845d4e98dffa2fb8cf4bdb797b31826dfa566c61814167",
   ["pub_leaf_der.rsa3072"] = "264af928a68d7f70e337dd8757e4be1b3947c4307ac9c0b45240299ad3e89e42",
 }
 
-local SUBJECTS = { "rsa2048", "rsa3072", "p256", "p384", "ed25519" }
+local SUBJECTS = { "rsa2048", "rsa3072", "p256", "p384", "ed25519", "p256c" }
 local CAS = { "rsa2048", "p256", "ed25519" }
 local DETERMINISTIC = { rsa2048 = true, ed25519 = true } -- PKCS#1 v1.5 and Ed25519 signatures
 
@@ -247,7 +266,7 @@ function TestGolden:test_same_bytes_as_before()
     n = n + 1
   end
   for name in pairs(fp) do lu.assertNotNil(GOLDEN[name], "no golden value for " .. name) end
-  lu.assertEquals(n, 61)
+  lu.assertEquals(n, 73)
 end
 
 local ALGS = { "RSA-2048", "RSA-3072", "ECDSA-P256", "ECDSA-P384", "ED25519" }
@@ -366,6 +385,54 @@ function TestBatch:test_openssl_checks_batch_keys()
     lu.assertStrContains(t.must("openssl ec -in " .. p .. " -check -noout 2>&1"), "valid")
   end
   t.cleanup()
+end
+
+-- Certificates issued in this process decode their key object on first use only; each method,
+-- called first on a fresh certificate, answers as on the same certificate loaded from PEM.
+TestDeferred = {}
+
+local function fresh()
+  local cak = assert(pki.generate_key("ECDSA-P256"))
+  local ca = assert(pki.self_signed_ca(cak, { cn = "fresh-ca" }))
+  local k = assert(pki.generate_key("ED25519"))
+  local leaf = assert(pki.sign({ cn = "leaf", dns = { "leaf" } }, k, ca, cak)) -- ca: still fresh
+  return ca, cak, leaf, k
+end
+
+function TestDeferred:test_each_method_first()
+  local checks = {
+    info = function(ca, _, leaf) lu.assertEquals(leaf:info(), pki.load_cert(leaf:pem()):info())
+                                 lu.assertEquals(ca:info(), pki.load_cert(ca:pem()):info()) end,
+    public_key = function(_, _, leaf, k) lu.assertEquals(leaf:public_key():public_pem(), k:public_pem()) end,
+    verify = function(ca, _, leaf) lu.assertTrue(leaf:verify(ca)) lu.assertTrue(ca:verify(ca)) end,
+    issued_by = function(ca, _, leaf) lu.assertTrue(leaf:issued_by(ca)) lu.assertFalse(ca:issued_by(leaf)) end,
+    matches = function(ca, cak, leaf, k) lu.assertTrue(k:matches(leaf)) lu.assertTrue(cak:matches(ca)) end,
+    eq = function(ca, _, leaf) lu.assertTrue(leaf == pki.load_cert(leaf:pem())) lu.assertFalse(leaf == ca) end,
+    spki_pin = function(_, _, leaf, k) lu.assertEquals(leaf:spki_pin(), k:spki_pin()) end,
+    der = function(_, _, leaf) lu.assertEquals(leaf:der(), pki.load_cert(leaf:pem()):der()) end,
+    expires_in = function(_, _, leaf) lu.assertTrue(leaf:expires_in() > 364 * 86400) end,
+    sign_csr = function(ca, cak, _, k)
+      local c = assert(pki.sign_csr(assert(pki.csr(k, { cn = "r" })), {}, ca, cak))
+      lu.assertTrue(c:verify(ca))
+    end,
+  }
+  for name, check in pairs(checks) do
+    local ca, cak, leaf, k = fresh()
+    local ok, err = pcall(check, ca, cak, leaf, k)
+    lu.assertTrue(ok, name .. ": " .. tostring(err))
+  end
+end
+
+function TestDeferred:test_fresh_ca_checks()
+  local ca, cak, leaf, k = fresh()
+  local v, e = pki.sign({ cn = "x" }, k, ca, assert(pki.generate_key("ECDSA-P256")))
+  lu.assertNil(v)
+  lu.assertStrContains(tostring(e), "CA key does not match CA certificate")
+  v, e = pki.sign({ cn = "x" }, k, leaf, k)
+  lu.assertNil(v)
+  lu.assertStrContains(tostring(e), "not a CA")
+  local mid = assert(pki.sign({ cn = "mid", is_ca = true }, cak, ca, cak))
+  lu.assertEquals(mid:info().aki, ca:info().ski)
 end
 
 os.exit(lu.LuaUnit.run("-v"))

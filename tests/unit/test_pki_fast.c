@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -14,6 +15,12 @@
 #include <string.h>
 
 #include "../../runtime/pki_internal.h"
+
+static void assert_contains_ca(const char *msg)
+{
+    if (!strstr(msg, "not a CA"))
+        fail_msg("'%s' does not say 'not a CA'", msg);
+}
 
 static const int ALGS[] = { KB_ALG_RSA2048, KB_ALG_P256, KB_ALG_P384, KB_ALG_ED25519 };
 #define N_ALGS (sizeof ALGS / sizeof ALGS[0])
@@ -29,6 +36,18 @@ static char *openssl_pem(EVP_PKEY *k, int trad)
     char *r = strndup(p, (size_t)n);
     BIO_free(b);
     return r;
+}
+
+/* a and b have the same DER SubjectPublicKeyInfo (OpenSSL's encoder). */
+static void assert_same_spki(EVP_PKEY *a, EVP_PKEY *b)
+{
+    unsigned char *da = NULL, *db = NULL;
+    int na = i2d_PUBKEY(a, &da), nb = i2d_PUBKEY(b, &db);
+    assert_true(na > 0);
+    assert_int_equal(na, nb);
+    assert_memory_equal(da, db, (size_t)na);
+    OPENSSL_free(da);
+    OPENSSL_free(db);
 }
 
 /* kboot's encodings of k equal OpenSSL's: SPKI DER, public PEM, traditional private PEM. */
@@ -76,6 +95,7 @@ static void test_encodings_match_openssl(void **state)
         assert_non_null(pub);
         assert_false(kb_pki_key_is_private(pub));
         assert_true(kb_pki_key_eq(pub, k));
+        assert_same_spki(pub, k);
         check_encodings(pub, 1);
         EVP_PKEY_free(pub);
         EVP_PKEY_free(k);
@@ -196,11 +216,89 @@ static void test_cheap_batch(void **state)
     }
 }
 
+/* A compressed-point EC key: the encoders honour the key's point format, so does kboot. */
+static void test_compressed_point(void **state)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    assert_true(EVP_PKEY_set_utf8_string_param(k, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                               OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_COMPRESSED));
+    check_encodings(k, 0);
+    kb_err e;
+    EVP_PKEY *pub = kb_pki_public_copy(k, &e);
+    assert_same_spki(pub, k);
+    EVP_PKEY_free(pub);
+    struct kb_cert_spec s = { .cn = "compressed", .path_len = -1 };
+    X509 *ca = kb_pki_self_signed_ca(k, &s, &e);
+    check_cert(ca, k);
+    assert_same_spki(X509_get0_pubkey(ca), k);
+    X509_free(ca);
+    EVP_PKEY_free(k);
+}
+
+/* defer_key: same bytes, no key object until kb_pki_cert_complete; usable as a CA meanwhile. */
+static void test_defer_key(void **state)
+{
+    kb_err e;
+    EVP_PKEY *cak = kb_pki_keygen(KB_ALG_ED25519, &e), *other = kb_pki_keygen(KB_ALG_ED25519, &e);
+    EVP_PKEY *k = kb_pki_keygen(KB_ALG_P256, &e);
+    struct kb_cert_spec s = { .cn = "ca", .path_len = -1, .serial_hex = "01", .not_before = 1700000000,
+                              .not_after = 1800000000 };
+    X509 *full = kb_pki_self_signed_ca(cak, &s, &e);
+    s.defer_key = 1;
+    X509 *ca = kb_pki_self_signed_ca(cak, &s, &e);
+    assert_non_null(ca);
+    size_t n1, n2;
+    unsigned char *d1 = kb_pki_cert_der(full, &n1, &e), *d2 = kb_pki_cert_der(ca, &n2, &e);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(d1, d2, n1); /* Ed25519 signatures are deterministic */
+    free(d1);
+    free(d2);
+    ERR_set_mark();
+    assert_null(X509_get0_pubkey(ca));
+    ERR_pop_to_mark();
+
+    /* The deferred CA signs; the checks on it work without its key object. */
+    s.cn = "leaf";
+    s.serial_hex = "02";
+    X509 *leaf = kb_pki_sign(&s, k, ca, cak, &e);
+    assert_non_null(leaf);
+    assert_int_equal(ERR_peek_error(), 0);
+    assert_null(kb_pki_sign(&s, k, ca, other, &e));
+    assert_string_equal(e.msg, "CA key does not match CA certificate");
+    assert_null(kb_pki_sign(&s, k, leaf, k, &e));
+    assert_contains_ca(e.msg);
+    s.defer_key = 0;
+    X509 *leaf2 = kb_pki_sign(&s, k, full, cak, &e);
+    d1 = kb_pki_cert_der(leaf, &n1, &e);
+    d2 = kb_pki_cert_der(leaf2, &n2, &e);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(d1, d2, n1);
+    free(d1);
+    free(d2);
+
+    X509 *same = full;
+    assert_ptr_equal(kb_pki_cert_complete(full, &e), same);
+    ca = kb_pki_cert_complete(ca, &e);
+    leaf = kb_pki_cert_complete(leaf, &e);
+    check_cert(ca, cak);
+    check_cert(leaf, k);
+    assert_int_equal(kb_pki_verify(leaf, &ca, 1, 1750000000, &e), 0);
+    assert_int_equal(X509_cmp(leaf, leaf2), 0);
+    X509_free(leaf2);
+    X509_free(leaf);
+    X509_free(ca);
+    X509_free(full);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(other);
+    EVP_PKEY_free(cak);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encodings_match_openssl), cmocka_unit_test(test_other_keys_fall_back),
         cmocka_unit_test(test_cert_key_is_public_copy), cmocka_unit_test(test_cheap_batch),
+        cmocka_unit_test(test_compressed_point),        cmocka_unit_test(test_defer_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
