@@ -6,16 +6,16 @@
 #    "ECDSA-P256") and per traditional ECDSA-P256 key PEM, for KBOOT and BASE (the code before
 #    the fast path: build main's tree into /tmp/pkifast-base), with ratios.
 # 2. KBOOT alone: 16 RSA-2048 keys one by one vs pki.generate_batch(16), the RSA batch speed-up.
-# Usage: bench/bench_pki.sh [KBOOT [BASE]]   (RUNS=7 ISSUE=300 BATCHES=60 PEMS=3000 operations
+# Usage: bench/bench_pki.sh [KBOOT [BASE]]   (RUNS=7 ISSUE=3000 BATCHES=600 PEMS=20000 operations
 #        per timed run by default, a tenth of that under callgrind; BASE=none skips the comparison)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 KBOOT=${1:-${KBOOT_BIN:-$SRC/build/kboot}}
 BASE=${2:-${BASE:-/tmp/pkifast-base/kboot}}
 RUNS=${RUNS:-7}
-ISSUE=${ISSUE:-300}
-BATCHES=${BATCHES:-60}
-PEMS=${PEMS:-3000}
+ISSUE=${ISSUE:-3000}
+BATCHES=${BATCHES:-600}
+PEMS=${PEMS:-20000}
 . "$SRC/bench/lib.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
