@@ -16,7 +16,8 @@
 #define CSR_MT "kboot.pki.csr"
 
 typedef struct { EVP_PKEY *k; } keybox;
-typedef struct { X509 *x; } certbox;
+/* deferred: issued here with defer_key, the key object not decoded yet (see checkcert). */
+typedef struct { X509 *x; int deferred; } certbox;
 typedef struct { X509_REQ *r; } csrbox;
 
 /* ---- boxes: zeroed and with their metatable before the OpenSSL object exists ---- */
@@ -33,6 +34,7 @@ static certbox *newcert(lua_State *L)
 {
     certbox *b = lua_newuserdatauv(L, sizeof *b, 0);
     b->x = NULL;
+    b->deferred = 0;
     luaL_setmetatable(L, CERT_MT);
     return b;
 }
@@ -52,10 +54,26 @@ static EVP_PKEY *checkkey(lua_State *L, int i)
     return b->k;
 }
 
+/* The certificate as it is: enough for its bytes, and as the CA of sign / sign_csr. */
+static X509 *rawcert(lua_State *L, int i)
+{
+    certbox *b = luaL_checkudata(L, i, CERT_MT);
+    luaL_argcheck(L, b->x, i, "certificate is closed");
+    return b->x;
+}
+
+/* The certificate with its public key object, for anything that reads the key. Certificates
+ * issued here have it decoded on first use only: most are just written out. */
 static X509 *checkcert(lua_State *L, int i)
 {
     certbox *b = luaL_checkudata(L, i, CERT_MT);
     luaL_argcheck(L, b->x, i, "certificate is closed");
+    if (b->deferred) {
+        kb_err e;
+        b->deferred = 0;
+        if (!(b->x = kb_pki_cert_complete(b->x, &e)))
+            luaL_error(L, "%s", e.msg); /* out of memory: the certificate came from kb_pki_sign */
+    }
     return b->x;
 }
 
@@ -469,10 +487,12 @@ static int l_self_signed_ca(lua_State *L)
         optbool(L, 2, 2, "is_ca", &is_ca);
     luaL_argcheck(L, is_ca, 2, "spec.is_ca: a self-signed CA is always a CA");
     check_spec(L, 2, &s, 0);
+    s.defer_key = 1;
     certbox *b = newcert(L);
     kb_err e;
     if (!(b->x = kb_pki_self_signed_ca(k, &s, &e)))
         return kb_pushfail(L, &e);
+    b->deferred = 1;
     return 1;
 }
 
@@ -481,12 +501,14 @@ static int l_sign(lua_State *L)
     struct kb_cert_spec s;
     check_spec(L, 1, &s, 0);
     EVP_PKEY *sub = checkkey(L, 2);
-    X509 *ca = checkcert(L, 3);
+    X509 *ca = rawcert(L, 3);
     EVP_PKEY *cak = checkkey(L, 4);
+    s.defer_key = 1;
     certbox *b = newcert(L);
     kb_err e;
     if (!(b->x = kb_pki_sign(&s, sub, ca, cak, &e)))
         return kb_pushfail(L, &e);
+    b->deferred = 1;
     return 1;
 }
 
@@ -495,12 +517,14 @@ static int l_sign_csr(lua_State *L)
     X509_REQ *r = checkcsr(L, 1);
     struct kb_cert_spec s;
     check_spec(L, 2, &s, 0);
-    X509 *ca = checkcert(L, 3);
+    X509 *ca = rawcert(L, 3);
     EVP_PKEY *cak = checkkey(L, 4);
+    s.defer_key = 1;
     certbox *b = newcert(L);
     kb_err e;
     if (!(b->x = kb_pki_sign_csr(&s, r, ca, cak, &e)))
         return kb_pushfail(L, &e);
+    b->deferred = 1;
     return 1;
 }
 
@@ -540,7 +564,7 @@ static int cert_pem(lua_State *L)
 {
     kb_err e;
     size_t len = 0;
-    char *pem = kb_pki_cert_pem(checkcert(L, 1), &len, &e);
+    char *pem = kb_pki_cert_pem(rawcert(L, 1), &len, &e);
     return push_owned(L, pem, len, &e);
 }
 
@@ -548,7 +572,7 @@ static int cert_der(lua_State *L)
 {
     kb_err e;
     size_t len = 0;
-    char *der = (char *)kb_pki_cert_der(checkcert(L, 1), &len, &e);
+    char *der = (char *)kb_pki_cert_der(rawcert(L, 1), &len, &e);
     return push_owned(L, der, len, &e);
 }
 
@@ -694,7 +718,7 @@ static int cert_spki_pin(lua_State *L)
 {
     char pin[KB_PIN_LEN];
     kb_err e;
-    if (kb_pki_cert_pin(checkcert(L, 1), pin, &e) < 0)
+    if (kb_pki_cert_pin(rawcert(L, 1), pin, &e) < 0)
         return kb_pushfail(L, &e);
     lua_pushstring(L, pin);
     return 1;
@@ -753,7 +777,7 @@ static int cert_issued_by(lua_State *L)
 
 static int cert_expires_in(lua_State *L)
 {
-    lua_pushinteger(L, kb_pki_cert_not_after(checkcert(L, 1)) - (lua_Integer)time(NULL));
+    lua_pushinteger(L, kb_pki_cert_not_after(rawcert(L, 1)) - (lua_Integer)time(NULL));
     return 1;
 }
 

@@ -161,9 +161,15 @@ char *kb_pki_key_pem(const EVP_PKEY *k, int fmt, size_t *len, kb_err *e)
     }
     /* secmem: the BIO buffer is cleansed when freed. */
     BIO *b = BIO_new(BIO_s_secmem());
-    int ok = b && (fmt == KB_KEY_TRADITIONAL
+    unsigned char *der = NULL;
+    const char *type = NULL;
+    int dlen = fmt == KB_KEY_TRADITIONAL ? kb_pki_private_der(k, &der, &type) : -1;
+    int ok = b && (dlen > 0 ? PEM_write_bio(b, type, "", der, dlen)
+                   : fmt == KB_KEY_TRADITIONAL
                        ? PEM_write_bio_PrivateKey_traditional(b, k, NULL, NULL, 0, NULL, NULL)
                        : PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL));
+    if (der)
+        OPENSSL_clear_free(der, (size_t)dlen);
     char *r = NULL;
     if (!ok)
         kb_err_ssl(e, "key_pem", "encoding the private key failed");
@@ -185,21 +191,38 @@ char *kb_pki_key_public_pem(const EVP_PKEY *k, size_t *len, kb_err *e)
 {
     BIO *b = BIO_new(BIO_s_mem());
     char *r = NULL;
-    if (!b || !PEM_write_bio_PUBKEY(b, k))
+    unsigned char *der = NULL;
+    int n = kb_pki_spki_der(k, &der);
+    if (!b || n <= 0 || !PEM_write_bio(b, "PUBLIC KEY", "", der, n))
         kb_err_ssl(e, "public_pem", "encoding the public key failed");
     else
         r = kb_pki_bio_take(b, len, e, "public_pem");
+    OPENSSL_free(der);
     BIO_free(b);
     return r;
 }
 
 EVP_PKEY *kb_pki_public_copy(const EVP_PKEY *k, kb_err *e)
 {
-    unsigned char *der = NULL;
-    int n = i2d_PUBKEY(k, &der);
-    const unsigned char *p = der;
-    EVP_PKEY *pub = n > 0 ? d2i_PUBKEY(NULL, &p, n) : NULL;
-    OPENSSL_free(der);
+    /* Export and import the public parameters: no DER encoder/decoder look-up. Keys with
+     * unusual encodings (compressed points, ...) go through DER, which keeps them. */
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY *pub = NULL;
+    ERR_set_mark();
+    EVP_PKEY_CTX *ctx = kb_pki_fast_key(k) ? EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)k, NULL) : NULL;
+    if (ctx && EVP_PKEY_todata(k, EVP_PKEY_PUBLIC_KEY, &params) && EVP_PKEY_fromdata_init(ctx) > 0 &&
+        EVP_PKEY_fromdata(ctx, &pub, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+        pub = NULL;
+    OSSL_PARAM_free(params);
+    EVP_PKEY_CTX_free(ctx);
+    ERR_pop_to_mark();
+    if (!pub) {
+        unsigned char *der = NULL;
+        int n = i2d_PUBKEY(k, &der);
+        const unsigned char *p = der;
+        pub = n > 0 ? d2i_PUBKEY(NULL, &p, n) : NULL;
+        OPENSSL_free(der);
+    }
     if (!pub)
         kb_err_ssl(e, "public_key", "copying the public key failed");
     return pub;
@@ -284,7 +307,7 @@ static int pin_of(const unsigned char *der, int n, char out[KB_PIN_LEN], kb_err 
 int kb_pki_key_pin(const EVP_PKEY *k, char out[KB_PIN_LEN], kb_err *e)
 {
     unsigned char *der = NULL;
-    int n = i2d_PUBKEY(k, &der);
+    int n = kb_pki_spki_der(k, &der);
     int r = pin_of(der, n, out, e);
     OPENSSL_free(der);
     return r;

@@ -289,7 +289,9 @@ static int add_ski(X509 *x)
 
 static int add_aki(X509 *x, X509 *ca)
 {
+    ERR_set_mark(); /* see check_ca */
     const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ca);
+    ERR_pop_to_mark();
     if (!ski)
         return 1; /* Go also leaves it out when the issuer has no SKI */
     AUTHORITY_KEYID *akid = AUTHORITY_KEYID_new();
@@ -297,6 +299,16 @@ static int add_aki(X509 *x, X509 *ca)
              X509_add1_ext_i2d(x, NID_authority_key_identifier, akid, 0, X509V3_ADD_REPLACE) == 1;
     AUTHORITY_KEYID_free(akid);
     return ok;
+}
+
+static X509 *reparse(const X509 *x)
+{
+    unsigned char *der = NULL;
+    int n = i2d_X509(x, &der);
+    const unsigned char *p = der;
+    X509 *r = n > 0 ? d2i_X509(NULL, &p, n) : NULL;
+    OPENSSL_free(der);
+    return r;
 }
 
 /* Issue a certificate for pub. subject/sans override the spec's when given (CSR signing);
@@ -321,14 +333,18 @@ static X509 *issue(const struct kb_cert_spec *s, EVP_PKEY *pub, X509_NAME *subje
     if (!sans)
         sans = own_sans;
 
-    /* A public copy, so the certificate object does not keep the subject's private key. */
-    EVP_PKEY *pubcopy = kb_pki_public_copy(pub, e);
-    X509 *x = pubcopy ? X509_new() : NULL;
-    int ok = x && X509_set_version(x, X509_VERSION_3) && set_serial(x, s->serial_hex) &&
+    /* The SubjectPublicKeyInfo straight from the key's parameters (see pki_der.c); other key
+     * types through a public copy, so the certificate never keeps the subject's private key. */
+    X509 *x = X509_new();
+    EVP_PKEY *pubcopy = NULL;
+    int spki = x ? kb_pki_spki_set(X509_get_X509_PUBKEY(x), pub) : -1;
+    if (spki == 0 && (pubcopy = kb_pki_public_copy(pub, e)) == NULL)
+        spki = -2; /* e is set */
+    int ok = spki >= 0 && X509_set_version(x, X509_VERSION_3) && set_serial(x, s->serial_hex) &&
              X509_set_subject_name(x, subject) &&
              X509_set_issuer_name(x, ca ? X509_get_subject_name(ca) : subject) &&
              ASN1_TIME_set(X509_getm_notBefore(x), (time_t)nb) &&
-             ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na) && X509_set_pubkey(x, pubcopy);
+             ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na) && (!pubcopy || X509_set_pubkey(x, pubcopy));
     /* Extension order follows Go: KU, EKU, BC, SKI, AKI, SAN. */
     ok = ok && add_key_usage(x, s) && add_ext_key_usage(x, s) && add_basic_constraints(x, s);
     if (ok && s->is_ca)
@@ -339,8 +355,15 @@ static X509 *issue(const struct kb_cert_spec *s, EVP_PKEY *pub, X509_NAME *subje
         ok = X509_add1_ext_i2d(x, NID_subject_alt_name, sans,
                                X509_NAME_entry_count(subject) == 0, X509V3_ADD_REPLACE) == 1;
     ok = ok && X509_sign(x, sign_key, kb_pki_sign_md(sign_key)) > 0;
+    if (ok && spki == 1 && !s->defer_key) {
+        /* The key was set as bytes only, so X509_get0_pubkey would fail: parse the signed
+         * certificate once, which decodes the public key (and only the public key). */
+        X509 *parsed = reparse(x);
+        X509_free(x);
+        ok = (x = parsed) != NULL;
+    }
     if (!ok) {
-        if (pubcopy)
+        if (spki != -2)
             kb_err_ssl(e, "sign", "issuing the certificate failed");
         X509_free(x);
         x = NULL;
@@ -362,15 +385,51 @@ X509 *kb_pki_self_signed_ca(EVP_PKEY *key, const struct kb_cert_spec *s, kb_err 
     return issue(&ca, key, NULL, NULL, NULL, key, e);
 }
 
+X509 *kb_pki_cert_complete(X509 *x, kb_err *e)
+{
+    ERR_set_mark();
+    EVP_PKEY *k = X509_get0_pubkey(x);
+    ERR_pop_to_mark();
+    if (k)
+        return x;
+    X509 *r = reparse(x);
+    X509_free(x);
+    if (!r)
+        kb_err_ssl(e, "certificate", "decoding the certificate's public key failed");
+    return r;
+}
+
+/* ca's key is key's public half. The SubjectPublicKeyInfo bytes first: they need no decoded
+ * key object (ca may be a defer_key certificate); then the keys, for a certificate that
+ * encodes the same key differently (say, a compressed EC point). */
+static int ca_key_matches(X509 *ca, EVP_PKEY *key)
+{
+    unsigned char *a = NULL, *b = NULL;
+    int na = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(ca), &a), nb = kb_pki_spki_der(key, &b);
+    int same = na > 0 && na == nb && memcmp(a, b, (size_t)na) == 0;
+    OPENSSL_free(a);
+    OPENSSL_free(b);
+    if (same)
+        return 1;
+    ERR_set_mark();
+    EVP_PKEY *pub = X509_get0_pubkey(ca);
+    ERR_pop_to_mark();
+    return pub && kb_pki_key_eq(pub, key);
+}
+
 static int check_ca(X509 *ca, EVP_PKEY *ca_key, kb_err *e)
 {
     if (!kb_pki_key_is_private(ca_key))
         return kb_err_set(e, "sign", "CA key has no private part");
-    if (!kb_pki_key_eq(X509_get0_pubkey(ca), ca_key))
+    if (!ca_key_matches(ca, ca_key))
         return kb_err_set(e, "sign", "CA key does not match CA certificate");
-    if (!(X509_get_extension_flags(ca) & EXFLAG_CA))
+    /* Caching the extensions asks for the key object, missing on a defer_key certificate:
+     * only the self-signed flag depends on it, and that is not used here. */
+    ERR_set_mark();
+    uint32_t flags = X509_get_extension_flags(ca), ku = X509_get_key_usage(ca);
+    ERR_pop_to_mark();
+    if (!(flags & EXFLAG_CA))
         return kb_err_set(e, "sign", "CA certificate is not a CA (no basicConstraints CA:TRUE)");
-    uint32_t ku = X509_get_key_usage(ca);
     if (ku != UINT32_MAX && !(ku & KU_KEY_CERT_SIGN))
         return kb_err_set(e, "sign", "CA certificate's key usage does not allow cert sign");
     return 0;

@@ -25,7 +25,8 @@ const char *kb_pki_alg_name(int alg);          /* "RSA-2048"...; NULL when out o
 
 /* ---- keys ---- */
 EVP_PKEY *kb_pki_keygen(int alg, kb_err *e);
-/* n keys of algs[i] into out[i], on min(n, nthreads) threads (nthreads <= 0: one per core).
+/* n keys of algs[i] into out[i]: RSA on min(#RSA, nthreads) threads (nthreads <= 0: one per
+ * core), EC and Ed25519 inline on the calling thread (cheaper than starting a thread).
  * All or nothing: on failure out[] is all NULL. */
 int kb_pki_keygen_batch(const int *algs, size_t n, EVP_PKEY **out, int nthreads, kb_err *e);
 int kb_pki_ncpu(void);
@@ -70,6 +71,11 @@ struct kb_cert_spec {
     const char *serial_hex;         /* NULL: random positive 128-bit */
     /* kb_pki_sign_csr only: take the subject / SANs from the CSR when 0 */
     int has_subject, has_sans;
+    /* 1: leave the issued certificate's key object undecoded, so X509_get0_pubkey fails on it
+     * until kb_pki_cert_complete. Decoding costs OpenSSL 3.0 a decoder set-up (~1.5 M
+     * instructions), wasted on a certificate that is only written out. Same bytes either way;
+     * such a certificate may still be the CA of kb_pki_sign / kb_pki_sign_csr. */
+    int defer_key;
 };
 
 /* Name tables shared by spec checking and cert inspection. */
@@ -91,6 +97,10 @@ X509 *kb_pki_sign(const struct kb_cert_spec *s, EVP_PKEY *subject_key, X509 *ca,
                   EVP_PKEY *ca_key, kb_err *e);
 X509 *kb_pki_sign_csr(const struct kb_cert_spec *s, X509_REQ *csr, X509 *ca, EVP_PKEY *ca_key,
                       kb_err *e);
+
+/* x with its key object decoded (see defer_key): takes x and returns it when it already is,
+ * else an object parsed from its DER (x freed); NULL with e set on failure (x freed). */
+X509 *kb_pki_cert_complete(X509 *x, kb_err *e);
 
 X509 *kb_pki_load_cert(const char *pem, size_t len, kb_err *e);
 /* All certificates of a bundle; *out is a malloc'd array of *n X509 (free each, then it). */
