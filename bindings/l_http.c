@@ -46,6 +46,9 @@ static int l_client(lua_State *L)
     o.server = kb_opt_string(L, 1, "server", NULL, NULL);
     if (!o.server)
         return luaL_argerror(L, 1, "option 'server' is required");
+    /* libcurl is loaded here, on the first client: a missing library is nil, err, not a raise. */
+    if (kb_http_global_init(&e) < 0)
+        return kb_pushfail(L, &e);
     if (kb_http_check_server(o.server, &e) < 0)
         return luaL_argerror(L, 1, e.msg);
     o.ca_pem = kb_opt_string(L, 1, "ca_pem", NULL, &o.ca_len);
@@ -571,11 +574,9 @@ static void push_cjson_fn(lua_State *L, const char *mod, const char *fn)
     lua_remove(L, -2);
 }
 
+/* Does not load libcurl: offline commands require this module without making requests. */
 int luaopen_kboot_http(lua_State *L)
 {
-    kb_err e;
-    if (kb_http_global_init(&e) < 0)
-        return luaL_error(L, "%s", e.msg);
     static const luaL_Reg methods[] = {
         { "request", client_request }, { "json", client_json },   { "stream", client_stream },
         { "stats", client_stats },     { "close", client_free },  { NULL, NULL },

@@ -1,6 +1,7 @@
 /* kboot.repl: the parts of the interactive prompt Lua cannot do itself: libedit line editing,
  * history and Tab completion, and interrupting a running chunk with Ctrl-C (as lua.c does).
  * The read-eval-print loop itself is scripts/repl.lua. */
+#include <dlfcn.h>
 #include <editline/readline.h>
 #include <errno.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "kboot/log.h"
 
 #define HISTORY_MAX 1000
 /* Word breaks for completion: operators and brackets, but not '.' or ':' so that the word
@@ -23,6 +25,54 @@ static lua_State *rl_state;
 static int completer_ref = LUA_NOREF;
 static volatile sig_atomic_t got_sigint;
 static int rl_ready;
+
+/* ---- libedit, loaded on first use ----
+ * Only the interactive prompt needs libedit (and with it libtinfo, libbsd, libmd), so it is
+ * dlopen()ed then rather than linked into every kboot run. Functions are called through
+ * pointers of libedit's own prototypes, its variables through pointers to them. Without it
+ * the prompt still works, as plain lines without editing or history.
+ * KBOOT_LIBEDIT names another file to load instead (a path or a soname). */
+#define EDIT_SYMS(X)                                                                            \
+    X(readline) X(add_history) X(read_history) X(write_history) X(using_history)                \
+    X(stifle_history) X(rl_initialize) X(rl_completion_matches) X(rl_readline_name)             \
+    X(rl_attempted_completion_function) X(rl_basic_word_break_characters)                       \
+    X(rl_completer_word_break_characters) X(rl_completion_append_character)                     \
+    X(rl_attempted_completion_over) X(rl_line_buffer)
+#define EDIT_SYM_DECL(f) static __typeof__(f) *sym_##f;
+EDIT_SYMS(EDIT_SYM_DECL)
+#undef EDIT_SYM_DECL
+#define LIBEDIT "libedit.so.2"
+
+static char edit_err[512]; /* why libedit is unusable, once tried */
+static int edit_tried;
+
+/* 0 if libedit is loaded; else -1 with edit_err set (the same answer on every call). */
+static int load_edit(void)
+{
+    if (edit_tried)
+        return edit_err[0] ? -1 : 0;
+    edit_tried = 1;
+    const char *lib = getenv("KBOOT_LIBEDIT");
+    if (!lib || !*lib)
+        lib = LIBEDIT;
+    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *why = dlerror();
+        snprintf(edit_err, sizeof edit_err, "%s cannot be loaded: %s; install libedit2", lib,
+                 why ? why : "unknown error");
+        return -1;
+    }
+#define EDIT_SYM_LOAD(f)                                                                        \
+    if (!(*(void **)&sym_##f = dlsym(h, #f))) {                                                \
+        snprintf(edit_err, sizeof edit_err,                                                     \
+                 "%s cannot be used: it has no %s; install libedit2", lib, #f);                 \
+        dlclose(h);                                                                             \
+        return -1;                                                                              \
+    }
+    EDIT_SYMS(EDIT_SYM_LOAD)
+#undef EDIT_SYM_LOAD
+    return 0; /* loaded for the life of the process */
+}
 
 /* Candidates of the current completion, handed one by one to rl_completion_matches. */
 static char **cands;
@@ -77,11 +127,11 @@ static int call_completer(lua_State *L)
 static char **complete(const char *text, int start, int end)
 {
     (void)end;
-    rl_attempted_completion_over = 1; /* never fall back to file names */
+    *sym_rl_attempted_completion_over = 1; /* never fall back to file names */
     lua_State *L = rl_state;
     if (!L || completer_ref == LUA_NOREF || !lua_checkstack(L, 8))
         return NULL;
-    const char *line = rl_line_buffer ? rl_line_buffer : "";
+    const char *line = *sym_rl_line_buffer ? *sym_rl_line_buffer : "";
     if (start < 0 || (size_t)start > strlen(line))
         start = 0;
     int top = lua_gettop(L);
@@ -91,7 +141,7 @@ static char **complete(const char *text, int start, int end)
     lua_pushinteger(L, start);
     char **matches = NULL;
     if (lua_pcall(L, 3, 0, 0) == LUA_OK && ncands > 0)
-        matches = rl_completion_matches(text, cand_generator);
+        matches = sym_rl_completion_matches(text, cand_generator);
     lua_settop(L, top);
     free_cands();
     return matches;
@@ -103,19 +153,23 @@ static void on_sigint_at_prompt(int sig)
     got_sigint = 1;
 }
 
-static void init_editline(void)
+/* 0 when libedit is ready; -1 (edit_err says why) when it cannot be loaded. */
+static int init_editline(void)
 {
     if (rl_ready)
-        return;
-    rl_readline_name = "kboot";
-    rl_attempted_completion_function = complete;
-    rl_basic_word_break_characters = word_breaks;
-    rl_completer_word_break_characters = word_breaks;
-    rl_completion_append_character = '\0';
-    rl_initialize();
-    using_history();
-    stifle_history(HISTORY_MAX);
+        return 0;
+    if (load_edit() < 0)
+        return -1;
+    *sym_rl_readline_name = "kboot";
+    *sym_rl_attempted_completion_function = complete;
+    *sym_rl_basic_word_break_characters = word_breaks;
+    *sym_rl_completer_word_break_characters = word_breaks;
+    *sym_rl_completion_append_character = '\0';
+    sym_rl_initialize();
+    sym_using_history();
+    sym_stifle_history(HISTORY_MAX);
     rl_ready = 1;
+    return 0;
 }
 
 /* Without a terminal: a plain line from stdin, no prompt, no libedit. */
@@ -142,13 +196,45 @@ static int read_plain(lua_State *L)
     return 1;
 }
 
+/* A terminal but no libedit: the prompt and a plain line, no editing or history; Ctrl-C
+ * still only drops the line. Says why once. */
+static int read_plain_prompt(lua_State *L, const char *prompt)
+{
+    static int warned;
+    if (!warned) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s (no line editing or history)", edit_err);
+        kb_log_write(KB_LOG_WARN, "repl", msg);
+        warned = 1;
+    }
+    fputs(prompt, stdout);
+    fflush(stdout);
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint_at_prompt; /* no SA_RESTART: the read fails with EINTR */
+    sigemptyset(&sa.sa_mask);
+    got_sigint = 0;
+    sigaction(SIGINT, &sa, &old);
+    int top = lua_gettop(L);
+    int n = read_plain(L);
+    sigaction(SIGINT, &old, NULL);
+    if (got_sigint) {
+        lua_settop(L, top);
+        clearerr(stdin);
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    return n;
+}
+
 /* readline(prompt) -> line | nil at end of input | false when Ctrl-C cleared the line */
 static int l_readline(lua_State *L)
 {
     const char *prompt = luaL_optstring(L, 1, "> ");
     if (!isatty(STDIN_FILENO))
         return read_plain(L);
-    init_editline();
+    if (init_editline() < 0)
+        return read_plain_prompt(L, prompt);
     fflush(stdout);
     /* No SA_RESTART: Ctrl-C makes libedit's read() fail, so readline() returns. */
     struct sigaction sa, old;
@@ -158,7 +244,7 @@ static int l_readline(lua_State *L)
     got_sigint = 0;
     sigaction(SIGINT, &sa, &old);
     rl_state = L;
-    char *line = readline(prompt);
+    char *line = sym_readline(prompt);
     rl_state = NULL;
     sigaction(SIGINT, &old, NULL);
     if (got_sigint) {
@@ -178,9 +264,8 @@ static int l_readline(lua_State *L)
 static int l_add_history(lua_State *L)
 {
     const char *line = luaL_checkstring(L, 1);
-    init_editline();
-    if (*line)
-        add_history(line);
+    if (*line && init_editline() == 0) /* without libedit there is no history to add to */
+        sym_add_history(line);
     return 0;
 }
 
@@ -197,18 +282,20 @@ static int history_result(lua_State *L, const char *op, const char *path, int rc
 static int l_load_history(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    init_editline();
+    if (init_editline() < 0)
+        return kb_fail(L, "repl.load_history", "%s", edit_err);
     errno = 0;
-    return history_result(L, "repl.load_history", path, read_history(path));
+    return history_result(L, "repl.load_history", path, sym_read_history(path));
 }
 
 static int l_save_history(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    init_editline();
+    if (init_editline() < 0)
+        return kb_fail(L, "repl.save_history", "%s", edit_err);
     errno = 0;
     /* The list in memory is stifled to HISTORY_MAX, so this also bounds the file. */
-    return history_result(L, "repl.save_history", path, write_history(path));
+    return history_result(L, "repl.save_history", path, sym_write_history(path));
 }
 
 static int l_set_completer(lua_State *L)

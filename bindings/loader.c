@@ -49,8 +49,15 @@ static int push_override_path(lua_State *L, const char *name)
 static int load_named(lua_State *L, const char *name)
 {
     if (push_override_path(L, name)) {
+        /* Source text only: Lua does not verify bytecode, so a binary chunk could crash kboot. */
         const char *path = lua_tostring(L, -1);
-        int st = luaL_loadfile(L, path);
+        int st = luaL_loadfilex(L, path, "t");
+        size_t n = strlen(path);
+        const char *msg = lua_tostring(L, -1);
+        if (st != LUA_OK && msg && (strncmp(msg, path, n) != 0 || msg[n] != ':')) {
+            lua_pushfstring(L, "%s: %s", path, msg); /* "attempt to load a binary chunk" names no file */
+            lua_replace(L, -2);
+        }
         lua_remove(L, -2);
         return st;
     }
@@ -59,9 +66,10 @@ static int load_named(lua_State *L, const char *name)
         lua_pushfstring(L, "no built-in script '%s'", name);
         return -1;
     }
+    /* The chunk name stored in the bytecode wins; this one only names the chunk in load errors. */
     char chunkname[256];
-    snprintf(chunkname, sizeof chunkname, "@%s", e->path);
-    return luaL_loadbufferx(L, e->source, e->len, chunkname, "t");
+    snprintf(chunkname, sizeof chunkname, "=%s", e->path);
+    return luaL_loadbufferx(L, (const char *)e->bytecode, e->len, chunkname, "b");
 }
 
 static int searcher(lua_State *L)

@@ -4,10 +4,13 @@
 
 #include <stddef.h>
 
+/* Each script is luac5.4 bytecode with debug info; its chunk name ("@scripts/kboot/cli.lua") is
+ * inside the bytecode, so errors and tracebacks name the script's file and line. */
 struct kb_embedded {
     const char *name;    /* "kboot.cli", "init" */
-    const char *path;    /* "scripts/kboot/cli.lua", for chunk names */
-    const char *source;
+    const char *path;    /* "scripts/kboot/cli.lua" */
+    const char *summary; /* an entry script's first line "--- text" without "--- ", or NULL */
+    const unsigned char *bytecode;
     size_t len;
 };
 
@@ -18,7 +21,8 @@ const struct kb_embedded *kb_embedded_find(const char *name);
 
 #ifdef LUA_VERSION_NUM
 /* Install the searcher (override dir first, then embedded) right after the preload searcher.
- * override_dir may be NULL. */
+ * override_dir may be NULL. Embedded chunks load as bytecode only ("b"), files from the
+ * override dir as source text only ("t"). */
 void kb_loader_install(lua_State *L, const char *override_dir);
 
 /* Load entry script NAME (override dir, then embedded) as a chunk on the stack.

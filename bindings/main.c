@@ -37,14 +37,7 @@ static void usage(FILE *f)
     for (const struct kb_embedded *e = kb_embedded_scripts; e->name; e++) {
         if (strchr(e->name, '.'))
             continue; /* library module, not a command */
-        /* The summary is the script's first line: "--- text". */
-        const char *s = e->source, *end = memchr(s, '\n', e->len);
-        int n = 0;
-        if (e->len > 4 && strncmp(s, "--- ", 4) == 0) {
-            s += 4;
-            n = (int)((end ? end : e->source + e->len) - s);
-        }
-        fprintf(f, "  %-12s %.*s\n", e->name, n, s);
+        fprintf(f, "  %-12s %s\n", e->name, e->summary ? e->summary : "");
     }
     fputs("\nOptions:\n"
           "  -v, --verbose     more output; a traceback with errors (repeat for more)\n"

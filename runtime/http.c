@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -39,18 +40,63 @@ struct kb_http_client {
     kb_http_stats stats;
 };
 
-/* ---- process-wide init ---- */
+/* ---- libcurl, loaded on first use ----
+ * libcurl pulls in some 30 shared libraries (gnutls, krb5, ldap, ssh2, ...): linking it would
+ * make every kboot run, online or not, load and relocate them all. So it is dlopen()ed the
+ * first time a client is made, as systemd does with its optional libraries, and each curl
+ * function is called through a pointer of curl's own prototype (sym_<name>). */
+#define CURL_SYMS(X)                                                                            \
+    X(curl_global_init) X(curl_easy_init) X(curl_easy_cleanup) X(curl_easy_setopt)              \
+    X(curl_easy_getinfo) X(curl_easy_perform) X(curl_easy_strerror) X(curl_easy_escape)         \
+    X(curl_free) X(curl_share_init) X(curl_share_setopt) X(curl_share_cleanup)                  \
+    X(curl_slist_append) X(curl_slist_free_all) X(curl_url) X(curl_url_set) X(curl_url_get)     \
+    X(curl_url_cleanup) X(curl_url_strerror)
+
+#define CURL_SYM_DECL(f) static __typeof__(f) *sym_##f;
+CURL_SYMS(CURL_SYM_DECL)
+#undef CURL_SYM_DECL
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static CURLcode global_rc;
+static char global_err[512]; /* empty once libcurl is loaded and initialised */
 
-static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+static int load_curl(void)
+{
+    const char *lib = getenv("KBOOT_LIBCURL");
+    if (!lib || !*lib)
+        lib = KB_HTTP_LIBCURL;
+    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *why = dlerror();
+        snprintf(global_err, sizeof global_err, "%s cannot be loaded: %s; install libcurl4", lib,
+                 why ? why : "unknown error");
+        return -1;
+    }
+#define CURL_SYM_LOAD(f)                                                                        \
+    if (!(*(void **)&sym_##f = dlsym(h, #f))) {                                                \
+        snprintf(global_err, sizeof global_err,                                                 \
+                 "%s cannot be used: it has no %s (too old?); install libcurl4", lib, #f);      \
+        dlclose(h);                                                                             \
+        return -1;                                                                              \
+    }
+    CURL_SYMS(CURL_SYM_LOAD)
+#undef CURL_SYM_LOAD
+    return 0; /* the library stays loaded for the life of the process */
+}
+
+static void global_init(void)
+{
+    if (load_curl() < 0)
+        return;
+    CURLcode rc = sym_curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (rc != CURLE_OK)
+        snprintf(global_err, sizeof global_err, "curl_global_init: %s", sym_curl_easy_strerror(rc));
+}
 
 int kb_http_global_init(kb_err *e)
 {
     pthread_once(&global_once, global_init);
-    if (global_rc != CURLE_OK)
-        return kb_err_set(e, "http", "curl_global_init: %s", curl_easy_strerror(global_rc));
+    if (global_err[0])
+        return kb_err_set(e, "http", "%s", global_err);
     return 0;
 }
 
@@ -126,29 +172,29 @@ int kb_http_check_server(const char *server, kb_err *e)
 {
     if (kb_http_global_init(e) < 0)
         return -1;
-    CURLU *u = curl_url();
+    CURLU *u = sym_curl_url();
     if (!u)
         return kb_err_set(e, "http", "out of memory");
     char *scheme = NULL, *host = NULL, *query = NULL, *frag = NULL;
     int rc = -1;
-    CURLUcode uc = curl_url_set(u, CURLUPART_URL, server, 0);
+    CURLUcode uc = sym_curl_url_set(u, CURLUPART_URL, server, 0);
     if (uc != CURLUE_OK)
-        kb_err_set(e, "http", "server \"%s\": %s", server, curl_url_strerror(uc));
-    else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        kb_err_set(e, "http", "server \"%s\": %s", server, sym_curl_url_strerror(uc));
+    else if (sym_curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
              (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0))
         kb_err_set(e, "http", "server \"%s\": scheme must be https:// or http://", server);
-    else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host)
+    else if (sym_curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host)
         kb_err_set(e, "http", "server \"%s\": no host", server);
-    else if (curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK ||
-             curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0) == CURLUE_OK)
+    else if (sym_curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK ||
+             sym_curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0) == CURLUE_OK)
         kb_err_set(e, "http", "server \"%s\": must not have a query or fragment", server);
     else
         rc = 0;
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(query);
-    curl_free(frag);
-    curl_url_cleanup(u);
+    sym_curl_free(scheme);
+    sym_curl_free(host);
+    sym_curl_free(query);
+    sym_curl_free(frag);
+    sym_curl_url_cleanup(u);
     return rc;
 }
 
@@ -218,35 +264,35 @@ done:
 
 static CURL *new_handle(kb_http_client *c)
 {
-    CURL *h = curl_easy_init();
+    CURL *h = sym_curl_easy_init();
     if (!h)
         return NULL;
-    curl_easy_setopt(h, CURLOPT_SHARE, c->share);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
+    sym_curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+    sym_curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    sym_curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    sym_curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    sym_curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    sym_curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
     if (c->connect_timeout > 0)
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->connect_timeout * 1000));
+        sym_curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->connect_timeout * 1000));
     if (c->ca) {
         /* Only the given CAs: without this curl would also trust its built-in bundle. */
         struct curl_blob ca = { c->ca, c->ca_len, CURL_BLOB_NOCOPY };
-        curl_easy_setopt(h, CURLOPT_CAINFO, NULL);
-        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
-        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
+        sym_curl_easy_setopt(h, CURLOPT_CAINFO, NULL);
+        sym_curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+        sym_curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
     }
     if (c->insecure) {
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+        sym_curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        sym_curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     if (c->cert) {
         struct curl_blob cert = { c->cert, c->cert_len, CURL_BLOB_NOCOPY };
         struct curl_blob key = { c->key, c->key_len, CURL_BLOB_NOCOPY };
-        curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cert);
-        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-        curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &key);
-        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+        sym_curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cert);
+        sym_curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+        sym_curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &key);
+        sym_curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
     }
     return h;
 }
@@ -281,16 +327,16 @@ kb_http_client *kb_http_client_new(const kb_http_opts *o, kb_err *e)
     c->connect_timeout = o->connect_timeout;
     c->retries = o->retries < 0 ? 0 : o->retries;
     c->retry_deadline = o->retry_deadline;
-    c->share = curl_share_init();
+    c->share = sym_curl_share_init();
     if (!c->server || (o->ca_pem && !c->ca) || (o->cert_pem && (!c->cert || !c->key)) ||
         (o->token && !c->auth_header) || !c->user_agent || !c->share) {
         kb_err_set(e, "http", "out of memory");
         kb_http_client_free(c);
         return NULL;
     }
-    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    sym_curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    sym_curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    sym_curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     if (!(c->easy = new_handle(c))) {
         kb_err_set(e, "http", "curl_easy_init failed");
         kb_http_client_free(c);
@@ -304,11 +350,11 @@ void kb_http_client_free(kb_http_client *c)
     if (!c)
         return;
     if (c->easy)
-        curl_easy_cleanup(c->easy);
+        sym_curl_easy_cleanup(c->easy);
     if (c->stream)
-        curl_easy_cleanup(c->stream);
+        sym_curl_easy_cleanup(c->stream);
     if (c->share)
-        curl_share_cleanup(c->share);
+        sym_curl_share_cleanup(c->share);
     free(c->server);
     free(c->ca);
     free(c->cert);
@@ -374,7 +420,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     if (x->req->on_chunk) {
         long status = 0;
-        curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+        sym_curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
         if (status >= 200 && status < 300) {
             x->delivered = 1;
             if (n > 0 && !x->req->on_chunk(x->req->ud, data, n)) {
@@ -451,13 +497,13 @@ static char *build_url(kb_http_client *c, CURL *h, const kb_http_req *r)
     int bad = buf_add(&u, c->server, strlen(c->server)) < 0 || buf_add(&u, r->path, strlen(r->path)) < 0;
     char sep = strchr(r->path, '?') ? '&' : '?';
     for (size_t i = 0; !bad && i < r->nquery; i++) {
-        char *k = curl_easy_escape(h, r->query[2 * i], 0);
-        char *v = curl_easy_escape(h, r->query[2 * i + 1], 0);
+        char *k = sym_curl_easy_escape(h, r->query[2 * i], 0);
+        char *v = sym_curl_easy_escape(h, r->query[2 * i + 1], 0);
         bad = !k || !v || buf_add(&u, &sep, 1) < 0 || buf_add(&u, k, strlen(k)) < 0 ||
               buf_add(&u, "=", 1) < 0 || buf_add(&u, v, strlen(v)) < 0;
         sep = '&';
-        curl_free(k);
-        curl_free(v);
+        sym_curl_free(k);
+        sym_curl_free(v);
     }
     if (bad) {
         free(u.p);
@@ -507,7 +553,7 @@ static void fail_curl(kb_err *e, const kb_http_client *c, const kb_http_req *r, 
     char tail[48] = "";
     if (attempts > 1)
         snprintf(tail, sizeof tail, " (after %d attempts)", attempts);
-    const char *why = curl_easy_strerror(rc);
+    const char *why = sym_curl_easy_strerror(rc);
     if (is_tls_verify(rc))
         kb_err_set(e, r->method, "%s %s: TLS verification failed: %s (%s); check the CA%s", r->method,
                    url, why, detail, tail);
@@ -531,7 +577,7 @@ static void free_headers(struct curl_slist *l)
 {
     for (struct curl_slist *p = l; p; p = p->next)
         OPENSSL_cleanse(p->data, strlen(p->data));
-    curl_slist_free_all(l);
+    sym_curl_slist_free_all(l);
 }
 
 static struct curl_slist *build_headers(kb_http_client *c, const kb_http_req *r, int *oom)
@@ -542,16 +588,16 @@ static struct curl_slist *build_headers(kb_http_client *c, const kb_http_req *r,
     for (size_t i = 0; i < r->nheaders; i++) {
         if (strncasecmp(r->headers[i], "authorization:", 14) == 0)
             has_auth = 1;
-        if (!(t = curl_slist_append(l, r->headers[i])))
+        if (!(t = sym_curl_slist_append(l, r->headers[i])))
             goto oom;
         l = t;
     }
     /* No "Expect: 100-continue" round trip for large bodies: the apiserver answers anyway. */
-    if (!(t = curl_slist_append(l, "Expect:")))
+    if (!(t = sym_curl_slist_append(l, "Expect:")))
         goto oom;
     l = t;
     if (c->auth_header && !has_auth) {
-        if (!(t = curl_slist_append(l, c->auth_header)))
+        if (!(t = sym_curl_slist_append(l, c->auth_header)))
             goto oom;
         l = t;
     }
@@ -564,27 +610,27 @@ oom:
 
 static void set_method(CURL *h, const kb_http_req *r)
 {
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
-    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    sym_curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
+    sym_curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     int is_post = strcmp(r->method, "POST") == 0;
     if (strcmp(r->method, "HEAD") == 0) {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+        sym_curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
         return;
     }
     if (r->body || is_post) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(r->body ? r->body_len : 0));
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+        sym_curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(r->body ? r->body_len : 0));
+        sym_curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->body ? r->body : "");
     }
     if (!is_post && strcmp(r->method, "GET") != 0)
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
+        sym_curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
     else if (!is_post && r->body)
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "GET");
+        sym_curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "GET");
 }
 
 static const char *version_name(CURL *h)
 {
     long v = 0;
-    curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &v);
+    sym_curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &v);
     switch (v) {
     case CURL_HTTP_VERSION_1_0: return "1.0";
     case CURL_HTTP_VERSION_2_0: return "2";
@@ -603,9 +649,9 @@ static CURLcode perform(kb_http_client *c, CURL *h, struct xfer *x, char *errbuf
     x->oom = 0;
     x->resp->stopped = 0;
     errbuf[0] = '\0';
-    CURLcode rc = curl_easy_perform(h);
+    CURLcode rc = sym_curl_easy_perform(h);
     long n = 0;
-    if (curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &n) == CURLE_OK)
+    if (sym_curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &n) == CURLE_OK)
         c->stats.connects += n;
     return rc;
 }
@@ -636,14 +682,14 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
     struct xfer x = { .h = h, .resp = resp, .req = r };
     double timeout = r->timeout < 0 ? c->timeout : r->timeout;
     int retries = r->retries < 0 ? c->retries : r->retries;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout > 0 ? (long)(timeout * 1000) : 0L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+    sym_curl_easy_setopt(h, CURLOPT_URL, url);
+    sym_curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    sym_curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout > 0 ? (long)(timeout * 1000) : 0L);
+    sym_curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    sym_curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    sym_curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
+    sym_curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    sym_curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
     set_method(h, r);
 
     *busy = 1;
@@ -658,13 +704,13 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
         int ok = rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && resp->stopped);
         long status = 0;
         if (ok)
-            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+            sym_curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         int again = !x.delivered && (ok ? retryable_status(status)
                                         : retryable_code(rc) && !is_tls_refused(rc, errbuf));
         double wait = backoff;
         curl_off_t ra = 0;
         if (ok && (status == 429 || status == 503) &&
-            curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+            sym_curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
             wait = ra > 60 ? 60.0 : (double)ra; /* without a deadline, a bogus hour must not hang us */
         if (again && (attempt > retries || (c->retry_deadline > 0 &&
                                             now_s() - start + wait > c->retry_deadline)))
@@ -696,7 +742,7 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
         if (ok)
             snprintf(why, sizeof why, "HTTP %ld", status);
         else
-            snprintf(why, sizeof why, "%s", curl_easy_strerror(rc));
+            snprintf(why, sizeof why, "%s", sym_curl_easy_strerror(rc));
         char line[600];
         snprintf(line, sizeof line, "%s %s: %s; retrying in %.1fs (attempt %d of %d)", r->method, url, why,
                  wait, attempt + 1, retries + 1);
@@ -707,11 +753,11 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
     }
     *busy = 0;
     /* Nothing in the handle may point at this call's memory once it returns. */
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+    sym_curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    sym_curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    sym_curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
+    sym_curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
+    sym_curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
     free_headers(hl);
     free(x.body.p);
     free(x.hdrs.p);

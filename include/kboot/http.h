@@ -1,4 +1,4 @@
-/* HTTP(S) client on libcurl: one client per server, keep-alive, TLS material from memory,
+/* HTTP(S) client on libcurl (loaded on first use): one client per server, keep-alive, TLS material from memory,
  * retries with backoff. Knows nothing of Kubernetes or JSON; the bindings add those. */
 #ifndef KBOOT_HTTP_H
 #define KBOOT_HTTP_H
@@ -63,7 +63,14 @@ typedef struct kb_http_stats {
 
 typedef struct kb_http_client kb_http_client;
 
-/* curl_global_init, exactly once per process (pthread_once); kb_http_client_new calls it too. */
+/* libcurl is not linked: the first kb_http_global_init dlopen()s it, so offline runs never load
+ * it (nor the ~30 libraries it needs). The environment variable KBOOT_LIBCURL names another file
+ * to load (a path or a soname) instead of this one. */
+#define KB_HTTP_LIBCURL "libcurl.so.4"
+
+/* Loads libcurl and runs curl_global_init, exactly once per process (pthread_once). Fails with
+ * "libcurl.so.4 cannot be loaded: <why>; install libcurl4" when the library is missing; every
+ * later call gives the same error. kb_http_check_server and kb_http_client_new call it too. */
 int kb_http_global_init(kb_err *e);
 
 /* 0 if server is an absolute http(s) URL with a host and nothing after the path; else -1. */
