@@ -73,7 +73,7 @@ local opts = cli.parse(argv, {
   name = only and "init phase" or "init",
   usage = only and "kboot init phase NAME [options]" or "kboot init [options]",
   summary = "Set up this machine as the first Kubernetes control-plane node, writing what kubeadm init writes.",
-  commands = phase_help(list), options = options, max_args = 0,
+  commands = function() return phase_help(list) end, options = options, max_args = 0,
   examples = { "kboot init --config kubeadm.yaml",
                "kboot init --root /tmp/node --apiserver-advertise-address 127.0.0.1 --ignore-preflight-errors=all",
                "kboot init phase certs --config kubeadm.yaml", "kboot init --dry-run" },
@@ -134,8 +134,12 @@ end
 ctx.api_endpoint = require("kboot.kubeconfigs").control_plane_endpoint(ctx):gsub("^https://", "")
 
 -- one kboot at a time on a node: the lock lives beside what it protects
-local lock
+-- (inside a kboot.fs batch: a new /etc/kubernetes is made durable by the phases' commit, not by
+-- an fsync of its own; the lock file needs no durability)
+local lock, batched
 if not ctx.dry_run and type(fs.lock) == "function" then
+  batched = type(fs.begin) == "function"
+  if batched then fs.begin() end
   local ok, err = fs.mkdir("/etc/kubernetes", 493)
   if not ok then cli.fail("cannot create /etc/kubernetes: %s", tostring(err)) end
   local lerr
@@ -172,7 +176,14 @@ if ctx.dry_run then
 end
 
 -- remove the lock file while still holding it, so a finished run leaves the tree as it found it
-if lock then fs.remove("/etc/kubernetes/.kboot.lock"); lock:close() end
+if lock then
+  fs.remove("/etc/kubernetes/.kboot.lock")
+  lock:close()
+end
+if batched then
+  local ok, err = fs.commit()
+  if not ok then cli.fail("cannot write the files: %s", tostring(err)) end
+end
 if ctx.kube and ctx.kube.stats then
   local st = ctx.kube:stats()
   log.info("init", "API requests: %d over %d connection(s), %d retried", st.requests or 0, st.connects or 0, st.retries or 0)

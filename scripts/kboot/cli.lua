@@ -33,11 +33,14 @@ function M.help_text(spec)
   add("Usage: " .. (spec.usage or ("kboot " .. spec.name .. " [options]" .. (spec.args and " " .. spec.args or ""))))
   if spec.summary then add(""); add(spec.summary) end
   if spec.description then add(""); add(spec.description) end
-  if spec.commands then
+  -- commands: { {name, help}, ... } or a function giving them (called only when help is shown)
+  local commands = spec.commands
+  if type(commands) == "function" then commands = commands() end
+  if commands then
     add(""); add("Commands:")
     local w = 0
-    for _, c in ipairs(spec.commands) do w = math.max(w, #c[1]) end
-    for _, c in ipairs(spec.commands) do add(("  %-" .. w .. "s  %s"):format(c[1], c[2] or "")) end
+    for _, c in ipairs(commands) do w = math.max(w, #c[1]) end
+    for _, c in ipairs(commands) do add(("  %-" .. w .. "s  %s"):format(c[1], c[2] or "")) end
   end
   add(""); add("Options:")
   local all = {}

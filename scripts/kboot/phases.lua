@@ -66,31 +66,50 @@ local ONLINE_MODULES = {
   { "kboot.online.show_join", { { "show-join-command", "Show the join command for control-plane and worker node" } } },
 }
 
+-- A phase whose module is required on first use of anything but its name (and fields set on it):
+-- an offline run never loads the online modules. build(m) gives the phase table from the loaded
+-- module (nil: the module has no such phase); a missing module gives `help` and a failing run.
+local function lazy(mod, name, help, build)
+  local real
+  return setmetatable({ name = name }, { __index = function(_, k)
+    if real == nil then
+      local m, why = try(mod)
+      real = m and build(m) or { help = help, run = unavailable(name, mod, why or "no such phase") }
+    end
+    return real[k]
+  end })
+end
+
 local function online_module(mod, names)
-  local m, why = try(mod)
-  if m and type(m.phases) == "function" then return m.phases() end
   local out = {}
-  for _, n in ipairs(names) do out[#out + 1] = { name = n[1], help = n[2], run = unavailable(n[1], mod, why) } end
+  for _, n in ipairs(names) do
+    out[#out + 1] = lazy(mod, n[1], n[2], function(m)
+      if type(m.phases) ~= "function" then return nil end
+      for _, p in ipairs(m.phases()) do
+        if p.name == n[1] then return p end
+      end
+    end)
+  end
   return out
 end
 
 -- An addon component: render (pure) then apply through ctx.kube; skipped when disabled in the config.
 local function addon(mod, name, help, section)
-  local m, why = try(mod)
-  local run = m and function(ctx) return m.apply(ctx, m.render(ctx)) end or unavailable(name, mod, why)
-  return { name = name, help = help, run = run, module = m,
-           skip = function(ctx)
-             local s = ctx.cluster and ctx.cluster[section]
-             return s ~= nil and s.disabled == true, ("%s.disabled is set in the ClusterConfiguration"):format(section)
-           end }
+  return lazy(mod, name, help, function(m)
+    return { help = help, module = m, run = function(ctx) return m.apply(ctx, m.render(ctx)) end,
+             skip = function(ctx)
+               local s = ctx.cluster and ctx.cluster[section]
+               return s ~= nil and s.disabled == true, ("%s.disabled is set in the ClusterConfiguration"):format(section)
+             end }
+  end)
 end
 
 -- list() -> ordered phases { name=, help=, run=function(ctx), skip=, online= }.
 function M.list()
   local out = {}
   local function add(p) out[#out + 1] = p end
-  local pf, why = try("kboot.preflight")
-  add({ name = "preflight", help = "Run pre-flight checks", run = pf and pf.run or unavailable("preflight", "kboot.preflight", why) })
+  add(lazy("kboot.preflight", "preflight", "Run pre-flight checks",
+            function(m) return type(m.run) == "function" and { help = "Run pre-flight checks", run = m.run } or nil end))
   for _, p in ipairs(from_module("kboot.certs", "certs", CERTS, "Generate certificate")) do add(p) end
   for _, p in ipairs(from_module("kboot.kubeconfigs", "kubeconfig", KUBECONFIGS, "Generate kubeconfig")) do add(p) end
   local etcd = component("kboot.components.etcd", "etcd/local", "Generate the static Pod manifest file for a local, single-node etcd")
@@ -215,11 +234,16 @@ local function batcher(ctx)
   function b.begin()
     if can and not open then fs.begin(); open = true end
   end
-  -- commit() -> true | nil, err
+  -- commit() -> true | nil, err. Flush, not only close our level: a caller (init.lua) may hold
+  -- an outer batch, and the files must land before an online phase whatever the nesting.
   function b.commit()
     if not open then return true end
     open = false
-    return fs.commit()
+    local ok, err = true, nil
+    if type(fs.flush) == "function" then ok, err = fs.flush() end
+    local cok, cerr = fs.commit()
+    if not ok then return nil, err end
+    return cok, cerr
   end
   return b
 end
