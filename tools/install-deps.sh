@@ -9,6 +9,7 @@ PACKAGES=(
   lua-cjson-dev lua-cjson libedit-dev
   libcmocka-dev lua-unit etcd-server etcd-client
   valgrind curl ca-certificates procps iproute2 python3 python3-cryptography python3-yaml tmux
+  strace time binutils
 )
 
 # kubectl checks what kboot writes. Debian images often ship one (google-cloud-cli); otherwise
