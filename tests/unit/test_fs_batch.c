@@ -24,48 +24,7 @@
 #include <cmocka.h>
 
 #include "kboot/fs.h"
-
-static char tmp[256];
-
-static int setup(void **state)
-{
-    snprintf(tmp, sizeof tmp, "/tmp/kboot-fsbatch-unit.XXXXXX");
-    if (!mkdtemp(tmp))
-        return -1;
-    kb_err e;
-    return kb_fs_set_root(tmp, &e);
-}
-
-static int teardown(void **state)
-{
-    char cmd[300];
-    kb_fs_reset();
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *H(const char *p) /* host path of a cluster path */
-{
-    static char buf[4][KB_FS_PATH_MAX];
-    static int i;
-    char *b = buf[i++ % 4];
-    snprintf(b, KB_FS_PATH_MAX, "%s%s", tmp, p);
-    return b;
-}
-
-static char *slurp(const char *host)
-{
-    static char buf[4][65536];
-    static int i;
-    char *b = buf[i++ % 4];
-    FILE *f = fopen(host, "rb");
-    if (!f)
-        return NULL;
-    size_t n = fread(b, 1, 65535, f);
-    fclose(f);
-    b[n] = '\0';
-    return b;
-}
+#include "fs_fixture.h"
 
 static void put(const char *host, const char *s, mode_t mode)
 {
