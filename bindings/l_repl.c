@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "kboot/dl.h"
 #include "kboot/log.h"
 
 #define HISTORY_MAX 1000
@@ -52,26 +53,11 @@ static int load_edit(void)
     if (edit_tried)
         return edit_err[0] ? -1 : 0;
     edit_tried = 1;
-    const char *lib = getenv("KBOOT_LIBEDIT");
-    if (!lib || !*lib)
-        lib = LIBEDIT;
-    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        const char *why = dlerror();
-        snprintf(edit_err, sizeof edit_err, "%s cannot be loaded: %s; install libedit2", lib,
-                 why ? why : "unknown error");
-        return -1;
-    }
-#define EDIT_SYM_LOAD(f)                                                                        \
-    if (!(*(void **)&sym_##f = dlsym(h, #f))) {                                                \
-        snprintf(edit_err, sizeof edit_err,                                                     \
-                 "%s cannot be used: it has no %s; install libedit2", lib, #f);                 \
-        dlclose(h);                                                                             \
-        return -1;                                                                              \
-    }
-    EDIT_SYMS(EDIT_SYM_LOAD)
-#undef EDIT_SYM_LOAD
-    return 0; /* loaded for the life of the process */
+#define EDIT_SYM_ENTRY(f) { #f, (void **)&sym_##f },
+    static const kb_dl_sym syms[] = { EDIT_SYMS(EDIT_SYM_ENTRY) };
+#undef EDIT_SYM_ENTRY
+    return kb_dl_load("KBOOT_LIBEDIT", LIBEDIT, "libedit2", syms, sizeof syms / sizeof syms[0], edit_err,
+                      sizeof edit_err);
 }
 
 /* Candidates of the current completion, handed one by one to rl_completion_matches. */

@@ -2,7 +2,6 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -16,6 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "kboot/dl.h"
 #include "kboot/log.h"
 
 #ifndef KBOOT_VERSION
@@ -61,26 +61,11 @@ static char global_err[512]; /* empty once libcurl is loaded and initialised */
 
 static int load_curl(void)
 {
-    const char *lib = getenv("KBOOT_LIBCURL");
-    if (!lib || !*lib)
-        lib = KB_HTTP_LIBCURL;
-    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        const char *why = dlerror();
-        snprintf(global_err, sizeof global_err, "%s cannot be loaded: %s; install libcurl4", lib,
-                 why ? why : "unknown error");
-        return -1;
-    }
-#define CURL_SYM_LOAD(f)                                                                        \
-    if (!(*(void **)&sym_##f = dlsym(h, #f))) {                                                \
-        snprintf(global_err, sizeof global_err,                                                 \
-                 "%s cannot be used: it has no %s (too old?); install libcurl4", lib, #f);      \
-        dlclose(h);                                                                             \
-        return -1;                                                                              \
-    }
-    CURL_SYMS(CURL_SYM_LOAD)
-#undef CURL_SYM_LOAD
-    return 0; /* the library stays loaded for the life of the process */
+#define CURL_SYM_ENTRY(f) { #f, (void **)&sym_##f },
+    static const kb_dl_sym syms[] = { CURL_SYMS(CURL_SYM_ENTRY) };
+#undef CURL_SYM_ENTRY
+    return kb_dl_load("KBOOT_LIBCURL", KB_HTTP_LIBCURL, "libcurl4", syms, sizeof syms / sizeof syms[0], global_err,
+                      sizeof global_err);
 }
 
 static void global_init(void)
