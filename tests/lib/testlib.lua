@@ -47,11 +47,20 @@ function M.write(path, data)
   f:close()
 end
 
--- A TCP port on 127.0.0.1 that nothing listens on now.
+-- A TCP port on 127.0.0.1 that no socket uses now, below the kernel's ephemeral range: the local
+-- ports of outgoing connections (other tests' clients, an API server talking to etcd) come from
+-- that range, so a port picked inside it can be taken before the server binds it.
+local function ephemeral_low()
+  local f = io.open("/proc/sys/net/ipv4/ip_local_port_range")
+  local low = f and tonumber((f:read("l") or ""):match("^%s*(%d+)"))
+  if f then f:close() end
+  return low or 32768
+end
 function M.free_port()
+  local hi = math.max(ephemeral_low() - 1, 20000)
   for _ = 1, 50 do
-    local port = math.random(20000, 60000)
-    if not M.sh(("ss -Hltn 'sport = :%d' | grep -q ."):format(port)) then return port end
+    local port = math.random(10000, hi)
+    if not M.sh(("ss -Htan 'sport = :%d' | grep -q ."):format(port)) then return port end
   end
   error("no free port found")
 end
