@@ -49,14 +49,7 @@ if not skip then
   ROOT = t.tmpdir()
   local plan = controlplane.plan{ root = ROOT }
   -- offline phases only: this test starts the control plane afterwards and drives the phases itself
-  local ok, out = t.sh(t.q(t.bin) .. " init " .. plan.init_args .. " --skip-phases=preflight,wait-control-plane,"
-    .. "upload-config,upload-certs,mark-control-plane,bootstrap-token,kubelet-finalize,addon,show-join-command")
-  if not ok then start_err = "kboot init failed:\n" .. out
-  else
-    local good
-    good, cp = pcall(controlplane.start, plan)
-    if not good then start_err, cp = cp, nil end
-  end
+  cp, start_err = controlplane.init_offline_and_start(plan)
   if cp then
     -- what upload-config does first, so that admin.conf (O=kubeadm:cluster-admins) may act
     t.must(cp.kubectl_super .. " create clusterrolebinding kubeadm:cluster-admins --clusterrole=cluster-admin --group=kubeadm:cluster-admins")

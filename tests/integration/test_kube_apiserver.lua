@@ -16,13 +16,7 @@ local NS = "kboot-test"
 if not skip then
   local root = t.tmpdir()
   local plan = controlplane.plan{ root = root }
-  local ok, out = t.sh(t.q(t.bin) .. " init " .. plan.init_args .. " --skip-phases=preflight --offline")
-  if not ok then start_err = "kboot init failed:\n" .. out
-  else
-    local good
-    good, cp = pcall(controlplane.start, plan)
-    if not good then start_err, cp = cp, nil end
-  end
+  cp, start_err = controlplane.init_offline_and_start(plan)
   if cp then
     -- the test's own client: super-admin (system:masters), since no kubeadm:cluster-admins binding exists yet
     k = assert(kube.new(cp.super_admin_conf))

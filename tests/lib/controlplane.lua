@@ -6,8 +6,8 @@
 -- healthz and registers the Node object as a kubelet would once the API server answers.
 --
 --   local plan = controlplane.plan{ root = SANDBOX }  -- free ports, a kubeadm config for kboot init
---   t.must(t.q(t.bin) .. " init " .. plan.init_args .. " --skip-phases=preflight --offline")
---   local cp = controlplane.start(plan)                -- or start{ root = SANDBOX } (kubelet port 10248)
+--   local cp = assert(controlplane.init_offline_and_start(plan))  -- kboot's offline init, then start
+--   -- or: run kboot init yourself, then controlplane.start(plan) (or start{ root = SANDBOX })
 --   t.must(cp.kubectl .. " get nodes"); cp:stop()
 --
 -- Everything is killed by PID in cp:stop(); a watchdog kills it too when the test process dies.
@@ -302,4 +302,14 @@ function M.start(opts)
 end
 
 M.flag = flag
+-- The usual test set-up: kboot's offline init phases (no preflight) into plan.root, then the
+-- control plane from what they wrote. Returns cp, or nil and why (init's output or start's error).
+function M.init_offline_and_start(plan)
+  local ok, out = t.sh(t.q(t.bin) .. " init " .. plan.init_args .. " --skip-phases=preflight --offline")
+  if not ok then return nil, "kboot init failed:\n" .. out end
+  local good, cp = pcall(M.start, plan)
+  if not good then return nil, cp end
+  return cp
+end
+
 return M
