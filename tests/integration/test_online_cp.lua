@@ -100,9 +100,11 @@ function TestOnlineCP:test_02_mark_control_plane_keeps_other_taints()
   lu.assertTrue(taints["example.com/maintenance:NoExecute"])
   -- a re-run writes nothing. Not the Node's resourceVersion: with no kubelet posting status, the
   -- node lifecycle controller updates the Node on its own (conditions Unknown, unreachable taints)
-  -- about 40 s after it appeared, which a slow machine reaches mid-test. kboot's own managedFields
-  -- entries (fields and time) and what mark-control-plane owns must hold still.
-  local function mine()
+  -- about 40 s after it appeared, which a slow machine reaches mid-test; rewriting the taints list
+  -- it also takes f:spec.f:taints from kboot's managedFields entry. So: what mark-control-plane
+  -- sets holds still, kboot's entries keep their time, and their fields may only shrink (lost to
+  -- another manager), never grow (a write by kboot would take fields back).
+  local function state()
     local n = jget("get node " .. cp.node_name)
     local entries = {}
     for _, m in ipairs(n.metadata.managedFields or {}) do
@@ -114,10 +116,23 @@ function TestOnlineCP:test_02_mark_control_plane_keeps_other_taints()
     end
     return { managed = entries, owned_taints = owned, labels = n.metadata.labels }
   end
-  local before = mine()
+  local function subset(a, b) -- every field set path in a is in b
+    for k, v in pairs(a) do
+      if type(b) ~= "table" or b[k] == nil or (type(v) == "table" and not subset(v, b[k])) then return false end
+    end
+    return true
+  end
+  local before = state()
   lu.assertTrue(#before.managed > 0, "kboot has no managedFields entry on the Node")
   must_phase("mark-control-plane")
-  lu.assertEquals(mine(), before)
+  local after = state()
+  lu.assertEquals(after.labels, before.labels)
+  lu.assertEquals(after.owned_taints, before.owned_taints)
+  lu.assertEquals(#after.managed, #before.managed)
+  for i, m in ipairs(after.managed) do
+    lu.assertEquals(m.time, before.managed[i].time)
+    lu.assertTrue(subset(m.fieldsV1, before.managed[i].fieldsV1), "kboot's managed fields grew: it wrote the Node")
+  end
 end
 
 function TestOnlineCP:test_03_addons_keep_admin_edits_and_proxy_server_is_configurable()
