@@ -1,4 +1,4 @@
--- IP address and CIDR helpers (pure Lua): parsing as Go's net package accepts, RFC 5952 text form,
+-- IP address, CIDR and host name helpers (pure Lua): parsing as Go's net package accepts, RFC 5952 text form,
 -- n-th address of a subnet (kubeadm's first service IP and cluster DNS IP), overlap and size checks.
 local M = {}
 
@@ -200,6 +200,54 @@ function M.split_list(s)
     if item ~= "" then out[#out + 1] = item end
   end
   return out
+end
+
+---------------------------------------------------------------------------------------------------
+-- Host names and host:port (the one copy every module uses)
+
+-- RFC 1123 label and subdomain, lower case, as Kubernetes' IsDNS1123Label / IsDNS1123Subdomain
+-- (object names, node names, DNS domains, certificate SANs).
+function M.is_dns_label(s)
+  return type(s) == "string" and #s >= 1 and #s <= 63
+    and (s:match("^[a-z0-9]$") or s:match("^[a-z0-9][a-z0-9%-]*[a-z0-9]$")) ~= nil
+end
+
+function M.is_dns_subdomain(s)
+  if type(s) ~= "string" or #s == 0 or #s > 253 then return false end
+  for label in (s .. "."):gmatch("([^.]*)%.") do
+    if not M.is_dns_label(label) then return false end
+  end
+  return true
+end
+
+-- "*.example.com" (a wildcard certificate SAN)
+function M.is_dns_wildcard(s)
+  return type(s) == "string" and s:sub(1, 2) == "*." and M.is_dns_subdomain(s:sub(3))
+end
+
+-- split_host_port("host:port" | "host" | "[v6]:port" | "[v6]" | "v6") -> host, port (integer or nil)
+-- | nil, why. A bare IPv6 address (more than one colon) is a host without a port.
+function M.split_host_port(s)
+  if type(s) ~= "string" then return nil, "host[:port] must be a string" end
+  local host, port = s:match("^%[([^%]]+)%]:?(%d*)$")
+  if not host then
+    if select(2, s:gsub(":", "")) > 1 and not s:find("[%[%]]") then host, port = s, ""
+    else host, port = s:match("^([^:%[%]]*):?(%d*)$") end
+  end
+  if not host or host == "" then return nil, ("%q is not host[:port]"):format(s) end
+  if s:match(":$") then return nil, ("%q has an empty port"):format(s) end
+  if port ~= "" then
+    local p = tonumber(port)
+    if #port > 5 or p < 1 or p > 65535 then return nil, ("%q has an invalid port (1-65535)"):format(s) end
+    return host, math.tointeger(p)
+  end
+  return host
+end
+
+-- join_host_port("10.0.0.1", 6443) -> "10.0.0.1:6443"; an IPv6 host gets brackets, as Go's net.JoinHostPort.
+function M.join_host_port(host, port)
+  if host:find(":", 1, true) then return ("[%s]:%s"):format(host, port) end
+  return ("%s:%s"):format(host, port)
 end
 
 return M

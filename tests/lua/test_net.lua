@@ -109,4 +109,47 @@ function TestNet:test_loopback_and_lists()
   lu.assertEquals(net.split_list(nil), {})
 end
 
+function TestNet:test_split_host_port()
+  local cases = {
+    { "10.0.0.1:6443", "10.0.0.1", 6443 }, { "api.example.com", "api.example.com", nil },
+    { "api:443", "api", 443 }, { "[fd00::1]:6443", "fd00::1", 6443 }, { "[fd00::1]", "fd00::1", nil },
+    { "fd00::1", "fd00::1", nil }, { "::1", "::1", nil },
+  }
+  for _, c in ipairs(cases) do
+    local h, p = net.split_host_port(c[1])
+    lu.assertEquals(h, c[2], c[1])
+    lu.assertEquals(p, c[3], c[1])
+  end
+  lu.assertEquals(math.type(select(2, net.split_host_port("a:1"))), "integer")
+  for _, bad in ipairs({ "", ":6443", "host:", "host:0", "host:65536", "host:123456", "[::1", "a]:1", "h:p" }) do
+    local h, err = net.split_host_port(bad)
+    lu.assertNil(h, bad)
+    lu.assertIsString(err, bad)
+  end
+end
+
+function TestNet:test_join_host_port()
+  lu.assertEquals(net.join_host_port("10.0.0.1", 6443), "10.0.0.1:6443")
+  lu.assertEquals(net.join_host_port("fd00::1", 2379), "[fd00::1]:2379")
+  lu.assertEquals(net.join_host_port("node-1", "10250"), "node-1:10250")
+  local h, p = net.split_host_port(net.join_host_port("fd00::1", 2380))
+  lu.assertEquals({ h, p }, { "fd00::1", 2380 })
+end
+
+function TestNet:test_dns_names()
+  for _, ok in ipairs({ "a", "node-1", "a.b.c", "cluster.local", "x" .. ("y"):rep(62), "1.2.3.4" }) do
+    lu.assertTrue(net.is_dns_subdomain(ok), ok)
+  end
+  for _, bad in ipairs({ "", "A", "-a", "a-", "a..b", ".a", "a.", "a_b", "x" .. ("y"):rep(63),
+                         ("a."):rep(127) .. "ab", "*.a" }) do
+    lu.assertFalse(net.is_dns_subdomain(bad), bad)
+  end
+  lu.assertTrue(net.is_dns_label("kube-system"))
+  lu.assertFalse(net.is_dns_label("a.b"))
+  lu.assertTrue(net.is_dns_wildcard("*.example.com"))
+  lu.assertFalse(net.is_dns_wildcard("*.*.example.com"))
+  lu.assertFalse(net.is_dns_wildcard("example.com"))
+  lu.assertFalse(net.is_dns_subdomain(42))
+end
+
 os.exit(lu.LuaUnit.run("-v"))
