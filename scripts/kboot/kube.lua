@@ -313,20 +313,11 @@ function Client:delete_all(objects)
   return true
 end
 
-local function now()
-  local p = io.open("/proc/uptime", "r")
-  if p then
-    local s = tonumber(p:read("l"):match("^(%S+)"))
-    p:close()
-    if s then return s end
-  end
-  return os.time()
-end
+-- one clock and one sleep for every wait (kboot.time: monotonic, no fork of /bin/sleep)
+local now = require("kboot.time").now
 M.now = now
 
-function M.sleep(s)
-  if s > 0 then os.execute(("sleep %.3f"):format(s)) end
-end
+function M.sleep(s) require("kboot.time").sleep(s) end
 
 -- Calls fn() until it returns a value (not nil/false) or timeout_s passes; fn returns nil, why
 -- while waiting. The timeout error carries the last why.

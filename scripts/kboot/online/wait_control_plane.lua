@@ -8,7 +8,7 @@ local M = {}
 local function log(ctx) return ctx.log or require("kboot.log") end
 local function duration(s) return s and require("kboot.config").duration(s) end
 local function msg(e) return type(e) == "table" and (e.msg or tostring(e)) or tostring(e) end
-local function now() return os.time() end
+local now = require("kboot.time").now
 
 -- http://<healthzBindAddress>:<healthzPort>/healthz from the KubeletConfiguration (kubeadm polls
 -- 127.0.0.1:10248); a bind address of 0.0.0.0/:: is reached on loopback.
@@ -28,7 +28,7 @@ function M.timeout(ctx)
   return duration(t.controlPlaneComponentHealthCheck) or 240, duration(t.kubeletHealthCheck) or 240
 end
 
-local function sleep(s) os.execute(("sleep %.2f"):format(s)) end
+local sleep = require("kboot.time").sleep
 
 -- One GET; returns status, body or nil, err. The client makes one attempt: this loop does the retries.
 local function probe(client, path)
