@@ -19,42 +19,10 @@ M.FEATURE_GATES = { PublicKeysECDSA = true, RootlessControlPlane = true, EtcdLea
                     NodeLocalCRISocket = true }
 
 ---------------------------------------------------------------------------------------------------
--- Go durations
-local units = { ns = 1e-9, us = 1e-6, ["µs"] = 1e-6, ms = 1e-3, s = 1, m = 60, h = 3600 }
-
--- duration("8760h0m0s") -> 31536000 (seconds; an integer when whole), or nil, err.
-function M.duration(s)
-  if type(s) ~= "string" then return nil, "duration must be a string such as \"24h0m0s\"" end
-  local str, sign = s, 1
-  if str:sub(1, 1) == "-" then sign, str = -1, str:sub(2) elseif str:sub(1, 1) == "+" then str = str:sub(2) end
-  if str == "0" then return 0 end
-  if str == "" then return nil, ("invalid duration %q"):format(s) end
-  local total, pos = 0, 1
-  while pos <= #str do
-    local num, unit, nxt = str:match("^(%d*%.?%d*)([a-zµ]+)()", pos)
-    if not num or num == "" or num == "." or not units[unit] then
-      return nil, ("invalid duration %q (want e.g. \"8760h0m0s\", \"1h30m\", \"90s\")"):format(s)
-    end
-    total = total + tonumber(num) * units[unit]
-    pos = nxt
-  end
-  total = sign * total
-  return math.tointeger(total) or total
-end
-
--- format_duration(90061) -> "25h1m1s" (Go's time.Duration.String for whole seconds).
-function M.format_duration(sec)
-  sec = math.floor(sec)
-  if sec == 0 then return "0s" end
-  local neg = sec < 0
-  if neg then sec = -sec end
-  local h, m, s = sec // 3600, sec % 3600 // 60, sec % 60
-  local out
-  if h > 0 then out = ("%dh%dm%ds"):format(h, m, s)
-  elseif m > 0 then out = ("%dm%ds"):format(m, s)
-  else out = ("%ds"):format(s) end
-  return (neg and "-" or "") .. out
-end
+-- Go durations: the one parser (kboot.time, C). duration("8760h0m0s") -> 31536000 (an integer when
+-- whole) | nil, err; format_duration(90061) -> "25h1m1s".
+M.duration = require("kboot.time").parse_duration
+M.format_duration = require("kboot.time").format_duration
 
 ---------------------------------------------------------------------------------------------------
 -- small helpers

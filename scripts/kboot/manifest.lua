@@ -227,22 +227,9 @@ function M.probe_address(addr)
   return addr
 end
 
--- Go duration ("4m0s", "1h", "90s", "1m30s") -> seconds.
-function M.duration(s)
-  if type(s) == "number" then return s end
-  if type(s) ~= "string" or s == "" then return nil end
-  local total, any = 0, false
-  local units = { h = 3600, m = 60, s = 1, ms = 0.001 }
-  for num, unit in s:gmatch("([%d%.]+)(%a+)") do
-    if not units[unit] then return nil end
-    total, any = total + tonumber(num) * units[unit], true
-  end
-  return any and total or nil
-end
-
 function M.health_check_timeout(ctx)
   local t = ctx.init and ctx.init.timeouts and ctx.init.timeouts.controlPlaneComponentHealthCheck
-  return M.duration(t) or 240
+  return (t and require("kboot.time").parse_duration(t)) or 240
 end
 
 ---------------------------------------------------------------------------------------------

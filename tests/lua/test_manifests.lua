@@ -47,10 +47,13 @@ function TestArgs:test_merge_env_sorted_later_wins()
   lu.assertEquals(mf.merge_env({ { name = "B", value = "1" }, { name = "A", value = "1" } }, { { name = "B", value = "2" } }),
     { { name = "A", value = "1" }, { name = "B", value = "2" } })
 end
-function TestArgs:test_duration()
-  lu.assertEquals(mf.duration("4m0s"), 240)
-  lu.assertEquals(mf.duration("1h30m"), 5400)
-  lu.assertNil(mf.duration("soon"))
+function TestArgs:test_health_check_timeout()
+  local c = ctx()
+  lu.assertEquals(mf.health_check_timeout(c), 240)
+  c.init.timeouts.controlPlaneComponentHealthCheck = "1h30m"
+  lu.assertEquals(mf.health_check_timeout(c), 5400)
+  c.init.timeouts = {}
+  lu.assertEquals(mf.health_check_timeout(c), 240)
 end
 
 TestCommands = {}
