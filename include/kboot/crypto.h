@@ -56,7 +56,7 @@ int kb_crypto_unbase64(const char *s, size_t n, unsigned char *out, size_t *outl
 /* Constant-time equality; different lengths are unequal (the length is not secret). */
 int kb_crypto_equal(const void *a, size_t an, const void *b, size_t bn);
 
-/* Detached JWS, HS256, as Kubernetes' bootstrap signer writes it:
+/* Detached JWS, HS256, as Kubernetes' bootstrap signer writes it (runtime/jws.c):
  * b64url('{"alg":"HS256","kid":"<kid>"}') ".." b64url(HMAC-SHA256(key, header "." b64url(payload))).
  * kid must satisfy kb_crypto_jws_kid_ok (it is copied into the JSON header unescaped). */
 int kb_crypto_jws_kid_ok(const char *kid, size_t kidlen);
