@@ -13,17 +13,13 @@ local commands = {
 local top = { name = "config", usage = "kboot config COMMAND [options]", commands = commands,
               summary = "Work with kubeadm configuration files." }
 
-local function yaml_encode_all(docs)
-  local yaml = require("kboot.yaml")
-  if type(yaml.encode_all) ~= "function" then cli.fail("this kboot build has no YAML encoder (kboot.yaml)") end
-  return yaml.encode_all(docs)
-end
+-- `kboot config` looks at no host: the node name and address kubeadm's placeholders would get
+local NO_HOST = { hostname = "node", default_address_err = "cannot read /proc/net/route", systemd_resolved = false,
+                  proxy_env = {} }
 
 -- The config as `kboot init` would see it, for `images list` and `validate`.
 local function load(opts)
-  local p, errs, warnings = config.load({ file = opts.config, flags = opts, hostname = "node",
-                                          read = function() return nil end })
-  return p, errs, warnings
+  return config.load({ file = opts.config, flags = opts, host = NO_HOST })
 end
 
 local function print_init_defaults(args)
@@ -36,12 +32,9 @@ local function print_init_defaults(args)
   for _, c in ipairs(opts.component_configs) do
     if c == "KubeletConfiguration" then
       -- the kubelet component renders the same document `kboot init` writes to /var/lib/kubelet/config.yaml
-      local ok, kubelet = pcall(require, "kboot.components.kubelet")
-      if not ok or type(kubelet.config) ~= "function" then
-        cli.fail("KubeletConfiguration defaults need kboot.components.kubelet, which is not in this build")
-      end
-      local p = assert(config.load({ docs = { init, cluster }, read = function() return nil end }))
-      docs[#docs + 1] = kubelet.config(p)
+      local p = assert(config.load({ docs = { init, cluster }, host = NO_HOST }))
+      local ctx = require("kboot.context").new({ flow = "init", parts = p, host = NO_HOST })
+      docs[#docs + 1] = require("kboot.components.kubelet").config(ctx)
     elseif c == "KubeProxyConfiguration" then
       docs[#docs + 1] = {
         apiVersion = "kubeproxy.config.k8s.io/v1alpha1", kind = "KubeProxyConfiguration",
@@ -52,7 +45,7 @@ local function print_init_defaults(args)
       cli.usage_error("config print init-defaults", "unknown component config %q (want KubeletConfiguration or KubeProxyConfiguration)", c)
     end
   end
-  io.stdout:write(yaml_encode_all(docs))
+  io.stdout:write(require("kboot.yaml").encode_all(docs))
 end
 
 local function images_list(args)

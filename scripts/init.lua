@@ -4,6 +4,7 @@ local log = require("kboot.log")
 local fs = require("kboot.fs")
 local config = require("kboot.config")
 local phases = require("kboot.phases")
+local context = require("kboot.context")
 
 local argv = { ... }
 
@@ -35,20 +36,9 @@ local options = {
   { "offline", help = "run only the phases that need no API server: write this node's files and stop" },
 }
 
-local function phase_help(list)
-  local out, seen = {}, {}
-  for _, p in ipairs(list) do
-    local par = p.name:match("^([^/]+)/")
-    if par and not seen[par] then
-      seen[par] = true
-      out[#out + 1] = { par, "" }
-    end
-    out[#out + 1] = { (par and "  " or "") .. p.name, p.help }
-  end
-  return out
-end
-
-local list = phases.list()
+local flow = require("kboot.flows.init")
+local list = phases.expand(flow.phases)
+local function commands(only) return function() return phases.help_lines(list, only, flow.parents) end end
 
 local only
 if argv[1] == "phase" then
@@ -57,7 +47,7 @@ if argv[1] == "phase" then
   if only == nil or only == "--help" or only == "-h" then
     io.stdout:write(cli.help_text({ name = "init phase", usage = "kboot init phase NAME [options]",
       summary = "Run one phase of kboot init (or all children of a parent such as certs).",
-      commands = phase_help(list), options = options }))
+      commands = commands(nil), options = options }))
     return only == nil and 2 or 0
   end
   if only:sub(1, 1) == "-" then cli.usage_error("init phase", "give the phase NAME before the options") end
@@ -67,19 +57,23 @@ if argv[1] == "phase" then
     local child = table.remove(argv, 1)
     if child ~= "all" then only = only .. "/" .. child end
   end
+  -- a known name before anything else, so `init phase NAME --help` can show that phase's help
+  local _, err = phases.select(list, { only = only })
+  if err then cli.usage_error("init phase", "%s", err) end
 end
 
 local opts = cli.parse(argv, {
   name = only and "init phase" or "init",
-  usage = only and "kboot init phase NAME [options]" or "kboot init [options]",
-  summary = "Set up this machine as the first Kubernetes control-plane node, writing what kubeadm init writes.",
-  commands = function() return phase_help(list) end, options = options, max_args = 0,
-  examples = { "kboot init --config kubeadm.yaml",
+  usage = only and ("kboot init phase %s [options]"):format(only) or "kboot init [options]",
+  summary = only and phases.summary(list, only, flow.parents)
+    or "Set up this machine as the first Kubernetes control-plane node, writing what kubeadm init writes.",
+  commands = commands(only), options = options, max_args = 0,
+  examples = not only and { "kboot init --config kubeadm.yaml",
                "kboot init --root /tmp/node --apiserver-advertise-address 127.0.0.1 --ignore-preflight-errors=all",
-               "kboot init phase certs --config kubeadm.yaml", "kboot init --dry-run" },
+               "kboot init phase certs --config kubeadm.yaml", "kboot init --dry-run" } or nil,
 })
 
--- file system: root prefix first (config and /proc reads go through it), then dry run
+-- file system: the root prefix first, then dry run
 if opts.root then
   local ok, err = fs.set_root(opts.root)
   if not ok then cli.usage_error("init", "--root %s: %s", opts.root, tostring(err)) end
@@ -88,8 +82,9 @@ if opts.kube_proxy_server then
   local ok, err = require("kboot.components.kube_proxy").check_server(opts.kube_proxy_server)
   if not ok then cli.usage_error("init", "--kube-proxy-server %s", err) end
 end
--- the config file is the admin's, on this host: read it directly, not through the root
-local parts, errs, warnings = config.load({ file = opts.config, flags = opts, fs = fs })
+-- the config file is the admin's, on this host, and so are the host facts (never under --root)
+local host = context.host_facts()
+local parts, errs, warnings = config.load({ file = opts.config, flags = opts, host = host })
 for _, w in ipairs(warnings or {}) do log.warn("config", "%s", w) end
 if not parts then
   for _, e in ipairs(errs) do io.stderr:write(e, "\n") end
@@ -100,55 +95,27 @@ end
 if parts.init.dryRun then opts.dry_run = true end
 if opts.dry_run then fs.set_dry_run(true) end
 
-local skip = parts.init.skipPhases
-if opts.offline then -- every top-level phase that talks to the API server
-  skip = { table.unpack(skip or {}) }
-  for _, n in ipairs(phases.ONLINE) do
-    if not n:find("/", 1, true) then skip[#skip + 1] = n end
-  end
-end
-local selected, serr = phases.select(list, { only = only, skip = skip })
+local selected, serr = phases.select(list, { only = only, skip = parts.init.skipPhases, offline = opts.offline })
 if not selected then cli.usage_error(only and "init phase" or "init", "%s", serr) end
 
-local ctx = parts
-ctx.dry_run = opts.dry_run == true
-ctx.opts = opts
-ctx.fs = fs
-ctx.log = log
-ctx.now = os.time()
-ctx.upload_certs = opts.upload_certs == true
-ctx.kube_proxy_server = opts.kube_proxy_server
-ctx.skip_token_print = opts.skip_token_print == true
-
--- The bootstrap tokens: the configured ones, an empty one generated once for this run.
-local crypto = require("kboot.crypto")
-for _, t in ipairs(ctx.init.bootstrapTokens or {}) do
-  if t.token == nil or t.token == "" then t.token = crypto.token() end
-end
-ctx.tokens = ctx.init.bootstrapTokens or {}
-ctx.token = ctx.tokens[1] and ctx.tokens[1].token
-if ctx.upload_certs then
-  local ck = ctx.init.certificateKey
-  ctx.certificate_key = (ck ~= nil and ck ~= "") and ck or crypto.certificate_key()
-end
-ctx.api_endpoint = require("kboot.kubeconfigs").control_plane_endpoint(ctx):gsub("^https://", "")
+local ctx = flow.prepare(context.new({ flow = "init", parts = parts, opts = opts, host = host, fs = fs, log = log }))
 
 -- one kboot at a time on a node: the lock lives beside what it protects
 -- (inside a kboot.fs batch: a new /etc/kubernetes is made durable by the phases' commit, not by
 -- an fsync of its own; the lock file needs no durability)
-local lock, batched
-if not ctx.dry_run and type(fs.lock) == "function" then
-  batched = type(fs.begin) == "function"
-  if batched then fs.begin() end
+local lock
+if not ctx.dry_run then
+  fs.begin()
   local ok, err = fs.mkdir("/etc/kubernetes", 493)
-  if not ok then cli.fail("cannot create /etc/kubernetes: %s", tostring(err)) end
+  if not ok then cli.fail("cannot create %s: %s", fs.path("/etc/kubernetes"), tostring(err)) end
   local lerr
   lock, lerr = fs.lock("/etc/kubernetes/.kboot.lock")
   if not lock then cli.fail("%s", tostring(lerr)) end
 end
 
 log.info("init", "Using Kubernetes version: %s", ctx.cluster.kubernetesVersion)
-phases.run(ctx, selected)
+local ok, failures = phases.run(ctx, selected, { connect = flow.connect })
+if not ok then cli.fail("%s", phases.error_line(failures[1])) end
 
 -- dry run: every file that would have been written, keys hidden, then every API object
 local function redact(data)
@@ -180,9 +147,9 @@ if lock then
   fs.remove("/etc/kubernetes/.kboot.lock")
   lock:close()
 end
-if batched then
-  local ok, err = fs.commit()
-  if not ok then cli.fail("cannot write the files: %s", tostring(err)) end
+if not ctx.dry_run then
+  local cok, err = fs.commit()
+  if not cok then cli.fail("cannot write the files: %s", tostring(err)) end
 end
 if ctx.kube and ctx.kube.stats then
   local st = ctx.kube:stats()
@@ -190,13 +157,12 @@ if ctx.kube and ctx.kube.stats then
 end
 if only or ctx.dry_run then return 0 end
 if not ctx.phase_enabled("show-join-command") then
-  local root = fs.root()
-  local function host(p) return root == "/" and p or (root .. p) end
+  -- the paths the admin acts on: under --root, the sandbox's
   if ctx.phase_enabled("wait-control-plane") then
-    log.info("init", "Your Kubernetes control-plane has initialized; use %s with kubectl", host("/etc/kubernetes/admin.conf"))
+    log.info("init", "Your Kubernetes control-plane has initialized; use %s with kubectl", fs.path("/etc/kubernetes/admin.conf"))
   else
     log.info("init", "This node's files are written: certificates in %s, kubeconfigs in %s, static Pod manifests in %s",
-      host(ctx.cluster.certificatesDir), host("/etc/kubernetes"), host("/etc/kubernetes/manifests"))
+      fs.path(ctx.cluster.certificatesDir), fs.path("/etc/kubernetes"), fs.path("/etc/kubernetes/manifests"))
     log.info("init", "Once the kubelet runs these manifests, `kboot init` without --offline (or with --skip-phases) finishes the online phases")
   end
 end

@@ -5,8 +5,14 @@
 local net = require("kboot.net")
 local versions = require("kboot.versions")
 local schema = require("kboot.config_schema")
+local time = require("kboot.time")
+local duration = time.parse_duration
 
 local M = {}
+
+-- TRANSITIONAL (issue 8): tokens.lua and the online phases still call these; the online branch
+-- moves them to kboot.time. Deleted by the last commit of the core branch.
+M.duration, M.format_duration = time.parse_duration, time.format_duration
 
 M.GROUP = "kubeadm.k8s.io"
 M.DEFAULT_CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
@@ -19,29 +25,16 @@ M.FEATURE_GATES = { PublicKeysECDSA = true, RootlessControlPlane = true, EtcdLea
                     NodeLocalCRISocket = true }
 
 ---------------------------------------------------------------------------------------------------
--- Go durations: the one parser (kboot.time, C). duration("8760h0m0s") -> 31536000 (an integer when
--- whole) | nil, err; format_duration(90061) -> "25h1m1s".
-M.duration = require("kboot.time").parse_duration
-M.format_duration = require("kboot.time").format_duration
-
----------------------------------------------------------------------------------------------------
 -- small helpers
-local null = nil
-do
-  local ok, cjson = pcall(require, "cjson")
-  if ok then null = cjson.null end
-end
-local function isnull(v) return v == nil or (null ~= nil and v == null) end
+local null = require("cjson").null
+local function isnull(v) return v == nil or v == null end
 
-local function array_mt()
-  local ok, yaml = pcall(require, "kboot.yaml")
-  return ok and type(yaml) == "table" and yaml.array_mt or nil
-end
+local array_mt = require("kboot.yaml").array_mt
 
 local function is_array(t)
   if type(t) ~= "table" then return false end
   local mt = getmetatable(t)
-  if mt and mt == array_mt() then return true end
+  if mt and mt == array_mt then return true end
   local n = 0
   for _ in pairs(t) do n = n + 1 end
   return n == #t and (n > 0 or mt ~= nil and mt.__name == "array")
@@ -68,26 +61,6 @@ local function field(path, key)
   return ("%s[%q]"):format(path, key)
 end
 
--- RFC 1123 subdomain (Kubernetes object and DNS names)
-function M.is_dns_subdomain(s)
-  if type(s) ~= "string" or #s == 0 or #s > 253 then return false end
-  for label in (s .. "."):gmatch("([^.]*)%.") do
-    if #label == 0 or #label > 63 or not label:match("^[a-z0-9]$") and not label:match("^[a-z0-9][a-z0-9%-]*[a-z0-9]$") then
-      return false
-    end
-  end
-  return true
-end
-
--- bootstrap token "[a-z0-9]{6}.[a-z0-9]{16}"
-function M.is_token(s)
-  return type(s) == "string" and #s == 23 and s:find(".", 1, true) == 7 and s:match("^[a-z0-9]+%.[a-z0-9]+$") ~= nil
-end
-
-local function is_wildcard_dns(s)
-  return type(s) == "string" and s:sub(1, 2) == "*." and M.is_dns_subdomain(s:sub(3))
-end
-
 ---------------------------------------------------------------------------------------------------
 -- schema check: types and unknown fields, with paths
 local function check(v, sch, path, errs)
@@ -100,7 +73,7 @@ local function check(v, sch, path, errs)
   elseif sch == "bool" then
     if type(v) ~= "boolean" then errs[#errs + 1] = ("%s: must be true or false, not %s"):format(path, type(v)) end
   elseif sch == "duration" then
-    local _, err = M.duration(v)
+    local _, err = duration(v)
     if err then errs[#errs + 1] = ("%s: %s"):format(path, err) end
   elseif sch.list then
     if type(v) ~= "table" or (next(v) ~= nil and not is_array(v)) then
@@ -380,54 +353,6 @@ local function apply_flags(init, cluster, flags, errs)
 end
 
 ---------------------------------------------------------------------------------------------------
--- advertise address detection (kubeadm: the IPv4 address of the default-route interface)
-local function hex_le_ip(h)
-  local n = tonumber(h, 16)
-  if not n then return nil end
-  return string.char(n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >> 24) & 0xff)
-end
-
--- detect_address(read) -> ip or nil, why. read(path) returns file contents (through kboot.fs).
-function M.detect_address(read)
-  local route = read("/proc/net/route")
-  if not route then return nil, "cannot read /proc/net/route" end
-  local best, best_metric, subnets = nil, math.huge, {}
-  for line in route:gmatch("[^\n]+") do
-    local iface, dest, _, _, _, _, metric, mask = line:match("^(%S+)%s+(%x+)%s+(%x+)%s+(%x+)%s+(%d+)%s+(%d+)%s+(%d+)%s+(%x+)")
-    if iface then
-      if dest == "00000000" and mask == "00000000" then
-        if tonumber(metric) < best_metric then best, best_metric = iface, tonumber(metric) end
-      else
-        subnets[#subnets + 1] = { iface = iface, net = hex_le_ip(dest), mask = hex_le_ip(mask) }
-      end
-    end
-  end
-  if not best then return nil, "no default route in /proc/net/route" end
-  local trie = read("/proc/net/fib_trie")
-  if not trie then return nil, "cannot read /proc/net/fib_trie" end
-  local locals, seen, last = {}, {}, nil
-  for line in trie:gmatch("[^\n]+") do
-    local ip = line:match("^%s*|%-%-%s+(%d+%.%d+%.%d+%.%d+)%s*$")
-    if ip then last = ip
-    elseif last and line:match("/32 host LOCAL") then
-      if not seen[last] and not net.is_loopback(last) then locals[#locals + 1] = last; seen[last] = true end
-    end
-  end
-  for _, ip in ipairs(locals) do
-    local b = net.parse_ip(ip).bytes
-    for _, s in ipairs(subnets) do
-      if s.iface == best and s.net and s.mask then
-        local ok = true
-        for i = 1, 4 do if (b:byte(i) & s.mask:byte(i)) ~= s.net:byte(i) then ok = false end end
-        if ok then return ip end
-      end
-    end
-  end
-  if #locals > 0 then return locals[1] end
-  return nil, "no local IPv4 address found in /proc/net/fib_trie"
-end
-
----------------------------------------------------------------------------------------------------
 -- validation (kubeadm's validation.go rules plus the ones the issue adds)
 local function validate(init, cluster, kubelet, errs, warnings)
   local function e(path, fmt, ...) errs[#errs + 1] = path .. ": " .. fmt:format(...) end
@@ -436,7 +361,7 @@ local function validate(init, cluster, kubelet, errs, warnings)
   -- bootstrap tokens
   for i, t in ipairs(init.bootstrapTokens or {}) do
     local p = ("%s.bootstrapTokens[%d]"):format(I, i - 1)
-    if t.token ~= nil and not M.is_token(t.token) then
+    if t.token ~= nil and not require("kboot.crypto").token_valid(t.token) then
       e(p .. ".token", "%q is not a valid bootstrap token (want [a-z0-9]{6}.[a-z0-9]{16}, e.g. abcdef.0123456789abcdef)", tostring(t.token))
     end
     for j, u in ipairs(t.usages or {}) do
@@ -450,7 +375,7 @@ local function validate(init, cluster, kubelet, errs, warnings)
       end
     end
     if t.ttl then
-      local s, why = M.duration(t.ttl)
+      local s, why = duration(t.ttl)
       if not s then e(p .. ".ttl", "%s", why)
       elseif s < 0 then e(p .. ".ttl", "must not be negative") end
     end
@@ -472,7 +397,7 @@ local function validate(init, cluster, kubelet, errs, warnings)
   end
   -- node registration
   local nr = init.nodeRegistration
-  if nr.name ~= "" and not M.is_dns_subdomain(nr.name) then
+  if nr.name ~= "" and not net.is_dns_subdomain(nr.name) then
     e(I .. ".nodeRegistration.name", "%q is not a valid node name (lower case RFC 1123 subdomain: a-z, 0-9, '-', '.')", nr.name)
   end
   local sock = nr.criSocket
@@ -496,7 +421,7 @@ local function validate(init, cluster, kubelet, errs, warnings)
     if type(name) ~= "string" or name == "" then e(I .. ".skipPhases", "phase names must be non-empty strings") end
   end
   for k, v in pairs(init.timeouts or {}) do
-    local s = M.duration(v)
+    local s = duration(v)
     if s and s <= 0 then e(I .. ".timeouts." .. k, "must be positive") end
   end
 
@@ -545,18 +470,18 @@ local function validate(init, cluster, kubelet, errs, warnings)
       end
     end
   end
-  if not M.is_dns_subdomain(n.dnsDomain) then
+  if not net.is_dns_subdomain(n.dnsDomain) then
     e(C .. ".networking.dnsDomain", "%q is not a valid DNS domain", n.dnsDomain)
   end
   if cluster.controlPlaneEndpoint ~= "" then
-    local host, port = M.split_host_port(cluster.controlPlaneEndpoint)
+    local host, port = net.split_host_port(cluster.controlPlaneEndpoint)
     if not host then e(C .. ".controlPlaneEndpoint", "%s", port)
-    elseif not (net.is_ip(host) or M.is_dns_subdomain(host)) then
+    elseif not (net.is_ip(host) or net.is_dns_subdomain(host)) then
       e(C .. ".controlPlaneEndpoint", "%q is not a valid IP address or DNS name", host)
     end
   end
   for i, san in ipairs(cluster.apiServer.certSANs) do
-    if not (net.is_ip(san) or M.is_dns_subdomain(san) or is_wildcard_dns(san)) then
+    if not (net.is_ip(san) or net.is_dns_subdomain(san) or net.is_dns_wildcard(san)) then
       e(("%s.apiServer.certSANs[%d]"):format(C, i - 1), "%q is not a valid IP address or DNS name", tostring(san))
     end
   end
@@ -569,7 +494,7 @@ local function validate(init, cluster, kubelet, errs, warnings)
   if not M.ALGORITHMS[cluster.encryptionAlgorithm] then
     e(C .. ".encryptionAlgorithm", "unknown algorithm %q (want RSA-2048, RSA-3072, RSA-4096, ECDSA-P256 or ECDSA-P384)", cluster.encryptionAlgorithm)
   end
-  local leaf, ca = M.duration(cluster.certificateValidityPeriod), M.duration(cluster.caCertificateValidityPeriod)
+  local leaf, ca = duration(cluster.certificateValidityPeriod), duration(cluster.caCertificateValidityPeriod)
   if leaf and leaf <= 0 then e(C .. ".certificateValidityPeriod", "must be positive") end
   if ca and ca <= 0 then e(C .. ".caCertificateValidityPeriod", "must be positive") end
   if leaf and ca and leaf > ca and leaf > 0 and ca > 0 then
@@ -620,7 +545,7 @@ local function validate(init, cluster, kubelet, errs, warnings)
     if l.dataDir:sub(1, 1) ~= "/" then e(C .. ".etcd.local.dataDir", "%q must be an absolute path", l.dataDir) end
     for _, f in ipairs({ "serverCertSANs", "peerCertSANs" }) do
       for i, san in ipairs(l[f]) do
-        if not (net.is_ip(san) or M.is_dns_subdomain(san) or is_wildcard_dns(san)) then
+        if not (net.is_ip(san) or net.is_dns_subdomain(san) or net.is_dns_wildcard(san)) then
           e(("%s.etcd.local.%s[%d]"):format(C, f, i - 1), "%q is not a valid IP address or DNS name", tostring(san))
         end
       end
@@ -635,31 +560,14 @@ local function validate(init, cluster, kubelet, errs, warnings)
   return ver
 end
 
--- "host:port", "host", "[v6]:port", "v6" -> host, port (integer or nil) | nil, why
-function M.split_host_port(s)
-  local host, port = s:match("^%[([^%]]+)%]:?(%d*)$")
-  if not host then
-    if select(2, s:gsub(":", "")) > 1 then host, port = s, ""
-    else host, port = s:match("^([^:]*):?(%d*)$") end
-  end
-  if not host or host == "" then return nil, ("%q is not host[:port]"):format(s) end
-  if s:match(":$") then return nil, ("%q has an empty port"):format(s) end
-  if port ~= "" then
-    local p = tonumber(port)
-    if p < 1 or p > 65535 then return nil, ("%q has an invalid port (1-65535)"):format(s) end
-    return host, math.tointeger(p)
-  end
-  return host
-end
-
 ---------------------------------------------------------------------------------------------------
--- load{ file=, text=, docs=, flags=, fs=, hostname= } -> parts | nil, errs (list of lines), warnings
--- The file is read from the host as given; fs (kboot.fs, or o.read(path)) reads the /proc files for
--- address and node name detection through the --root prefix.
+-- load{ file=, text=, docs=, flags=, host= } -> parts | nil, errs (list of lines), warnings
+-- The file is the admin's, read from this host as given (never under --root). host: the host facts
+-- (kboot.context.host_facts(), or a test's table) that fill an empty advertise address (its
+-- default_address) and node name (its hostname); default: this host's.
 function M.load(o)
   o = o or {}
   local errs, warnings = {}, {}
-  local fs = o.fs
   local docs = o.docs
   if not docs and (o.file or o.text) then
     local text = o.text
@@ -670,11 +578,7 @@ function M.load(o)
       text = f:read("a")
       f:close()
     end
-    local yaml = require("kboot.yaml")
-    if type(yaml.decode_all) ~= "function" then
-      return nil, { "this kboot build has no YAML decoder (kboot.yaml.decode_all)" }, warnings
-    end
-    local d, err = yaml.decode_all(text)
+    local d, err = require("kboot.yaml").decode_all(text)
     if not d then return nil, { ("%s: %s"):format(o.file or "config", tostring(err)) }, warnings end
     docs = d
   end
@@ -706,39 +610,23 @@ function M.load(o)
   cluster = M.default_cluster(cluster)
   local kubelet = byk.KubeletConfiguration and strip_nulls(copy(byk.KubeletConfiguration))
   local kubeproxy = byk.KubeProxyConfiguration and strip_nulls(copy(byk.KubeProxyConfiguration))
-  -- detection of what the node itself knows (after flags, so explicit values win)
+  -- what the host itself tells (after flags, so explicit values win)
+  local host = o.host or require("kboot.context").host_facts()
   if init.localAPIEndpoint.advertiseAddress == "" or init.localAPIEndpoint.advertiseAddress == "0.0.0.0" then
-    local read = o.read or (fs and function(p) return fs.read(p) end) or function() return nil end
-    local ip, why = M.detect_address(read)
+    local ip = host.default_address
     if ip then init.localAPIEndpoint.advertiseAddress = ip
     else
       init.localAPIEndpoint.advertiseAddress = "127.0.0.1"
-      warnings[#warnings + 1] = ("could not find the default-route address (%s); using 127.0.0.1 (set --apiserver-advertise-address)"):format(why)
+      warnings[#warnings + 1] = ("could not find the default-route address (%s); using 127.0.0.1 (set --apiserver-advertise-address)"):format(host.default_address_err or "not known")
     end
   end
-  if init.nodeRegistration.name == "" then
-    local h = o.hostname
-    if not h then
-      local read = o.read or (fs and function(p) return fs.read(p) end)
-      h = read and read("/proc/sys/kernel/hostname")
-      if not h then
-        -- outside a root sandbox the node is this host; its name is not a file kboot writes
-        local f = io.open("/proc/sys/kernel/hostname", "r")
-        if f then h = f:read("l"); f:close() end
-      end
-    end
-    h = (h or "localhost"):gsub("%s+$", ""):lower()
-    init.nodeRegistration.name = h
-  end
+  if init.nodeRegistration.name == "" then init.nodeRegistration.name = host.hostname or "localhost" end
   local ver = validate(init, cluster, kubelet, errs, warnings)
   if #errs > 0 then return nil, errs, warnings end
   return {
     init = init, cluster = cluster, kubelet = kubelet, kubeproxy = kubeproxy, version = ver,
-    node_name = init.nodeRegistration.name,
-    advertise_address = init.localAPIEndpoint.advertiseAddress,
-    bind_port = init.localAPIEndpoint.bindPort,
-    cert_validity = M.duration(cluster.certificateValidityPeriod),
-    ca_validity = M.duration(cluster.caCertificateValidityPeriod),
+    cert_validity = duration(cluster.certificateValidityPeriod),
+    ca_validity = duration(cluster.caCertificateValidityPeriod),
     warnings = warnings,
   }, nil, warnings
 end

@@ -1,177 +1,55 @@
--- The phases of `kboot init` in kubeadm's order and names, selection by --skip-phases and
--- `kboot init phase NAME`, and the runner. A parent name ("certs", "control-plane") stands for all
--- its children. Phase modules come from the certs helper's files; a module missing from this build
--- gives phases that fail with "not available in this build" (no stand-ins).
+-- The generic phase runner (docs/api/phases.md): a flow (scripts/kboot/flows/*.lua) lists its phases
+-- as data; this module expands that list, selects from it (--skip-phases, `phase NAME`, --offline),
+-- gives the help of the whole list or one phase group, and runs the selection with kboot.fs batches,
+-- the flow's connect before the first online phase, and either stop-at-first-failure or best effort.
+-- It never exits: it returns true or nil and the failures, and the entry script prints them.
 local M = {}
-
-local function try(mod)
-  local ok, m = pcall(require, mod)
-  if ok and type(m) == "table" then return m end
-  return nil, tostring(m)
-end
-
-local function unavailable(name, mod, why)
-  return function()
-    require("kboot.cli").fail("phase %s is not available in this build (%s: %s)", name, mod, (why or "missing"):match("^[^\n]*"))
-  end
-end
-
--- kubeadm's child names, used for help and selection when a phase module is missing
-local CERTS = { "ca", "apiserver", "apiserver-kubelet-client", "front-proxy-ca", "front-proxy-client", "etcd-ca",
-                "etcd-server", "etcd-peer", "etcd-healthcheck-client", "apiserver-etcd-client", "sa" }
-local KUBECONFIGS = { "admin", "super-admin", "kubelet", "controller-manager", "scheduler" }
-
-local function from_module(mod, prefix, names, help)
-  local m, why = try(mod)
-  if m and type(m.phases) == "function" then return m.phases() end
-  local out = {}
-  for _, n in ipairs(names) do
-    out[#out + 1] = { name = prefix .. "/" .. n, help = help .. " " .. n, run = unavailable(prefix .. "/" .. n, mod, why) }
-  end
-  return out
-end
-
-local function component(mod, name, help, extra)
-  local m, why = try(mod)
-  local run
-  if not m then run = unavailable(name, mod, why)
-  elseif type(m.run) == "function" then run = m.run
-  else
-    run = function(ctx)
-      local a = m.render(ctx)
-      m.save(ctx, a)
-      if extra and m[extra] then m[extra](ctx) end
-      return true
-    end
-  end
-  return { name = name, help = help, run = run, module = m }
-end
-
--- Every kubeadm init phase name, so --skip-phases accepts them even when a module is missing.
-M.ONLINE = { "wait-control-plane", "upload-config", "upload-config/kubeadm", "upload-config/kubelet",
-             "upload-certs", "mark-control-plane", "bootstrap-token", "kubelet-finalize",
-             "kubelet-finalize/enable-client-cert-rotation", "addon", "addon/coredns", "addon/kube-proxy",
-             "show-join-command" }
-
--- Online phase modules (docs/api/online.md): each returns { phases = function() return {...} end }.
-local ONLINE_MODULES = {
-  { "kboot.online.wait_control_plane", { { "wait-control-plane", "Wait for the control plane to start" } } },
-  { "kboot.online.upload_config", { { "upload-config/kubeadm", "Upload the kubeadm ClusterConfiguration to a ConfigMap" },
-                                    { "upload-config/kubelet", "Upload the kubelet component config to a ConfigMap" } } },
-  { "kboot.online.upload_certs", { { "upload-certs", "Upload certificates to kubeadm-certs" } } },
-  { "kboot.online.mark_control_plane", { { "mark-control-plane", "Mark a node as a control-plane" } } },
-  { "kboot.online.bootstrap_token", { { "bootstrap-token", "Generate bootstrap tokens used to join a node to a cluster" } } },
-  { "kboot.online.kubelet_finalize", { { "kubelet-finalize/enable-client-cert-rotation", "Enable kubelet client certificate rotation" } } },
-  "addons",
-  { "kboot.online.show_join", { { "show-join-command", "Show the join command for control-plane and worker node" } } },
-}
-
--- A phase whose module is required on first use of anything but its name (and fields set on it):
--- an offline run never loads the online modules. build(m) gives the phase table from the loaded
--- module (nil: the module has no such phase); a missing module gives `help` and a failing run.
-local function lazy(mod, name, help, build)
-  local real
-  return setmetatable({ name = name }, { __index = function(_, k)
-    if real == nil then
-      local m, why = try(mod)
-      real = m and build(m) or { help = help, run = unavailable(name, mod, why or "no such phase") }
-    end
-    return real[k]
-  end })
-end
-
-local function online_module(mod, names)
-  local out = {}
-  for _, n in ipairs(names) do
-    out[#out + 1] = lazy(mod, n[1], n[2], function(m)
-      if type(m.phases) ~= "function" then return nil end
-      for _, p in ipairs(m.phases()) do
-        if p.name == n[1] then return p end
-      end
-    end)
-  end
-  return out
-end
-
--- An addon component: render (pure) then apply through ctx.kube; skipped when disabled in the config.
-local function addon(mod, name, help, section)
-  return lazy(mod, name, help, function(m)
-    return { help = help, module = m, run = function(ctx) return m.apply(ctx, m.render(ctx)) end,
-             skip = function(ctx)
-               local s = ctx.cluster and ctx.cluster[section]
-               return s ~= nil and s.disabled == true, ("%s.disabled is set in the ClusterConfiguration"):format(section)
-             end }
-  end)
-end
-
--- list() -> ordered phases { name=, help=, run=function(ctx), skip=, online= }.
-function M.list()
-  local out = {}
-  local function add(p) out[#out + 1] = p end
-  add(lazy("kboot.preflight", "preflight", "Run pre-flight checks",
-            function(m) return type(m.run) == "function" and { help = "Run pre-flight checks", run = m.run } or nil end))
-  for _, p in ipairs(from_module("kboot.certs", "certs", CERTS, "Generate certificate")) do add(p) end
-  for _, p in ipairs(from_module("kboot.kubeconfigs", "kubeconfig", KUBECONFIGS, "Generate kubeconfig")) do add(p) end
-  local etcd = component("kboot.components.etcd", "etcd/local", "Generate the static Pod manifest file for a local, single-node etcd")
-  etcd.skip = function(ctx) return ctx.cluster and ctx.cluster.etcd.external ~= nil, "external etcd is configured" end
-  add(etcd)
-  add(component("kboot.components.kube_apiserver", "control-plane/apiserver", "Generate the kube-apiserver static Pod manifest"))
-  add(component("kboot.components.kube_controller_manager", "control-plane/controller-manager", "Generate the kube-controller-manager static Pod manifest"))
-  add(component("kboot.components.kube_scheduler", "control-plane/scheduler", "Generate the kube-scheduler static Pod manifest"))
-  add(component("kboot.components.kubelet", "kubelet-start", "Write kubelet settings and (re)start the kubelet", "start"))
-  for _, o in ipairs(ONLINE_MODULES) do
-    local list
-    if o == "addons" then
-      list = { addon("kboot.components.coredns", "addon/coredns", "Install the CoreDNS addon", "dns"),
-               addon("kboot.components.kube_proxy", "addon/kube-proxy", "Install the kube-proxy addon", "proxy") }
-    else
-      list = online_module(o[1], o[2])
-    end
-    for _, p in ipairs(list) do p.online = true; add(p) end
-  end
-  return out
-end
-
--- The kubeconfig a phase wrote, read through ctx.fs (root-aware; a dry run sees its own writes).
-local function load_kubeconfig(ctx, file)
-  local path = (ctx.kubeconfig_dir or "/etc/kubernetes") .. "/" .. file
-  local text, err = ctx.fs.read(path)
-  if not text then return nil, tostring(err and (err.msg or err)) end
-  return require("kboot.kubeconfig").parse(text, path)
-end
-
--- connect(ctx): ctx.kube (admin.conf) and ctx.kube_super (super-admin.conf) for the online phases.
--- Raises {msg=} when admin.conf is unusable: no online phase can do anything without it.
-function M.connect(ctx)
-  if ctx.kube then return true end
-  local ok, kube = pcall(require, "kboot.kube")
-  if not ok then error({ msg = "the API client kboot.kube is not available in this build: " .. tostring(kube):match("^[^\n]*") }, 0) end
-  -- retries of one API call (connection errors, 429, 5xx: an API server restarting) stop at
-  -- InitConfiguration.timeouts.kubernetesAPICall (kubeadm's 1m)
-  local to = ctx.init and ctx.init.timeouts and ctx.init.timeouts.kubernetesAPICall
-  local deadline = to and require("kboot.config").duration(to)
-  local o = { dry_run = ctx.dry_run == true, timeout = ctx.api_timeout, retry_deadline = deadline or 60, retries = 30 }
-  local t, err = load_kubeconfig(ctx, "admin.conf")
-  if not t then error({ msg = tostring(err) .. " (run the kubeconfig phase first)" }, 0) end
-  local k, kerr = kube.new(t, o)
-  if not k then error({ msg = "admin.conf: " .. tostring(kerr) }, 0) end
-  ctx.kube = k
-  local st, serr = load_kubeconfig(ctx, "super-admin.conf")
-  if st then ctx.kube_super, serr = kube.new(st, o) end
-  if not ctx.kube_super then ctx.kube_super_err = tostring(serr and (serr.msg or serr)) end
-  -- admin.conf (O=kubeadm:cluster-admins) has rights only through this binding: make sure of it
-  -- before any phase uses ctx.kube, as kubeadm does when it first builds its client
-  local ok2, uc = pcall(require, "kboot.online.upload_config")
-  if ok2 then
-    local done, cerr = uc.ensure_cluster_admins(ctx)
-    if not done then error({ msg = tostring(cerr) }, 0) end
-  end
-  return true
-end
 
 local function parent(name) return name:match("^([^/]+)/") end
 
--- All names a user may give: each phase, each parent, and the online phases.
+-- expand(flow_list) -> flat list of phase entries. A flow entry is one of
+--   { name=, help=, run = function(ctx) -> true | nil, err }
+--   { name=, help=, component = "kboot.components.x" }     run through kboot.component.run
+--   { name=, module = "kboot.online.x" }                     the module's phases() entry of that name
+--   { phases = "kboot.certs" }                               every entry of the module's phases()
+-- each with optional online = true (needs the API server), no_api, skip = function(ctx) -> bool, why.
+-- Only `phases = ` entries load their module here: the others load it when they run (or show help).
+function M.expand(flow_list)
+  local out = {}
+  for _, e in ipairs(flow_list) do
+    if e.phases then
+      for _, p in ipairs(require(e.phases).phases()) do
+        local c = {}
+        for k, v in pairs(p) do c[k] = v end
+        c.online = e.online or p.online
+        out[#out + 1] = c
+      end
+    else
+      if type(e.name) ~= "string" then error("phases.expand: an entry without a name", 2) end
+      out[#out + 1] = e
+    end
+  end
+  return out
+end
+
+-- The loaded module's phase entry of a `module = ` flow entry (raises when the module fails to
+-- load or lacks the phase: the runner turns that into the phase's error line).
+local function module_phase(e)
+  for _, p in ipairs(require(e.module).phases()) do
+    if p.name == e.name then return p end
+  end
+  error(("%s has no phase %q"):format(e.module, e.name), 0)
+end
+
+local function help_of(e)
+  if e.help or not e.module then return e.help or "" end
+  -- help shows even when a module is broken: the reason stands in the phase's line
+  local ok, p = pcall(module_phase, e)
+  if ok then return p.help or "" end
+  return ("(cannot load %s: %s)"):format(e.module, tostring(p):match("^[^\n]*"))
+end
+
+-- names(list) -> set, ordered list: every phase and every parent name a user may give.
 function M.names(list)
   local set, order = {}, {}
   local function add(n) if not set[n] then set[n] = true; order[#order + 1] = n end end
@@ -180,7 +58,6 @@ function M.names(list)
     if par then add(par) end
     add(p.name)
   end
-  for _, n in ipairs(M.ONLINE) do add(n) end
   return set, order
 end
 
@@ -190,43 +67,120 @@ local function covers(sel, name)
   return sel == name or sel == parent(name) or sel == "all"
 end
 
--- select(list, { only = "certs" | "certs/ca", skip = {...} }) -> selected list | nil, err
+-- The top-level names of the online phases: what --offline skips.
+function M.online_names(list)
+  local out, seen = {}, {}
+  for _, p in ipairs(list) do
+    local top = parent(p.name) or p.name
+    if p.online and not seen[top] then seen[top] = true; out[#out + 1] = top end
+  end
+  return out
+end
+
+-- select(list, { only = "certs" | "certs/ca", skip = {...}, offline = bool }) -> selected | nil, why
+-- (why: a usage error naming the known phases)
 function M.select(list, o)
   o = o or {}
-  local known = M.names(list)
-  local function check(n)
+  local known, order = M.names(list)
+  local skip = { table.unpack(o.skip or {}) }
+  for _, n in ipairs(skip) do
     if n:lower() ~= "all" and not known[n:lower()] then
-      local _, order = M.names(list)
       return nil, ("unknown phase %q; phases are: %s"):format(n, table.concat(order, ", "))
     end
-    return true
   end
-  for _, n in ipairs(o.skip or {}) do
-    local ok, err = check(n)
-    if not ok then return nil, err end
+  if o.only and o.only:lower() ~= "all" and not known[o.only:lower()] then
+    return nil, ("unknown phase %q; phases are: %s"):format(o.only, table.concat(order, ", "))
   end
-  if o.only then
-    local ok, err = check(o.only)
-    if not ok then return nil, err end
+  if o.offline then
+    for _, n in ipairs(M.online_names(list)) do skip[#skip + 1] = n end
   end
   local out = {}
   for _, p in ipairs(list) do
     local keep = o.only == nil or covers(o.only, p.name)
-    for _, s in ipairs(o.skip or {}) do
+    for _, s in ipairs(skip) do
       if s:lower() ~= "all" and covers(s, p.name) then keep = false end
     end
     if keep then out[#out + 1] = p end
   end
   if o.only and #out == 0 then
-    return nil, ("phase %q is not part of this build"):format(o.only)
+    return nil, ("phase %q is not part of this run (skipped)"):format(o.only)
   end
   return out
 end
 
--- The offline phases' files go out as one group commit (kboot.fs batch: one sync for all
--- instead of two per file): a batch opens at the first offline phase of a run of them and is
--- committed before an online phase (the API server and kubelet must see the files), before
--- reporting a failed phase, and at the end. ctx.fs without batches (a test's fake) works too.
+-- help_lines(list, only, parents) -> { {name, help}, ... } for kboot.cli's help_text: the whole list
+-- (parents as headings, children indented), or only the phases `only` covers. parents: the flow's
+-- { [parent] = help }.
+function M.help_lines(list, only, parents)
+  parents = parents or {}
+  local out, seen = {}, {}
+  for _, p in ipairs(list) do
+    if only == nil or covers(only, p.name) then
+      local par = parent(p.name)
+      if par and not seen[par] then
+        seen[par] = true
+        out[#out + 1] = { par, parents[par] or "" }
+      end
+      out[#out + 1] = { (par and "  " or "") .. p.name, help_of(p) }
+    end
+  end
+  return out
+end
+
+-- summary(list, name, parents) -> the one help line of a phase or parent
+function M.summary(list, name, parents)
+  name = name:lower()
+  if parents and parents[name] then return parents[name] end
+  for _, p in ipairs(list) do
+    if p.name == name then return help_of(p) end
+  end
+  return ""
+end
+
+---------------------------------------------------------------------------------------------------
+-- Running
+
+-- The function that runs entry e: its own run, its component through kboot.component, or its
+-- module's phase. Module loading happens here, inside the runner's pcall.
+local function runner_of(e)
+  if e.run then return e.run, e.skip end
+  if e.component then
+    local m = require(e.component)
+    local function skip(ctx)
+      if e.skip then
+        local s, why = e.skip(ctx)
+        if s then return s, why end
+      end
+      if m.skip then return m.skip(ctx) end
+      return false
+    end
+    -- TRANSITIONAL (issue 8): until the components branch lands, a module may still carry its own
+    -- run (render, save, log, start); afterwards every component goes through kboot.component.run.
+    if type(m.run) == "function" then return m.run, skip end
+    return function(ctx) return require("kboot.component").run(ctx, m) end, skip
+  end
+  local p = module_phase(e)
+  return p.run, p.skip or e.skip, p.no_api
+end
+
+-- The line of a failure: a kboot.error (or anything with __tostring) is its message; a raised Lua
+-- error (a bug, a module that fails to load) its first line, the rest with -v.
+local function message(ctx, e, raised)
+  local mt = type(e) == "table" and getmetatable(e)
+  local msg
+  if mt and mt.__tostring then msg = tostring(e)
+  elseif type(e) == "table" and e.msg then msg = tostring(e.msg) -- TRANSITIONAL: plain {msg=} raises
+  else msg = tostring(e) end
+  if raised and type(e) ~= "table" and not (ctx.log.level and ctx.log.level() >= 3) then
+    msg = msg:match("^[^\n]*") .. (msg:find("\n") and " (run with -v for details)" or "")
+  end
+  return msg
+end
+
+-- The offline phases' files go out as one group commit (kboot.fs batch: one sync for all instead of
+-- two per file): a batch opens at the first offline phase of a run of them and is committed before
+-- an online phase (the API server and kubelet must see the files), before reporting a failed
+-- phase, and at the end. ctx.fs without batches (a test's fake) works too.
 local function batcher(ctx)
   local fs, open = ctx.fs, false
   local can = type(fs) == "table" and type(fs.begin) == "function" and type(fs.commit) == "function"
@@ -248,48 +202,78 @@ local function batcher(ctx)
   return b
 end
 
--- run(ctx, selected) -> true, or raises the failing phase's error with its name (exit code 1).
-function M.run(ctx, selected)
+-- run(ctx, selected [, { connect = function(ctx) -> true | nil, err, best_effort = bool }])
+--   -> true | nil, failures
+-- failures: { { phase = name, msg = "one line", err = the error value }, ... } in run order. By
+-- default the run stops at the first failure; best_effort runs every phase and collects them all
+-- (reset: its flow lists the phases in the order it wants). ctx.phase_enabled(name) tells a phase
+-- whether another one runs in this selection.
+function M.run(ctx, selected, o)
+  o = o or {}
   local enabled = {}
   for _, p in ipairs(selected) do enabled[p.name] = true end
   ctx.phase_enabled = function(name) return enabled[name] == true end
   local batch = batcher(ctx)
-  local function fail(name, msg)
+  local connect_failure
+
+  -- attempt(p) -> true | "skipped" | nil, msg, err
+  local function attempt(p)
+    local ok, run, skip, no_api = pcall(runner_of, p)
+    if not ok then return nil, message(ctx, run, true), run end
+    if skip then
+      local sok, s, why = pcall(skip, ctx)
+      if not sok then return nil, message(ctx, s, true), s end
+      if s then
+        ctx.log.info(p.name, "skipped: %s", why)
+        return "skipped"
+      end
+    end
+    if p.online then
+      local cok, cerr = batch.commit()
+      if not cok then return nil, "cannot write the files of the phases before it: " .. tostring(cerr), cerr end
+    else
+      batch.begin()
+    end
+    if p.online and not (no_api or p.no_api) and not ctx.kube and o.connect then
+      -- once per run: a failed connect fails every phase that needs the API server the same way
+      if not connect_failure then
+        local cok, c, cerr = pcall(o.connect, ctx)
+        if not cok then connect_failure = { message(ctx, c, true), c }
+        elseif not c then connect_failure = { message(ctx, cerr), cerr } end
+      end
+      if connect_failure then return nil, connect_failure[1], connect_failure[2] end
+    end
+    local rok, r, err = pcall(run, ctx)
+    if not rok then return nil, message(ctx, r, true), r end
+    if r == nil and err ~= nil then return nil, message(ctx, err), err end
+    return true
+  end
+
+  local failures, last = {}, nil
+  local function failed(name, msg, e)
+    -- the files of the phases before it land even when this one failed
     local ok, err = batch.commit()
     if not ok then msg = ("%s (and the files of the phases before it were not written: %s)"):format(msg, tostring(err)) end
-    require("kboot.cli").exit(1, ("error execution phase %s: %s"):format(name, msg))
+    failures[#failures + 1] = { phase = name, msg = msg, err = e }
   end
-  local last
   for _, p in ipairs(selected) do
-    local skip, why = false, nil
-    if p.skip then skip, why = p.skip(ctx) end
-    if skip then
-      ctx.log.info(p.name, "skipped: %s", why)
-    else
-      if p.online then
-        local ok, err = batch.commit()
-        if not ok then fail(p.name, "cannot write the files of the phases before it: " .. tostring(err)) end
-      else
-        batch.begin()
-      end
-      local ok, r, err = true, nil, nil
-      if p.online and not p.no_api and not ctx.kube then ok, r = pcall(M.connect, ctx) end
-      if ok then ok, r, err = pcall(p.run, ctx) end
-      if not ok or (r == nil and err ~= nil) then
-        local e = ok and err or r
-        local msg = type(e) == "table" and (e.msg or tostring(e)) or tostring(e)
-        -- a raised Lua error (a missing module, a bug): its first line, the rest with -v
-        if not ok and type(e) ~= "table" and ctx.log.level and ctx.log.level() < 3 then
-          msg = msg:match("^[^\n]*") .. (msg:find("\n") and " (run with -v for details)" or "")
-        end
-        fail(p.name, msg)
-      end
+    local r, msg, e = attempt(p)
+    if r == nil then
+      failed(p.name, msg, e)
+      if not o.best_effort then return nil, failures end
+    elseif r == true then
       last = p.name
     end
   end
   local ok, err = batch.commit()
-  if not ok then fail(last or "init", "cannot write the files of the phases: " .. tostring(err)) end
+  if not ok then failed(last or ctx.flow or "run", "cannot write the files of the phases: " .. tostring(err), err) end
+  if #failures > 0 then return nil, failures end
   return true
+end
+
+-- error_line(failure) -> "error execution phase NAME: msg", kubeadm's wording
+function M.error_line(f)
+  return ("error execution phase %s: %s"):format(f.phase, f.msg)
 end
 
 return M

@@ -1,6 +1,7 @@
 -- Pre-flight checks of `kboot init`, named as kubeadm names them so --ignore-preflight-errors lists
--- carry over. Every file is read through kboot.fs, so a test gives fake /proc and /etc files under
--- --root. Each failure says what to run to fix it.
+-- carry over. They check the node, so every file is read through kboot.fs: a test gives fake /proc
+-- and /etc files under --root. Each failure says what to run to fix it, naming the path the admin
+-- acts on (under --root, the sandbox's: ctx.fs.path).
 local M = {}
 
 local function read(ctx, path)
@@ -11,6 +12,9 @@ end
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
 
 local function exists(ctx, path) return ctx.fs.exists(path) end
+
+-- the host path of node path p, for messages
+local function shown(ctx, p) return ctx.fs.path(p) end
 
 -- Listening TCP ports from /proc/net/tcp and tcp6 (state 0A = LISTEN), or nil when unreadable.
 function M.listening_ports(ctx)
@@ -52,7 +56,7 @@ function M.checks(ctx)
         "put fake /proc files under the root to exercise them"
     end
   end)
-  local cluster, init = ctx.cluster, ctx.init
+  local cluster, node = ctx.cluster, ctx.node
 
   add("IsPrivilegedUser", function()
     if sandbox then return nil end
@@ -91,7 +95,7 @@ function M.checks(ctx)
         "run 'swapoff -a' and remove swap entries from /etc/fstab (or set failSwapOn: false in a KubeletConfiguration)"
     end
   end, true)
-  local ports = { init.localAPIEndpoint.bindPort, 10259, 10257 }
+  local ports = { ctx.endpoint.port, 10259, 10257 }
   for _, p in ipairs(ports) do
     add("Port-" .. p, function()
       local l = M.listening_ports(ctx)
@@ -103,7 +107,7 @@ function M.checks(ctx)
     local path = "/etc/kubernetes/manifests/" .. f .. ".yaml"
     add("FileAvailable-" .. path:gsub("/", "-"), function()
       if exists(ctx, path) then
-        return "error", path .. " already exists", "run 'kboot reset' (or 'kubeadm reset') to remove the old control plane, or ignore this check to reuse it"
+        return "error", shown(ctx, path) .. " already exists", "run 'kboot reset' (or 'kubeadm reset') to remove the old control plane, or ignore this check to reuse it"
       end
     end)
   end
@@ -122,38 +126,38 @@ function M.checks(ctx)
     add("DirAvailable-" .. dir:gsub("/", "-"), function()
       local names = ctx.fs.list(dir)
       if names and #names > 0 then
-        return "error", dir .. " is not empty", "remove the old etcd data (rm -rf " .. dir .. ") if this node is not a cluster member"
+        return "error", shown(ctx, dir) .. " is not empty", "remove the old etcd data (rm -rf " .. shown(ctx, dir) .. ") if this node is not a cluster member"
       end
     end)
   end
   add("FileContent--proc-sys-net-bridge-bridge-nf-call-iptables", function()
     local v = read(ctx, "/proc/sys/net/bridge/bridge-nf-call-iptables")
     if not v then
-      return "error", "/proc/sys/net/bridge/bridge-nf-call-iptables does not exist",
+      return "error", shown(ctx, "/proc/sys/net/bridge/bridge-nf-call-iptables") .. " does not exist",
         "run 'modprobe br_netfilter' (and add br_netfilter to /etc/modules-load.d/k8s.conf)"
     end
     if trim(v) ~= "1" then
-      return "error", "/proc/sys/net/bridge/bridge-nf-call-iptables contents are not set to 1",
+      return "error", shown(ctx, "/proc/sys/net/bridge/bridge-nf-call-iptables") .. " contents are not set to 1",
         "run 'sysctl -w net.bridge.bridge-nf-call-iptables=1' (persist it in /etc/sysctl.d/k8s.conf)"
     end
   end, true)
   add("FileContent--proc-sys-net-ipv4-ip_forward", function()
     local v = read(ctx, "/proc/sys/net/ipv4/ip_forward")
-    if not v then return "error", "/proc/sys/net/ipv4/ip_forward does not exist", "check that /proc is mounted" end
+    if not v then return "error", shown(ctx, "/proc/sys/net/ipv4/ip_forward") .. " does not exist", "check that /proc is mounted" end
     if trim(v) ~= "1" then
-      return "error", "/proc/sys/net/ipv4/ip_forward contents are not set to 1",
+      return "error", shown(ctx, "/proc/sys/net/ipv4/ip_forward") .. " contents are not set to 1",
         "run 'sysctl -w net.ipv4.ip_forward=1' (persist it in /etc/sysctl.d/k8s.conf)"
     end
   end, true)
   add("CRI", function()
-    local sock = init.nodeRegistration.criSocket:gsub("^unix://", "")
+    local sock = node.criSocket:gsub("^unix://", "")
     local st = ctx.fs.stat(sock)
     if not st then
-      return "error", ("container runtime is not running: socket %s does not exist"):format(sock),
+      return "error", ("container runtime is not running: socket %s does not exist"):format(shown(ctx, sock)),
         "install and start the container runtime: systemctl enable --now containerd"
     end
     if st.type ~= "other" then
-      return "error", ("container runtime socket %s is not a socket"):format(sock), "restart the container runtime: systemctl restart containerd"
+      return "error", ("container runtime socket %s is not a socket"):format(shown(ctx, sock)), "restart the container runtime: systemctl restart containerd"
     end
   end)
   add("FileExisting-kubelet", function()
@@ -168,11 +172,12 @@ function M.checks(ctx)
   end)
   add("CgroupDriver", function()
     local want = ctx.kubelet and ctx.kubelet.cgroupDriver or "systemd"
-    if not init.nodeRegistration.criSocket:find("containerd", 1, true) then return nil end
+    if not node.criSocket:find("containerd", 1, true) then return nil end
     local conf = read(ctx, "/etc/containerd/config.toml")
+    local path = shown(ctx, "/etc/containerd/config.toml")
     if not conf then
-      return "warning", "/etc/containerd/config.toml does not exist: containerd uses the cgroupfs driver, the kubelet " .. want,
-        "run 'containerd config default > /etc/containerd/config.toml', set SystemdCgroup = true, then 'systemctl restart containerd'"
+      return "warning", path .. " does not exist: containerd uses the cgroupfs driver, the kubelet " .. want,
+        "run 'containerd config default > " .. path .. "', set SystemdCgroup = true, then 'systemctl restart containerd'"
     end
     local v
     for line in conf:gmatch("[^\n]+") do
@@ -182,8 +187,8 @@ function M.checks(ctx)
     local have = v == "true" and "systemd" or "cgroupfs"
     if have ~= want then
       local fix = want == "systemd"
-        and "set 'SystemdCgroup = true' in /etc/containerd/config.toml and run 'systemctl restart containerd'"
-        or "set 'SystemdCgroup = false' in /etc/containerd/config.toml and run 'systemctl restart containerd', or set cgroupDriver: systemd in the KubeletConfiguration"
+        and "set 'SystemdCgroup = true' in " .. path .. " and run 'systemctl restart containerd'"
+        or "set 'SystemdCgroup = false' in " .. path .. " and run 'systemctl restart containerd', or set cgroupDriver: systemd in the KubeletConfiguration"
       return "error", ("containerd uses the %s cgroup driver but the kubelet is configured for %s"):format(have, want), fix
     end
   end)
@@ -199,7 +204,7 @@ end
 
 local function ignored_set(ctx)
   local set = {}
-  for _, n in ipairs(ctx.init.nodeRegistration.ignorePreflightErrors or {}) do set[n:lower()] = true end
+  for _, n in ipairs(ctx.node.ignorePreflightErrors or {}) do set[n:lower()] = true end
   return set
 end
 

@@ -6,26 +6,9 @@ local lu = require("luaunit")
 local t = require("testlib")
 
 local DATA = t.src .. "/tests/data/config"
-local function have(mod) local ok = pcall(require, mod) return ok end
-local function have_all()
-  return have("kboot.certs") and have("kboot.kubeconfigs") and have("kboot.components.etcd")
-    and have("kboot.components.kubelet") and type(require("kboot.fs").recorded) == "function"
-    and type(require("kboot.yaml").decode) == "function"
-end
-local function need(...)
-  for _, m in ipairs({ ... }) do
-    if not have(m) then lu.skip(m .. " is not in this build yet") end
-  end
-  if type(require("kboot.fs").set_root) ~= "function" then lu.skip("kboot.fs is not in this build yet") end
-  if type(require("kboot.yaml").decode) ~= "function" then lu.skip("kboot.yaml is not in this build yet") end
-end
-
--- phases to skip: preflight, the online ones (no control plane runs here; test_e2e_init covers
--- them), kubeconfig until kboot.kubeconfig is in the build
+-- phases to skip: preflight, the online ones (no control plane runs here; test_e2e_init covers them)
 local ONLINE = "wait-control-plane,upload-config,upload-certs,mark-control-plane,bootstrap-token,kubelet-finalize,addon,show-join-command"
-local function SKIP()
-  return (have("kboot.kubeconfig") and "preflight," or "preflight,kubeconfig,") .. ONLINE
-end
+local function SKIP() return "preflight," .. ONLINE end
 
 local function fast_config(dir)
   local f = dir .. "/kubeadm.yaml"
@@ -97,14 +80,12 @@ function TestInitDriver:test_help_lists_phases_and_usage_errors()
   ok, out, code = t.kboot("init phase --dry-run certs")
   lu.assertEquals(code, 2)
   lu.assertStrContains(out, "give the phase NAME before the options")
-  need()
   ok, out, code = t.kboot("init --root /nonexistent/kboot-root")
   lu.assertEquals(code, 2)
   lu.assertStrContains(out, "--root /nonexistent/kboot-root")
 end
 
 function TestInitDriver:test_bad_configs_write_nothing()
-  need()
   local root = t.tmpdir()
   t.write(root .. "/marker", "x")
   local before = t.tree_hash(root)
@@ -135,7 +116,6 @@ function TestInitDriver:test_bad_configs_write_nothing()
 end
 
 function TestInitDriver:test_dry_run_writes_nothing_and_prints_every_file()
-  need("kboot.certs", "kboot.kubeconfigs", "kboot.components.etcd", "kboot.components.kubelet")
   local dir = t.tmpdir()
   local cfg = fast_config(dir)
   local root = t.tmpdir()
@@ -162,11 +142,10 @@ function TestInitDriver:test_dry_run_writes_nothing_and_prints_every_file()
   lu.assertTrue(n >= 25, "files written: " .. n)
   -- certificates are printed in full, keys (also inside kubeconfigs) are not
   lu.assertStrContains(out, "-----BEGIN CERTIFICATE-----")
-  if have("kboot.kubeconfig") then lu.assertStrContains(out, "client-key-data: <private key>") end
+  lu.assertStrContains(out, "client-key-data: <private key>")
 end
 
 function TestInitDriver:test_rerun_is_idempotent_and_keeps_keys()
-  need("kboot.certs", "kboot.kubeconfigs", "kboot.components.etcd", "kboot.components.kubelet")
   local dir = t.tmpdir()
   local cfg = fast_config(dir)
   local root = t.tmpdir()
@@ -181,7 +160,6 @@ function TestInitDriver:test_rerun_is_idempotent_and_keeps_keys()
 end
 
 function TestInitDriver:test_offline_writes_the_node_files_and_contacts_no_server()
-  need("kboot.certs", "kboot.kubeconfigs", "kboot.components.etcd", "kboot.components.kubelet")
   local cfg = fast_config(t.tmpdir())
   local root = t.tmpdir()
   -- no API server exists here: without --offline, wait-control-plane would wait its 4 minutes
@@ -194,7 +172,6 @@ function TestInitDriver:test_offline_writes_the_node_files_and_contacts_no_serve
 end
 
 function TestInitDriver:test_sigkill_then_rerun_completes()
-  need("kboot.certs", "kboot.kubeconfigs", "kboot.components.etcd", "kboot.components.kubelet")
   local dir = t.tmpdir()
   local cfg = fast_config(dir)
   local args = " --config " .. t.q(cfg) .. " --skip-phases " .. SKIP()
@@ -229,7 +206,6 @@ function TestInitDriver:test_sigkill_then_rerun_completes()
 end
 
 function TestInitDriver:test_skip_phases_and_phase_subsets()
-  need("kboot.certs")
   local dir = t.tmpdir()
   local cfg = fast_config(dir)
   local root = t.tmpdir()
@@ -260,7 +236,6 @@ function TestInitDriver:test_skip_phases_and_phase_subsets()
 end
 
 function TestInitDriver:test_preflight_phase_fails_in_empty_sandbox_with_fixes()
-  need()
   local root = t.tmpdir()
   local ok, out, code = t.kboot("init phase preflight --root " .. t.q(root) .. " --apiserver-advertise-address 10.0.0.1")
   lu.assertEquals(code, 1, out)

@@ -1,6 +1,6 @@
 -- What an offline `kboot init` loads and syncs: no online, preflight or addon module is required
 -- (phases.lua loads them on first use), their help still comes from the modules, a module that
--- fails to load still gives its phase a clear "not available" error, and the whole run makes its
+-- fails to load gives its phase an error that keeps its file:line, and the whole run makes its
 -- files durable with two syncfs calls and no fsync (one kboot.fs batch, the lock directory inside it).
 local lu = require("luaunit")
 local t = require("testlib")
@@ -87,8 +87,9 @@ function TestInitLazy:test_a_module_that_fails_to_load_gives_a_clear_phase_error
     t.q(scripts), t.q(root), t.q(cfg)))
   lu.assertFalse(ok2)
   lu.assertEquals(code, 1)
-  lu.assertStrContains(out2, "phase preflight is not available in this build")
-  lu.assertStrContains(out2, "broken on purpose")
+  -- the phase's line, with the override's file:line kept
+  lu.assertStrContains(out2, "error execution phase preflight: ")
+  lu.assertStrContains(out2, "kboot/preflight.lua:1: broken on purpose")
 end
 
 function TestInitLazy:test_offline_init_syncs_twice_and_never_fsyncs()

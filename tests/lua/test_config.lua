@@ -1,5 +1,5 @@
--- kboot.config: defaults as kubeadm, v1beta3 -> v1beta4 conversion, flags, validation paths, durations,
--- advertise address detection from fake /proc files. Files under tests/data/config need kboot.yaml.
+-- kboot.config: defaults as kubeadm, v1beta3 -> v1beta4 conversion, flags, validation paths, the
+-- advertise address and node name from the host facts it is given, the files under tests/data/config.
 local lu = require("luaunit")
 local t = require("testlib")
 local config = require("kboot.config")
@@ -8,7 +8,7 @@ local DATA = t.src .. "/tests/data/config"
 local G = "kubeadm.k8s.io/"
 
 local function load(docs, flags, extra)
-  local o = { docs = docs, flags = flags, hostname = "testnode", read = function() return nil end }
+  local o = { docs = docs, flags = flags, host = { hostname = "testnode" } }
   for k, v in pairs(extra or {}) do o[k] = v end
   return config.load(o)
 end
@@ -23,33 +23,6 @@ local function errors_of(docs, flags)
   local p, errs = load(docs, flags)
   lu.assertNil(p)
   return table.concat(errs, "\n")
-end
-
-local function yaml_ok()
-  local ok, y = pcall(require, "kboot.yaml")
-  return ok and type(y.decode_all) == "function"
-end
-
-TestDuration = {}
-function TestDuration:test_parse()
-  local cases = { ["8760h0m0s"] = 31536000, ["87600h0m0s"] = 315360000, ["1h30m"] = 5400, ["24h"] = 86400,
-                  ["90s"] = 90, ["0"] = 0, ["0s"] = 0, ["1.5h"] = 5400, ["-1h"] = -3600, ["300ms"] = 0.3,
-                  ["2m0s"] = 120 }
-  for s, want in pairs(cases) do lu.assertEquals(config.duration(s), want, s) end
-  lu.assertEquals(math.type(config.duration("8760h0m0s")), "integer")
-  for _, bad in ipairs({ "", "1", "h", "1d", "1 h", "1h 2m", "abc", ".h", "1.5" }) do
-    local v, err = config.duration(bad)
-    lu.assertNil(v, bad)
-    lu.assertStrContains(err, "invalid duration")
-  end
-  lu.assertNil(config.duration(5))
-end
-function TestDuration:test_format()
-  lu.assertEquals(config.format_duration(31536000), "8760h0m0s")
-  lu.assertEquals(config.format_duration(86400), "24h0m0s")
-  lu.assertEquals(config.format_duration(61), "1m1s")
-  lu.assertEquals(config.format_duration(5), "5s")
-  lu.assertEquals(config.format_duration(0), "0s")
 end
 
 TestDefaults = {}
@@ -77,16 +50,16 @@ function TestDefaults:test_empty_config_gets_kubeadm_defaults()
   lu.assertEquals(i.timeouts.controlPlaneComponentHealthCheck, "4m0s")
   lu.assertEquals(p.cert_validity, 365 * 86400)
   lu.assertEquals(p.ca_validity, 3650 * 86400)
-  lu.assertEquals(p.node_name, "testnode")
-  lu.assertEquals(p.advertise_address, "10.1.2.3")
-  lu.assertEquals(p.bind_port, 6443)
+  lu.assertEquals(p.init.nodeRegistration.name, "testnode")
+  lu.assertEquals(p.init.localAPIEndpoint.advertiseAddress, "10.1.2.3")
+  lu.assertEquals(p.init.localAPIEndpoint.bindPort, 6443)
   lu.assertEquals(p.version.minor, 34)
 end
 
-function TestDefaults:test_hostname_lowercased_and_loopback_warning()
-  local p, _, w = config.load({ docs = {}, hostname = "MyHost\n", read = function() return nil end })
-  lu.assertEquals(p.node_name, "myhost")
-  lu.assertEquals(p.advertise_address, "127.0.0.1")
+function TestDefaults:test_host_name_and_loopback_warning()
+  local p, _, w = config.load({ docs = {}, host = { hostname = "myhost" } })
+  lu.assertEquals(p.init.nodeRegistration.name, "myhost")
+  lu.assertEquals(p.init.localAPIEndpoint.advertiseAddress, "127.0.0.1")
   local all = table.concat(w, "\n")
   lu.assertStrContains(all, "could not find the default-route address")
   lu.assertStrContains(all, "loopback")
@@ -127,13 +100,13 @@ function TestFlags:test_flags_override_file()
     image_repository = "reg.local/k8s", skip_phases = { "preflight" }, ignore_preflight_errors = { "Swap" },
     token = "abcdef.0123456789abcdef", token_ttl = "2h", certificate_key = ("ab"):rep(32),
   })
-  lu.assertEquals(p.advertise_address, "192.168.1.2")
-  lu.assertEquals(p.bind_port, 7443)
+  lu.assertEquals(p.init.localAPIEndpoint.advertiseAddress, "192.168.1.2")
+  lu.assertEquals(p.init.localAPIEndpoint.bindPort, 7443)
   lu.assertEquals(p.cluster.apiServer.certSANs, { "a.example.com", "10.9.9.9" })
   lu.assertEquals(p.cluster.certificatesDir, "/srv/pki")
   lu.assertEquals(p.cluster.controlPlaneEndpoint, "lb.example.com")
   lu.assertEquals(p.cluster.kubernetesVersion, "v1.31.2")
-  lu.assertEquals(p.node_name, "n1")
+  lu.assertEquals(p.init.nodeRegistration.name, "n1")
   lu.assertEquals(p.cluster.networking, { podSubnet = "10.244.0.0/16", serviceSubnet = "10.100.0.0/16", dnsDomain = "corp.local" })
   lu.assertEquals(p.cluster.clusterName, "x")
   lu.assertEquals(p.cluster.imageRepository, "reg.local/k8s")
@@ -148,7 +121,7 @@ function TestFlags:test_given_table_respected_and_bad_flag_values_named()
   -- kboot.cli opts: only flags in _given count (defaults in opts are ignored)
   local p = must_load({}, { node_name = "ignored", apiserver_advertise_address = "10.0.0.1",
     _given = { ["apiserver-advertise-address"] = true } })
-  lu.assertEquals(p.node_name, "testnode")
+  lu.assertEquals(p.init.nodeRegistration.name, "testnode")
   local errs = errors_of({}, { apiserver_bind_port = "x", apiserver_advertise_address = "1.2.3.4" })
   lu.assertStrContains(errs, "InitConfiguration.localAPIEndpoint.bindPort: \"x\" is not a port number (from --apiserver-bind-port)")
   errs = errors_of({}, { token_ttl = "1 day", apiserver_advertise_address = "1.2.3.4" })
@@ -170,104 +143,57 @@ function TestValidate:test_many_problems_reported_together()
   lu.assertStrContains(errs, "kubernetesVersion: unsupported Kubernetes version v9.0.0")
 end
 
-function TestValidate:test_helpers()
-  lu.assertTrue(config.is_token("abcdef.0123456789abcdef"))
-  lu.assertFalse(config.is_token("abcdef.0123456789abcde"))
-  lu.assertFalse(config.is_token("abcdefg.123456789abcdef"))
-  lu.assertTrue(config.is_dns_subdomain("a-b.c"))
-  lu.assertFalse(config.is_dns_subdomain("-a"))
-  lu.assertFalse(config.is_dns_subdomain(("a"):rep(64)))
-  lu.assertEquals({ config.split_host_port("[fd00::1]:6443") }, { "fd00::1", 6443 })
-  lu.assertEquals({ config.split_host_port("lb:443") }, { "lb", 443 })
-  lu.assertEquals({ config.split_host_port("fd00::1") }, { "fd00::1" })
-  lu.assertNil(config.split_host_port("lb:"))
+TestHost = {}
+function TestHost:test_empty_address_and_name_come_from_the_host_facts()
+  local p = must_load({}, nil, { host = { hostname = "h1", default_address = "192.168.0.42" } })
+  lu.assertEquals(p.init.localAPIEndpoint.advertiseAddress, "192.168.0.42")
+  lu.assertEquals(p.init.nodeRegistration.name, "h1")
+  -- explicit values win, and the host is not asked
+  local asked = {}
+  local host = setmetatable({}, { __index = function(_, k) asked[#asked + 1] = k end })
+  p = must_load({}, { apiserver_advertise_address = "10.0.0.1", node_name = "n1" }, { host = host })
+  lu.assertEquals(p.init.localAPIEndpoint.advertiseAddress, "10.0.0.1")
+  lu.assertEquals(asked, {})
 end
-
-TestDetect = {}
-local ROUTE = [[
-Iface	Destination	Gateway 	Flags	RefCnt	Use	Metric	Mask		MTU	Window	IRTT
-eth0	00000000	0100A8C0	0003	0	0	100	00000000	0	0	0
-eth0	0000A8C0	00000000	0001	0	0	100	00FFFFFF	0	0	0
-docker0	000011AC	00000000	0001	0	0	0	0000FFFF	0	0	0
-]]
-local TRIE = [[
-Main:
-  +-- 0.0.0.0/0 3 0 5
-     |-- 0.0.0.0
-        /0 universe UNICAST
-     |-- 127.0.0.1
-        /32 host LOCAL
-     +-- 172.17.0.0/16 2 0 2
-        |-- 172.17.0.1
-           /32 host LOCAL
-     +-- 192.168.0.0/24 2 0 2
-        |-- 192.168.0.0
-           /24 link UNICAST
-        |-- 192.168.0.42
-           /32 host LOCAL
-Local:
-  +-- 0.0.0.0/0 3 0 5
-]]
-function TestDetect:test_default_route_interface_address()
-  local files = { ["/proc/net/route"] = ROUTE, ["/proc/net/fib_trie"] = TRIE }
-  lu.assertEquals(config.detect_address(function(p) return files[p] end), "192.168.0.42")
-  local p = must_load({}, nil, { read = function(path) return files[path] end })
-  lu.assertEquals(p.advertise_address, "192.168.0.42")
-end
-function TestDetect:test_no_default_route()
-  local files = { ["/proc/net/route"] = ROUTE:gsub("eth0\t00000000[^\n]*\n", ""), ["/proc/net/fib_trie"] = TRIE }
-  local ip, why = config.detect_address(function(p) return files[p] end)
-  lu.assertNil(ip)
-  lu.assertStrContains(why, "no default route")
-end
-function TestDetect:test_real_host()
-  -- this machine's own /proc: either an address or a clear reason, never an error
-  local function read(p) local f = io.open(p) if not f then return nil end local s = f:read("a") f:close() return s end
-  local ip, why = config.detect_address(read)
-  lu.assertTrue(ip ~= nil and require("kboot.net").is_ip(ip) or type(why) == "string")
-  -- iproute2 is the peer: the first address of the default-route interface
-  local ok, dev = t.sh("ip -4 route show default | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p' | head -1")
-  dev = dev and dev:gsub("%s+$", "")
-  if not ok or dev == "" then lu.skip("no iproute2 or no default route here") end
-  local addrs = t.must("ip -4 -o addr show dev " .. t.q(dev))
-  lu.assertNotNil(ip, why)
-  lu.assertStrContains(addrs, " inet " .. ip .. "/")
+function TestHost:test_no_address_falls_back_to_loopback_with_the_reason()
+  local p, _, w = config.load({ docs = {}, host = { default_address_err = "no default route in /proc/net/route" } })
+  lu.assertEquals(p.init.localAPIEndpoint.advertiseAddress, "127.0.0.1")
+  lu.assertEquals(p.init.nodeRegistration.name, "localhost")
+  lu.assertStrContains(table.concat(w, "\n"), "could not find the default-route address (no default route in /proc/net/route)")
 end
 
 TestFiles = {}
-function TestFiles:setUp() if not yaml_ok() then lu.skip("kboot.yaml not in this build yet") end end
-
 function TestFiles:test_good_files()
   for _, name in ipairs({ "v1beta4-init-defaults", "v1beta3-init-defaults", "v1beta3-full", "v1beta4-full" }) do
-    local p, errs = config.load({ file = DATA .. "/good/" .. name .. ".yaml", hostname = "h", read = function() return nil end })
+    local p, errs = config.load({ file = DATA .. "/good/" .. name .. ".yaml", host = { hostname = "h" } })
     lu.assertNotNil(p, name .. ": " .. (errs and table.concat(errs, "\n") or ""))
   end
 end
 
 function TestFiles:test_init_defaults_exact()
-  local p = config.load({ file = DATA .. "/good/v1beta4-init-defaults.yaml", read = function() return nil end })
-  lu.assertEquals(p.node_name, "node")
-  lu.assertEquals(p.advertise_address, "1.2.3.4")
+  local p = config.load({ file = DATA .. "/good/v1beta4-init-defaults.yaml", host = {} })
+  lu.assertEquals(p.init.nodeRegistration.name, "node")
+  lu.assertEquals(p.init.localAPIEndpoint.advertiseAddress, "1.2.3.4")
   lu.assertEquals(p.cluster.kubernetesVersion, "v1.31.0")
   lu.assertEquals(p.version.etcd, "3.5.15-0")
   lu.assertEquals(p.init.bootstrapTokens[1].token, "abcdef.0123456789abcdef")
   lu.assertEquals(#p.init.nodeRegistration.taints, 1) -- "taints: null" means the default taint
-  local p3 = config.load({ file = DATA .. "/good/v1beta3-init-defaults.yaml", read = function() return nil end })
+  local p3 = config.load({ file = DATA .. "/good/v1beta3-init-defaults.yaml", host = {} })
   lu.assertEquals(p3.cluster.kubernetesVersion, "v1.30.0")
   lu.assertEquals(p3.init.timeouts.controlPlaneComponentHealthCheck, "4m0s")
 end
 
 function TestFiles:test_full_files()
-  local p = config.load({ file = DATA .. "/good/v1beta3-full.yaml", read = function() return nil end })
+  local p = config.load({ file = DATA .. "/good/v1beta3-full.yaml", host = {} })
   lu.assertEquals(p.init.nodeRegistration.taints, {})
   lu.assertEquals(p.cluster.apiServer.extraArgs[2], { name = "authorization-mode", value = "Node,RBAC" })
   lu.assertEquals(p.kubelet.maxPods, 200)
   lu.assertEquals(p.kubeproxy.mode, "ipvs")
   lu.assertEquals(p.cluster.etcd["local"].dataDir, "/data/etcd")
-  local p4 = config.load({ file = DATA .. "/good/v1beta4-full.yaml", read = function() return nil end })
+  local p4 = config.load({ file = DATA .. "/good/v1beta4-full.yaml", host = {} })
   lu.assertEquals(p4.cert_validity, 2160 * 3600)
   lu.assertEquals(p4.ca_validity, 43800 * 3600)
-  lu.assertEquals(p4.bind_port, 6444)
+  lu.assertEquals(p4.init.localAPIEndpoint.bindPort, 6444)
   lu.assertEquals(p4.cluster.encryptionAlgorithm, "ECDSA-P256")
   lu.assertEquals(p4.cluster.scheduler.extraVolumes[1].readOnly, true)
 end
@@ -278,7 +204,7 @@ function TestFiles:test_bad_files_name_the_field()
   for name in names:gmatch("[^\n]+") do
     local path = DATA .. "/bad/" .. name
     local want = t.read(path):match("^# expect: ([^\n]+)")
-    local p, errs = config.load({ file = path, hostname = "h", read = function() return nil end })
+    local p, errs = config.load({ file = path, host = { hostname = "h" } })
     lu.assertNil(p, name)
     lu.assertStrContains(table.concat(errs, "\n"), want, false)
     n = n + 1

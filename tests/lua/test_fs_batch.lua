@@ -242,10 +242,9 @@ function TestBatch:test_init_runner_commits_before_online_phases_and_failures()
   lu.assertEquals({ fs.pending() }, { 0, 0 })
   -- a failing phase: the files before it land, then the error
   list = { { name = "w", run = write("/p/w") }, { name = "x", run = function() return nil, "broken" end } }
-  local ok, err = pcall(phases.run, ctx, list)
-  lu.assertFalse(ok)
-  lu.assertEquals(err.exit, 1)
-  lu.assertEquals(err.msg, "error execution phase x: broken")
+  local ok, failures = phases.run(ctx, list)
+  lu.assertNil(ok)
+  lu.assertEquals(phases.error_line(failures[1]), "error execution phase x: broken")
   lu.assertEquals(on_disk("/p/w"), "/p/w")
   lu.assertEquals({ fs.pending() }, { 0, 0 })
   -- a fake fs without batches still works

@@ -1,0 +1,227 @@
+-- The ctx every flow (init, and later join and reset) hands its phases and components
+-- (docs/api/context.md): the defaulted configuration under flow-neutral names, the run's settings,
+-- fs/log/clock, per-run caches under ctx.cache, and ctx.host, the facts of the machine kboot runs on.
+-- Host facts are read from the real host (io.open, never kboot.fs): under --root the node's files are
+-- a sandbox, but its address, name, environment and runtime sockets are this machine's.
+local net = require("kboot.net")
+local time = require("kboot.time")
+
+local M = {}
+
+---------------------------------------------------------------------------------------------------
+-- Host facts
+
+local function read_host(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function hex_le_ip(h)
+  local n = tonumber(h, 16)
+  if not n then return nil end
+  return string.char(n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >> 24) & 0xff)
+end
+
+-- default_route_address(read) -> ip | nil, why: kubeadm's choice of advertise address, the IPv4
+-- address of the default-route interface. read(path) gives a /proc file's contents (a test passes
+-- its own; host_facts passes the real host's).
+function M.default_route_address(read)
+  local route = read("/proc/net/route")
+  if not route then return nil, "cannot read /proc/net/route" end
+  local best, best_metric, subnets = nil, math.huge, {}
+  for line in route:gmatch("[^\n]+") do
+    local iface, dest, _, _, _, _, metric, mask = line:match("^(%S+)%s+(%x+)%s+(%x+)%s+(%x+)%s+(%d+)%s+(%d+)%s+(%d+)%s+(%x+)")
+    if iface then
+      if dest == "00000000" and mask == "00000000" then
+        if tonumber(metric) < best_metric then best, best_metric = iface, tonumber(metric) end
+      else
+        subnets[#subnets + 1] = { iface = iface, net = hex_le_ip(dest), mask = hex_le_ip(mask) }
+      end
+    end
+  end
+  if not best then return nil, "no default route in /proc/net/route" end
+  local trie = read("/proc/net/fib_trie")
+  if not trie then return nil, "cannot read /proc/net/fib_trie" end
+  local locals, seen, last = {}, {}, nil
+  for line in trie:gmatch("[^\n]+") do
+    local ip = line:match("^%s*|%-%-%s+(%d+%.%d+%.%d+%.%d+)%s*$")
+    if ip then last = ip
+    elseif last and line:match("/32 host LOCAL") then
+      if not seen[last] and not net.is_loopback(last) then locals[#locals + 1] = last; seen[last] = true end
+    end
+  end
+  for _, ip in ipairs(locals) do
+    local b = net.parse_ip(ip).bytes
+    for _, s in ipairs(subnets) do
+      if s.iface == best and s.net and s.mask then
+        local ok = true
+        for i = 1, 4 do if (b:byte(i) & s.mask:byte(i)) ~= s.net:byte(i) then ok = false end end
+        if ok then return ip end
+      end
+    end
+  end
+  if #locals > 0 then return locals[1] end
+  return nil, "no local IPv4 address found in /proc/net/fib_trie"
+end
+
+-- proxy_env(environ) -> { {name=, value=}, ... }: kubeadm's GetProxyEnvVars (every variable whose
+-- name ends in _proxy, any case, with a value), sorted by name as kubeadm's merge sorts them.
+-- environ: NUL-separated NAME=value pairs (/proc/self/environ); nil: the usual spellings via getenv.
+local PROXY_VARS = { "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                     "no_proxy", "all_proxy" }
+function M.proxy_env(environ)
+  local env = {}
+  if environ then
+    for name, value in environ:gmatch("([^%z=]+)=([^%z]*)") do
+      if name:lower():sub(-6) == "_proxy" and value ~= "" then env[#env + 1] = { name = name, value = value } end
+    end
+  else
+    for _, name in ipairs(PROXY_VARS) do
+      local value = os.getenv(name)
+      if value and value ~= "" then env[#env + 1] = { name = name, value = value } end
+    end
+  end
+  table.sort(env, function(a, b) return a.name < b.name end)
+  return env
+end
+
+-- kubeadm's known CRI endpoints (constants.go), in its order
+M.KNOWN_CRI_SOCKETS = { "unix:///var/run/containerd/containerd.sock", "unix:///var/run/crio/crio.sock",
+                        "unix:///var/run/cri-dockerd.sock" }
+
+-- Is path a socket on the real host? open(2) of a socket fails with ENXIO, of nothing with ENOENT.
+local ENXIO = 6
+local function is_socket(path)
+  local f, _, code = io.open(path, "rb")
+  if f then f:close() return false end
+  return code == ENXIO
+end
+
+-- cri_socket(is_sock) -> the one known CRI socket that exists | nil, why (none, or several)
+function M.cri_socket(is_sock)
+  is_sock = is_sock or is_socket
+  local found = {}
+  for _, s in ipairs(M.KNOWN_CRI_SOCKETS) do
+    if is_sock((s:gsub("^unix://", ""))) then found[#found + 1] = s end
+  end
+  if #found == 1 then return found[1] end
+  if #found == 0 then return nil, "no known CRI socket found" end
+  return nil, ("found multiple CRI endpoints on the host (%s): set nodeRegistration.criSocket"):format(table.concat(found, ", "))
+end
+
+M.RESOLVED_CONF = "/run/systemd/resolve/resolv.conf"
+
+-- Each fact (or pair of facts) is computed on first read: an offline init with an address and a
+-- node name in its config reads no /proc file for them. src: where facts come from (tests):
+-- read(path) -> contents | nil, is_socket(path) -> bool; default: this host, through io.open.
+local function gatherers(src)
+  local read, is_sock = src.read or read_host, src.is_socket or is_socket
+  local g = {}
+  g.hostname = function()
+    local h = read("/proc/sys/kernel/hostname")
+    h = h and h:match("^%s*(.-)%s*$"):lower()
+    return { hostname = h ~= "" and h or nil }
+  end
+  g.default_address = function()
+    local ip, why = M.default_route_address(read)
+    return { default_address = ip, default_address_err = why }
+  end
+  g.default_address_err = g.default_address
+  g.proxy_env = function() return { proxy_env = M.proxy_env(read("/proc/self/environ")) } end
+  g.systemd_resolved = function()
+    if src.read then return { systemd_resolved = read(M.RESOLVED_CONF) ~= nil } end
+    local f, _, code = io.open(M.RESOLVED_CONF, "rb")
+    if f then f:close() end
+    return { systemd_resolved = f ~= nil or code == 13 } -- EACCES: it exists
+  end
+  g.cri_socket = function()
+    local s, why = M.cri_socket(is_sock)
+    return { cri_socket = s, cri_socket_err = why }
+  end
+  g.cri_socket_err = g.cri_socket
+  return g
+end
+
+-- host_facts([src]) -> the host's facts (the contract in docs/api/context.md), each read once.
+function M.host_facts(src)
+  local gather, got = gatherers(src or {}), {}
+  return setmetatable({}, { __name = "kboot.host", __index = function(_, k)
+    local g = gather[k]
+    if not g then return nil end
+    if got[k] == nil then
+      local v = g()
+      for name, fn in pairs(gather) do if fn == g then got[name] = { v[name] } end end
+    end
+    return got[k][1]
+  end })
+end
+
+---------------------------------------------------------------------------------------------------
+-- The ctx
+
+-- kubeadm v1beta4's timeouts (defaults.go), as seconds
+M.TIMEOUTS = { controlPlaneComponentHealthCheck = 240, kubeletHealthCheck = 240, kubernetesAPICall = 60,
+               etcdAPICall = 120, tlsBootstrap = 300, discovery = 300, upgradeManifests = 300 }
+
+local function seconds(timeouts)
+  local out = {}
+  for k, v in pairs(M.TIMEOUTS) do out[k] = v end
+  for k, v in pairs(timeouts or {}) do
+    local s = type(v) == "number" and v or time.parse_duration(v)
+    if s == nil then error(("context: timeouts.%s: %q is not a duration"):format(k, tostring(v)), 3) end
+    out[k] = s
+  end
+  return out
+end
+
+-- The names the components and online phases read before the contract's (ctx.node.name,
+-- ctx.endpoint, ctx.host): TRANSITIONAL, delete this function and its call once the components and
+-- online branches of issue 8 are merged (they read the contract's names only).
+local function legacy(ctx)
+  ctx.node_name = ctx.node.name
+  ctx.advertise_address, ctx.bind_port = ctx.endpoint.address, ctx.endpoint.port
+  ctx.hostname, ctx.systemd_resolved = ctx.host.hostname, ctx.host.systemd_resolved
+end
+
+local FLOWS = { init = "control-plane" }
+
+-- new{ flow=, parts=, opts=, host=, fs=, log=, now=, role= } -> ctx
+--   parts: what kboot.config.load returns ({ init=, cluster=, kubelet=, kubeproxy=, version=,
+--   cert_validity=, ca_validity= }); host: a test's own facts (default: host_facts()).
+function M.new(o)
+  if type(o) ~= "table" then error("context.new: want a table of options", 2) end
+  local flow = o.flow or "init"
+  local role = o.role or FLOWS[flow]
+  if role ~= "control-plane" and role ~= "worker" then
+    error(("context.new: flow %q needs a role (control-plane or worker)"):format(tostring(flow)), 2)
+  end
+  local p = o.parts
+  if type(p) ~= "table" or type(p.cluster) ~= "table" or type(p.init) ~= "table" then
+    error("context.new: parts must be kboot.config.load's result (cluster, init)", 2)
+  end
+  local opts = o.opts or {}
+  local init = p.init
+  local ep = init.localAPIEndpoint or {}
+  local ctx = {
+    flow = flow, role = role,
+    cluster = p.cluster, node = init.nodeRegistration,
+    endpoint = { address = ep.advertiseAddress, port = ep.bindPort or 6443 },
+    timeouts = seconds(init.timeouts),
+    version = p.version or assert(require("kboot.versions").get(p.cluster.kubernetesVersion)),
+    kubelet = p.kubelet, kubeproxy = p.kubeproxy,
+    cert_validity = p.cert_validity or time.parse_duration(p.cluster.certificateValidityPeriod or "8760h"),
+    ca_validity = p.ca_validity or time.parse_duration(p.cluster.caCertificateValidityPeriod or "87600h"),
+    fs = o.fs or require("kboot.fs"), log = o.log or require("kboot.log"), now = o.now or os.time(),
+    dry_run = opts.dry_run == true, opts = opts,
+    host = o.host or M.host_facts(),
+    cache = {},
+    init = init,
+  }
+  legacy(ctx)
+  return ctx
+end
+
+return M
