@@ -348,6 +348,14 @@ function M.phases()
   return out
 end
 
+-- What this node's reset removes: the contents of the certificates directory (the config's, else
+-- kubeadm's default), which stays. Needs no full configuration.
+M.DEFAULT_DIR = "/etc/kubernetes/pki"
+function M.clean(ctx)
+  local dir = ctx.cluster and ctx.cluster.certificatesDir or M.DEFAULT_DIR
+  return require("kboot.component").empty_dir(ctx, dir)
+end
+
 -- Everything at once (what `kboot init` does through the phases).
 function M.run_all(ctx)
   for _, p in ipairs(M.phases()) do p.run(ctx) end

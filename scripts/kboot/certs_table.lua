@@ -16,7 +16,7 @@ M.DEFAULT_CA_VALIDITY = 10 * 365 * 24 * 3600
 M.LEAF_USAGES = { "digital signature", "key encipherment" }
 M.CA_USAGES = { "digital signature", "key encipherment", "cert sign" }
 
-local function node_name(ctx) return ctx.node_name end
+local function node_name(ctx) return ctx.node.name end
 
 -- The first address of the first (dual-stack: comma separated) service subnet.
 local function service_ip(ctx, n)
@@ -29,41 +29,12 @@ local function service_ip(ctx, n)
 end
 M.service_ip = service_ip
 
--- RFC 1123 subdomain (lower case) as validation.IsDNS1123Subdomain, optionally "*." wildcard.
-local function dns1123_label_ok(l)
-  return #l <= 63 and (l:match("^[a-z0-9]$") or l:match("^[a-z0-9][-a-z0-9]*[a-z0-9]$")) ~= nil
-end
-function M.is_dns_subdomain(s)
-  if type(s) ~= "string" or s == "" or #s > 253 then return false end
-  for label in (s .. "."):gmatch("([^.]*)%.") do
-    if not dns1123_label_ok(label) then return false end
-  end
-  return true
-end
-local function is_wildcard_dns(s)
-  return type(s) == "string" and s:sub(1, 2) == "*." and M.is_dns_subdomain(s:sub(3))
-end
-
--- "host", "host:port", "[v6]:port" or a bare IPv6 address -> host, port (string or nil).
-function M.split_host_port(s)
-  local h, p = s:match("^%[([^%]]+)%]:(%d*)$")
-  if h then return h, p ~= "" and p or nil end
-  h = s:match("^%[([^%]]+)%]$")
-  if h then return h end
-  local colons = select(2, s:gsub(":", ""))
-  if colons > 1 then return s end
-  h, p = s:match("^([^:]*):(%d+)$")
-  if h then return h, p end
-  if colons == 1 then return nil end
-  return s
-end
-
 -- Append user SANs: IPs to ip, valid RFC 1123 names (or wildcards) to dns, others warned and
 -- dropped exactly as kubeadm's appendSANsToAltNames does.
 local function append_sans(alt, sans, cert_name)
   for _, s in ipairs(sans or {}) do
     if net.is_ip(s) then alt.ip[#alt.ip + 1] = s
-    elseif M.is_dns_subdomain(s) or is_wildcard_dns(s) then alt.dns[#alt.dns + 1] = s
+    elseif net.is_dns_subdomain(s) or net.is_dns_wildcard(s) then alt.dns[#alt.dns + 1] = s
     else
       log.warn("certs", "'%s' was not added to the '%s' SAN, because it is not a valid IP or RFC-1123 compliant DNS entry", s, cert_name)
     end
@@ -87,7 +58,7 @@ function M.normalize_sans(alt)
 end
 
 local function advertise_ip(ctx)
-  local a = ctx.advertise_address
+  local a = ctx.endpoint.address
   if not net.is_ip(a) then
     error(("localAPIEndpoint.advertiseAddress %q is not a valid IP address"):format(tostring(a)), 0)
   end
@@ -97,14 +68,14 @@ end
 function M.apiserver_sans(ctx)
   local c = ctx.cluster
   local alt = {
-    dns = { ctx.node_name, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+    dns = { ctx.node.name, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
             "kubernetes.default.svc." .. c.networking.dnsDomain },
     ip = { service_ip(ctx, 1), advertise_ip(ctx) },
   }
   local cpe = c.controlPlaneEndpoint
   if cpe and cpe ~= "" then
-    local host = M.split_host_port(cpe)
-    if not host or not (net.is_ip(host) or M.is_dns_subdomain(host)) then
+    local host = net.split_host_port(cpe)
+    if not host or not (net.is_ip(host) or net.is_dns_subdomain(host)) then
       error(("controlPlaneEndpoint %q is not host[:port] with an IP address or DNS name"):format(cpe), 0)
     end
     if net.is_ip(host) then alt.ip[#alt.ip + 1] = host else alt.dns[#alt.dns + 1] = host end
@@ -115,7 +86,7 @@ end
 
 local function etcd_sans(field, file)
   return function(ctx)
-    local alt = { dns = { ctx.node_name, "localhost" }, ip = { advertise_ip(ctx), "127.0.0.1", "::1" } }
+    local alt = { dns = { ctx.node.name, "localhost" }, ip = { advertise_ip(ctx), "127.0.0.1", "::1" } }
     local l = ctx.cluster.etcd and ctx.cluster.etcd["local"]
     if l then append_sans(alt, l[field], file) end
     return M.normalize_sans(alt)

@@ -1,8 +1,10 @@
 -- The component protocol (docs/api/components.md): a component module has
 --   name, render(ctx) -> { dirs = {...}, files = {...}, objects = {...} }   pure: config and ctx.host in,
 --   clean(ctx) (node-local: what this node's reset removes), uninstall(ctx) (cluster objects, addons only)
--- and may override save/apply (then it must not mutate the render output) or add after(ctx, a) for a
--- side effect such as restarting the kubelet. This module is the one generic save and apply.
+-- and may override save/apply (then it must not mutate the render output), add before(ctx) (the
+-- phase's progress line; node facts a render needs, read into ctx.cache) or after(ctx, a) (a side
+-- effect such as restarting the kubelet). render may return warnings = { "line", ... } with the
+-- artifacts: run logs them (render itself never logs). This module is the one generic save and apply.
 local kerror = require("kboot.error")
 
 local M = {}
@@ -41,11 +43,46 @@ function M.apply(ctx, a)
   return true
 end
 
+-- Helpers for clean(ctx): what this node's reset removes. A path that is not there is no error;
+-- the messages name the path the admin would act on (under --root, the sandbox's).
+local function removed(ctx, path, opts)
+  local ok, err = ctx.fs.remove(path, opts)
+  if not ok then return nil, kerror.new("clean", ("cannot remove %s: %s"):format(ctx.fs.path(path), tostring(err))) end
+  return true
+end
+
+-- remove_files(ctx, paths) -> true | nil, err
+function M.remove_files(ctx, paths)
+  for _, p in ipairs(paths) do
+    local ok, err = removed(ctx, p)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+-- empty_dir(ctx, dir) -> true | nil, err: everything inside dir removed (a symlink as a link), dir kept.
+function M.empty_dir(ctx, dir)
+  if not ctx.fs.exists(dir) then return true end
+  local names, lerr = ctx.fs.list(dir)
+  if not names then return nil, kerror.new("clean", ("cannot list %s: %s"):format(ctx.fs.path(dir), tostring(lerr))) end
+  for _, n in ipairs(names) do
+    local ok, err = removed(ctx, dir .. "/" .. n, { recursive = true })
+    if not ok then return nil, err end
+  end
+  return true
+end
+
 -- run(ctx, m) -> true | nil, err: render, save the files, apply the objects, then m.after.
 function M.run(ctx, m)
-  local a, err = m.render(ctx)
+  local ok, err
+  if m.before then
+    ok, err = m.before(ctx)
+    if ok == nil and err ~= nil then return nil, err end
+  end
+  local a
+  a, err = m.render(ctx)
   if not a then return nil, err end
-  local ok
+  for _, w in ipairs(a.warnings or {}) do ctx.log.warn(m.log_tag or m.name or "component", "%s", w) end
   if not (empty(a.dirs) and empty(a.files)) then
     ok, err = (m.save or M.save)(ctx, a)
     if not ok then return nil, err end

@@ -13,14 +13,12 @@ local fail = certs.fail
 local function log(ctx) return ctx.log or require("kboot.log") end
 local function kubeconfig() return require("kboot.kubeconfig") end
 
-local function join_host_port(host, port)
-  if host:find(":", 1, true) then return ("[%s]:%s"):format(host, port) end
-  return ("%s:%s"):format(host, port)
-end
+local net = require("kboot.net")
+local join_host_port = net.join_host_port
 
 -- https://<advertise address>:<bind port> (kubeadm's GetLocalAPIEndpoint).
 function M.local_endpoint(ctx)
-  return "https://" .. join_host_port(ctx.advertise_address, tostring(ctx.bind_port))
+  return "https://" .. join_host_port(ctx.endpoint.address, tostring(ctx.endpoint.port))
 end
 
 -- controlPlaneEndpoint with the bind port when it has none, else the local endpoint
@@ -28,11 +26,11 @@ end
 function M.control_plane_endpoint(ctx)
   local cpe = ctx.cluster.controlPlaneEndpoint
   if not cpe or cpe == "" then return M.local_endpoint(ctx) end
-  local host, port = tbl.split_host_port(cpe)
-  if not host or not (require("kboot.net").is_ip(host) or tbl.is_dns_subdomain(host)) then
+  local host, port = net.split_host_port(cpe)
+  if not host or not (net.is_ip(host) or net.is_dns_subdomain(host)) then
     fail("kubeconfig", "controlPlaneEndpoint %q is not host[:port] with an IP address or DNS name", cpe)
   end
-  return "https://" .. join_host_port(host, port or tostring(ctx.bind_port))
+  return "https://" .. join_host_port(host, port or tostring(ctx.endpoint.port))
 end
 
 -- The five files: name (phase kubeconfig/<name>), file, client CN, O, which server.
@@ -41,7 +39,7 @@ M.specs = {
     help = "Generate a kubeconfig file for the admin to use and for kboot itself" },
   { name = "super-admin", file = "super-admin.conf", cn = "kubernetes-super-admin", o = { "system:masters" }, server = "cpe",
     help = "Generate a kubeconfig file for the super-admin" },
-  { name = "kubelet", file = "kubelet.conf", cn = function(ctx) return "system:node:" .. ctx.node_name end,
+  { name = "kubelet", file = "kubelet.conf", cn = function(ctx) return "system:node:" .. ctx.node.name end,
     o = { "system:nodes" }, server = "cpe",
     help = "Generate a kubeconfig file for the kubelet to use *only* for cluster bootstrapping purposes" },
   { name = "controller-manager", file = "controller-manager.conf", cn = "system:kube-controller-manager", o = {},
@@ -171,6 +169,15 @@ function M.phases()
                       run = function(ctx) return M.ensure(ctx, s.name) end }
   end
   return out
+end
+
+-- What this node's reset removes: the kubeconfig files of this node (the five kubeconfig phases
+-- write, and the kubelet's bootstrap kubeconfig a join leaves).
+function M.clean(ctx)
+  local paths = {}
+  for _, s in ipairs(M.specs) do paths[#paths + 1] = M.path(ctx, s) end
+  paths[#paths + 1] = (ctx.kubeconfig_dir or M.DIR) .. "/bootstrap-kubelet.conf"
+  return require("kboot.component").remove_files(ctx, paths)
 end
 
 function M.run_all(ctx)

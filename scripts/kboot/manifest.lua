@@ -1,6 +1,7 @@
 -- Shared builder of kubeadm-style static Pod manifests (util/staticpod/utils.go, util/arguments.go
 -- of kubeadm v1.31): flag merging, hostPath volumes, probes, resources, the Pod skeleton, YAML.
--- Everything here is pure except save(), which writes through ctx.fs.
+-- Everything here is pure except node_facts(), which reads what a render needs from the node
+-- (through ctx.fs, so under --root the sandbox's) into ctx.cache before the render.
 local M = {}
 
 M.DIR = "/etc/kubernetes/manifests"
@@ -8,11 +9,6 @@ M.MODE = 384      -- 0600, as kubeadm's WriteStaticPodToDisk
 M.DIR_MODE = 448  -- 0700
 M.PRIORITY = 2000001000 -- value of the system-node-critical PriorityClass
 
--- A phase failure as an error object (same metatable as the bindings' errors), raised.
-function M.fail(op, fmt, ...)
-  local msg = select("#", ...) > 0 and fmt:format(...) or fmt
-  error(setmetatable({ op = op, msg = msg, exit = 1 }, require("kboot.error").meta), 0)
-end
 
 ---------------------------------------------------------------------------------------------
 -- Arguments: lists of {name=, value=} as kubeadm v1beta4's []Arg.
@@ -66,22 +62,9 @@ end
 ---------------------------------------------------------------------------------------------
 -- Environment
 
--- Proxy variables of the kboot process, as kubeadm's GetProxyEnvVars (names ending in _proxy,
--- any case). Lua cannot list the environment, so the usual spellings are looked up; the
--- result is cached in ctx so render stays a function of ctx.
-local PROXY_VARS = { "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-                     "ALL_PROXY", "all_proxy" }
-function M.proxy_env(ctx)
-  if ctx.proxy_env == nil then
-    local env = {}
-    for _, n in ipairs(PROXY_VARS) do
-      local v = os.getenv(n)
-      if v then env[#env + 1] = { name = n, value = v } end
-    end
-    ctx.proxy_env = env
-  end
-  return ctx.proxy_env
-end
+-- The proxy variables of the environment kboot runs in (kubeadm's GetProxyEnvVars: every *_proxy
+-- name, any case), from the host facts.
+function M.proxy_env(ctx) return ctx.host.proxy_env or {} end
 
 -- kubeadm's MergeKubeadmEnvVars: later lists win by name, result sorted by name.
 function M.merge_env(...)
@@ -119,7 +102,10 @@ function M.add_extra_mounts(m, extra, where)
   for i, v in ipairs(extra or {}) do
     for _, k in ipairs({ "name", "hostPath", "mountPath" }) do
       if type(v[k]) ~= "string" or v[k] == "" then
-        M.fail("control-plane", "%s[%d].%s: a non-empty string is required", where or "extraVolumes", i - 1, k)
+        -- a configuration error the loader let through: raised as a kboot.error, which the runner
+        -- reports as the phase's line
+        error(require("kboot.error").new("control-plane", ("%s[%d].%s: a non-empty string is required"):format(
+          where or "extraVolumes", i - 1, k)), 0)
       end
     end
     M.add_mount(m, v.name, v.hostPath, v.mountPath, v.readOnly, v.pathType or "")
@@ -143,21 +129,27 @@ M.CA_CERTS_PATH = "/etc/ssl/certs"
 M.CA_CERTS_EXTRA_PATHS = { "/etc/pki/ca-trust", "/etc/pki/tls/certs", "/etc/ca-certificates",
                            "/usr/share/ca-certificates", "/usr/local/share/ca-certificates" }
 
--- Which of those exist (looked up once through ctx.fs, so under --root too, and cached in ctx
--- so render gives the same answer every time in a run).
-function M.ca_extra_paths(ctx)
-  if ctx.ca_certs_extra_paths == nil then
+-- node_facts(ctx): what the control-plane renders read from the node, looked up once per run
+-- through ctx.fs (under --root, the sandbox's) into ctx.cache: which CA bundle paths exist
+-- (ca_extra_paths) and whether the cluster CA is external (ca.crt without ca.key: external_ca).
+function M.node_facts(ctx)
+  local c = ctx.cache
+  if c.ca_extra_paths == nil then
     local found = {}
     for _, p in ipairs(M.CA_CERTS_EXTRA_PATHS) do
-      if ctx.fs and ctx.fs.exists(p) then found[#found + 1] = p end
+      if ctx.fs.exists(p) then found[#found + 1] = p end
     end
-    ctx.ca_certs_extra_paths = found
+    c.ca_extra_paths = found
   end
-  return ctx.ca_certs_extra_paths
+  if c.external_ca == nil then
+    local dir = ctx.cluster.certificatesDir
+    c.external_ca = ctx.fs.exists(dir .. "/ca.crt") and not ctx.fs.exists(dir .. "/ca.key")
+  end
+  return c
 end
 
 function M.add_ca_extra_mounts(ctx, m)
-  for _, p in ipairs(M.ca_extra_paths(ctx)) do
+  for _, p in ipairs(ctx.cache.ca_extra_paths or {}) do
     M.add_mount(m, p:gsub("/", "-"):sub(2), p, p, true, "DirectoryOrCreate")
   end
   return m
@@ -227,10 +219,7 @@ function M.probe_address(addr)
   return addr
 end
 
-function M.health_check_timeout(ctx)
-  local t = ctx.init and ctx.init.timeouts and ctx.init.timeouts.controlPlaneComponentHealthCheck
-  return (t and require("kboot.time").parse_duration(t)) or 240
-end
+function M.health_check_timeout(ctx) return ctx.timeouts.controlPlaneComponentHealthCheck end
 
 ---------------------------------------------------------------------------------------------
 -- Images
@@ -278,7 +267,7 @@ end
 function M.encode(pod)
   local yaml = require("kboot.yaml")
   local text, err = yaml.encode(pod)
-  if not text then error("manifest: cannot encode " .. tostring(pod.metadata.name) .. ": " .. tostring(err), 0) end
+  if not text then error("manifest: cannot encode " .. tostring(pod.metadata.name) .. ": " .. tostring(err), 2) end
   return text
 end
 
@@ -286,22 +275,13 @@ function M.path(name) return M.DIR .. "/" .. name .. ".yaml" end
 
 -- The render result of one static Pod component.
 function M.artifacts(name, pod)
-  return { files = { { path = M.path(name), mode = M.MODE, content = M.encode(pod) } }, objects = {}, pod = pod }
+  return { files = { { path = M.path(name), mode = M.MODE, content = M.encode(pod), dir_mode = M.DIR_MODE } } }
 end
 
--- Write the files of a render result through ctx.fs (atomic, parents created 0700).
-function M.save(ctx, a, op)
-  for _, f in ipairs(a.files) do
-    local ok, err = ctx.fs.write(f.path, f.content, f.mode, { mkdir = true, dir_mode = f.dir_mode or M.DIR_MODE })
-    if not ok then M.fail(op or "manifest", "cannot write %s: %s", f.path, tostring(err)) end
-  end
-  return true
-end
-
--- What reset removes for a static Pod component.
+-- What this node's reset removes for a static Pod component: its manifest.
 function M.clean(ctx, name)
   local ok, err = ctx.fs.remove(M.path(name))
-  if not ok then return nil, err end
+  if not ok then return nil, require("kboot.error").new("clean", ("cannot remove %s: %s"):format(ctx.fs.path(M.path(name)), tostring(err))) end
   return true
 end
 
@@ -324,18 +304,17 @@ function M.secure_component_pod(ctx, C, section, cpu)
   return M.artifacts(C.name, M.pod(container, m, nil))
 end
 
--- The component protocol for a control-plane static Pod (DESIGN §4): save writes the manifest,
--- apply has nothing to send (the kubelet creates the Pod), clean removes the manifest, and run is
--- the phase: log, render, save. Fills in only what the component does not define itself.
+-- The component protocol for a control-plane static Pod (DESIGN §4): kboot.component's generic run
+-- writes the manifest (the kubelet creates the Pod); before logs the phase's line and reads the
+-- node facts; clean removes the manifest. Fills in only what the component does not define itself.
 function M.static_pod(C)
-  C.save = C.save or function(ctx, a) return M.save(ctx, a, C.phase) end
-  C.apply = C.apply or function() return true end
-  C.clean = C.clean or function(ctx) return M.clean(ctx, C.name) end
-  C.run = C.run or function(ctx)
-    local log = ctx.log or require("kboot.log")
-    log.info("control-plane", "Creating static Pod manifest for %q", C.name)
-    return C.save(ctx, C.render(ctx))
+  C.log_tag = C.log_tag or "control-plane"
+  C.before = C.before or function(ctx)
+    ctx.log.info("control-plane", "Creating static Pod manifest for %q", C.name)
+    M.node_facts(ctx)
+    return true
   end
+  C.clean = C.clean or function(ctx) return M.clean(ctx, C.name) end
   return C
 end
 

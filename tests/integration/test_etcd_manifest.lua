@@ -20,7 +20,6 @@ local function sleep(s) os.execute("sleep " .. s) end
 TestEtcdManifest = {}
 
 function TestEtcdManifest:setUp()
-  fixture.skip_unless(lu, "pki", "fs", "yaml", "http")
   self.root = t.tmpdir()
   self.pid = nil
 end
@@ -49,14 +48,14 @@ function TestEtcdManifest:test_etcd_runs_from_the_manifest_command()
   -- ECDSA-P256 keeps this quick under valgrind; the RSA tree is checked by test_certs_openssl
   local ctx = fixture.new({ root = root, init = { localAPIEndpoint = { advertiseAddress = "127.0.0.1" } },
                             cluster = { encryptionAlgorithm = "ECDSA-P256" } })
-  ctx.log, ctx.proxy_env = quiet, {}
+  ctx.log, ctx.host.proxy_env = quiet, {}
   -- only what etcd and its clients need (and so only their keys in the batch)
   ctx.phase_enabled = function(n) return n:match("^certs/etcd") or n == "certs/apiserver-etcd-client" or n == "certs/front-proxy-ca" or n == "certs/front-proxy-client" end
   for _, n in ipairs({ "etcd-ca", "etcd-server", "etcd-peer", "etcd-healthcheck-client", "apiserver-etcd-client",
                        "front-proxy-ca", "front-proxy-client" }) do
     certs.ensure(ctx, n)
   end
-  etcd.run(ctx)
+  assert(require("kboot.component").run(ctx, etcd))
   local pod = assert(yaml.decode(t.read(root .. "/etc/kubernetes/manifests/etcd.yaml")))
   local command = pod.spec.containers[1].command
   lu.assertEquals(command[1], "etcd")

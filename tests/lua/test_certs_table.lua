@@ -96,15 +96,4 @@ function TestCertsTable:test_bad_inputs_raise_clear_errors()
   lu.assertStrContains(tostring(err), "serviceSubnet")
 end
 
-function TestCertsTable:test_helpers()
-  lu.assertTrue(tbl.is_dns_subdomain("a.b-c.d"))
-  lu.assertFalse(tbl.is_dns_subdomain("A.b"))
-  lu.assertFalse(tbl.is_dns_subdomain("-a"))
-  lu.assertFalse(tbl.is_dns_subdomain(("a"):rep(64)))
-  lu.assertEquals({ tbl.split_host_port("h:1") }, { "h", "1" })
-  lu.assertEquals({ tbl.split_host_port("h") }, { "h" })
-  lu.assertEquals({ tbl.split_host_port("[::1]:6443") }, { "::1", "6443" })
-  lu.assertEquals({ tbl.split_host_port("fd00::1") }, { "fd00::1" })
-end
-
 os.exit(lu.LuaUnit.run("-v"))

@@ -10,13 +10,14 @@ local etcd = require("kboot.components.etcd")
 local kubelet = require("kboot.components.kubelet")
 local expected = dofile(os.getenv("KBOOT_SRC") .. "/tests/data/manifests/expected.lua")
 
--- A ctx without proxy variables and with no host CA directories, so results are deterministic.
+-- A ctx whose host has no proxy variables and whose node has no CA directories, so results are
+-- deterministic.
 local function ctx(o)
+  o = o or {}
+  o.host = o.host or fixture.host({ hostname = "node-1", proxy_env = {}, systemd_resolved = false })
   local c = fixture.new(o)
-  c.proxy_env = {}
-  c.ca_certs_extra_paths = {}
-  c.external_ca = false
-  c.hostname = "node-1"
+  c.cache.ca_extra_paths = {}
+  c.cache.external_ca = false
   return c
 end
 
@@ -48,12 +49,14 @@ function TestArgs:test_merge_env_sorted_later_wins()
     { { name = "A", value = "1" }, { name = "B", value = "2" } })
 end
 function TestArgs:test_health_check_timeout()
-  local c = ctx()
-  lu.assertEquals(mf.health_check_timeout(c), 240)
-  c.init.timeouts.controlPlaneComponentHealthCheck = "1h30m"
+  lu.assertEquals(mf.health_check_timeout(ctx()), 240)
+  local c = ctx({ init = { timeouts = { controlPlaneComponentHealthCheck = "1h30m" } } })
   lu.assertEquals(mf.health_check_timeout(c), 5400)
-  c.init.timeouts = {}
-  lu.assertEquals(mf.health_check_timeout(c), 240)
+  -- the startup probe gives up after that long: failureThreshold x periodSeconds
+  local p = sched.render(c)
+  local pod = require("kboot.yaml").decode(p.files[1].content)
+  local sp = pod.spec.containers[1].startupProbe
+  lu.assertEquals(sp.failureThreshold * sp.periodSeconds, 5400)
 end
 
 TestCommands = {}
@@ -98,7 +101,7 @@ end
 
 function TestCommands:test_external_ca_empties_signing_flags()
   local c = ctx()
-  c.external_ca = true
+  c.cache.external_ca = true
   local cmd = kcm.command(c)
   lu.assertEquals(flag(cmd, "cluster-signing-cert-file"), "")
   lu.assertEquals(flag(cmd, "cluster-signing-key-file"), "")
@@ -160,7 +163,7 @@ function TestCommands:test_mounts_and_extra_volumes()
   local names = {}
   for _, v in ipairs(mf.volumes(m)) do names[#names + 1] = v.name end
   lu.assertEquals(names, { "audit", "ca-certs", "k8s-certs" })
-  c.ca_certs_extra_paths = { "/etc/ca-certificates", "/usr/share/ca-certificates" }
+  c.cache.ca_extra_paths = { "/etc/ca-certificates", "/usr/share/ca-certificates" }
   m = kcm.mounts(c)
   lu.assertEquals(m.volumes["usr-share-ca-certificates"].hostPath.path, "/usr/share/ca-certificates")
   lu.assertTrue(m.mounts["etc-ca-certificates"].readOnly)
@@ -171,7 +174,7 @@ function TestKubelet:test_flags()
   local c = ctx()
   lu.assertEquals(kubelet.flags(c), { "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock",
     "--pod-infra-container-image=registry.k8s.io/pause:3.10" })
-  c.hostname = "other"
+  c.host.hostname = "other"
   lu.assertEquals(kubelet.flags(c)[2], "--hostname-override=node-1")
   c = ctx({ init = { nodeRegistration = { kubeletExtraArgs = { { name = "node-ip", value = "10.0.0.10" },
     { name = "container-runtime-endpoint", value = "unix:///run/crio/crio.sock" } } } } })
@@ -181,7 +184,7 @@ end
 
 function TestKubelet:test_config_defaults_and_user_document()
   local c = ctx({ cluster = { networking = { serviceSubnet = "10.100.0.0/16", dnsDomain = "corp.local" } } })
-  c.systemd_resolved = false
+  c.host.systemd_resolved = false
   local cfg = kubelet.config(c)
   lu.assertEquals(cfg.clusterDNS, { "10.100.0.10" })
   lu.assertEquals(cfg.clusterDomain, "corp.local")
@@ -195,7 +198,7 @@ function TestKubelet:test_config_defaults_and_user_document()
   lu.assertEquals(cfg.staticPodPath, "/etc/kubernetes/manifests")
   lu.assertTrue(cfg.rotateCertificates)
   lu.assertNil(cfg.resolvConf)
-  c.systemd_resolved = true
+  c.host.systemd_resolved = true
   lu.assertEquals(kubelet.config(c).resolvConf, "/run/systemd/resolve/resolv.conf")
   c.kubelet = { apiVersion = "kubelet.config.k8s.io/v1beta1", kind = "KubeletConfiguration",
                 cgroupDriver = "cgroupfs", rotateCertificates = false, maxPods = 50,
@@ -209,7 +212,7 @@ end
 
 function TestKubelet:test_node_local_cri_socket_from_v1_34()
   local c = ctx({ cluster = { kubernetesVersion = "v1.34.0" } })
-  c.systemd_resolved = false
+  c.host.systemd_resolved = false
   lu.assertEquals(kubelet.flags(c), { "--pod-infra-container-image=registry.k8s.io/pause:3.10.1" })
   lu.assertEquals(kubelet.config(c).containerRuntimeEndpoint, "unix:///var/run/containerd/containerd.sock")
   -- the feature gate switches it off
@@ -219,9 +222,8 @@ function TestKubelet:test_node_local_cri_socket_from_v1_34()
 end
 
 function TestKubelet:test_render_files()
-  fixture.skip_unless(lu, "yaml")
   local c = ctx()
-  c.systemd_resolved = false
+  c.host.systemd_resolved = false
   local a = kubelet.render(c)
   lu.assertEquals(a.files[1].path, "/var/lib/kubelet/kubeadm-flags.env")
   lu.assertEquals(a.files[1].mode, 420)
@@ -239,7 +241,6 @@ function TestKubelet:test_render_files()
 end
 
 function TestKubelet:test_start_never_touches_a_sandbox()
-  fixture.skip_unless(lu, "fs")
   local t = require("testlib")
   local root = t.tmpdir()
   local c = fixture.new({ root = root })

@@ -7,20 +7,17 @@ local M = { name = "etcd", phase = "etcd/local" }
 
 M.CLIENT_PORT, M.PEER_PORT, M.METRICS_PORT = 2379, 2380, 2381
 
-local function join_host_port(host, port)
-  if host:find(":", 1, true) then return ("[%s]:%s"):format(host, port) end
-  return ("%s:%s"):format(host, port)
-end
+local join_host_port = require("kboot.net").join_host_port
 
-local function is_v6(ctx) return (ctx.advertise_address or ""):find(":", 1, true) ~= nil end
+local function is_v6(ctx) return (ctx.endpoint.address or ""):find(":", 1, true) ~= nil end
 local function localhost(ctx) return is_v6(ctx) and "::1" or "127.0.0.1" end
 
-function M.client_url(ctx) return "https://" .. join_host_port(ctx.advertise_address, M.CLIENT_PORT) end
-function M.peer_url(ctx) return "https://" .. join_host_port(ctx.advertise_address, M.PEER_PORT) end
+function M.client_url(ctx) return "https://" .. join_host_port(ctx.endpoint.address, M.CLIENT_PORT) end
+function M.peer_url(ctx) return "https://" .. join_host_port(ctx.endpoint.address, M.PEER_PORT) end
 
 local function local_cfg(ctx)
   local l = ctx.cluster.etcd and ctx.cluster.etcd["local"]
-  if not l then mf.fail(M.phase, "etcd/local: the configuration uses external etcd; no local etcd manifest") end
+  if not l then error("etcd: the configuration uses external etcd; there is no local etcd to render", 3) end
   return l
 end
 
@@ -35,7 +32,7 @@ function M.command(ctx)
   local c, l = ctx.cluster, local_cfg(ctx)
   local dir = c.certificatesDir
   local lo = localhost(ctx)
-  local node = ctx.node_name
+  local node = ctx.node.name
   local args = {
     { name = "name", value = node },
     { name = "listen-client-urls", value = ("https://%s,%s"):format(join_host_port(lo, M.CLIENT_PORT), M.client_url(ctx)) },
@@ -109,25 +106,29 @@ function M.render(ctx)
   return a
 end
 
-function M.save(ctx, a)
-  for _, d in ipairs(a.dirs or {}) do
-    local ok, err = ctx.fs.mkdir(d.path, d.mode)
-    if not ok then mf.fail(M.phase, "cannot create %s: %s", d.path, tostring(err)) end
-  end
-  return mf.save(ctx, a, M.phase)
+function M.before(ctx)
+  ctx.log.info("etcd", "Creating static Pod manifest for local etcd in %q", mf.DIR)
+  return true
 end
 
-function M.apply(ctx, a) return true end
-function M.clean(ctx) return mf.clean(ctx, M.name) end
+-- The data directory this node's etcd uses: --data-dir of the manifest on disk (what the running
+-- member was given, even when the config at hand says otherwise), else the configuration's, else
+-- kubeadm's default. clean works without a full configuration.
+M.DEFAULT_DATA_DIR = "/var/lib/etcd"
+function M.data_dir(ctx)
+  local text = ctx.fs.read(mf.path(M.name))
+  local dir = text and text:match("\n%s*%-%s*%-%-data%-dir=([^\n]+)")
+  if dir then return (dir:gsub("%s+$", ""):gsub("^[\"']", ""):gsub("[\"']$", "")) end
+  local l = ctx.cluster and ctx.cluster.etcd and ctx.cluster.etcd["local"]
+  return l and l.dataDir or M.DEFAULT_DATA_DIR
+end
 
-function M.run(ctx)
-  local log = ctx.log or require("kboot.log")
-  if ctx.cluster.etcd and ctx.cluster.etcd.external then
-    log.info("etcd", "External etcd mode: skipping the local etcd static Pod manifest")
-    return true
-  end
-  log.info("etcd", "Creating static Pod manifest for local etcd in %q", mf.DIR)
-  return M.save(ctx, M.render(ctx))
+-- What this node's reset removes: the data directory's contents (as kubeadm, the directory stays)
+-- and the manifest. The data dir is read from the manifest before the manifest goes.
+function M.clean(ctx)
+  local ok, err = require("kboot.component").empty_dir(ctx, M.data_dir(ctx))
+  if not ok then return nil, err end
+  return mf.clean(ctx, M.name)
 end
 
 return M

@@ -4,29 +4,28 @@ local mf = require("kboot.manifest")
 
 local M = { name = "kube-apiserver", phase = "control-plane/apiserver" }
 
-local function join_host_port(host, port)
-  if host:find(":", 1, true) then return ("[%s]:%s"):format(host, port) end
-  return ("%s:%s"):format(host, port)
-end
+local join_host_port = require("kboot.net").join_host_port
 
 -- Authorization modes kubeadm accepts from extraArgs; Node,RBAC when none is valid.
 local VALID_AUTHZ = { Node = true, RBAC = true, Webhook = true, ABAC = true, AlwaysAllow = true, AlwaysDeny = true }
-local function authz_modes(ctx, requested)
+local function authz_modes(requested, warnings)
   if requested and requested ~= "" then
     local modes = {}
     for m in requested:gmatch("[^,]+") do
       if VALID_AUTHZ[m] then modes[#modes + 1] = m
-      else (ctx.log or require("kboot.log")).warn("control-plane", "ignoring unknown kube-apiserver authorization-mode %q", m) end
+      else warnings[#warnings + 1] = ("ignoring unknown kube-apiserver authorization-mode %q"):format(m) end
     end
     if #modes > 0 then return table.concat(modes, ",") end
   end
   return "Node,RBAC"
 end
 
-function M.command(ctx)
+-- command(ctx [, warnings]): the container's command; what it had to ignore goes to warnings.
+function M.command(ctx, warnings)
+  warnings = warnings or {}
   local c = ctx.cluster
   local dir = c.certificatesDir
-  local addr = ctx.advertise_address
+  local addr = ctx.endpoint.address
   local args = {
     { name = "advertise-address", value = addr },
     { name = "enable-admission-plugins", value = "NodeRestriction" },
@@ -40,7 +39,7 @@ function M.command(ctx)
     { name = "kubelet-client-certificate", value = dir .. "/apiserver-kubelet-client.crt" },
     { name = "kubelet-client-key", value = dir .. "/apiserver-kubelet-client.key" },
     { name = "enable-bootstrap-token-auth", value = "true" },
-    { name = "secure-port", value = tostring(ctx.bind_port) },
+    { name = "secure-port", value = tostring(ctx.endpoint.port) },
     { name = "allow-privileged", value = "true" },
     { name = "kubelet-preferred-address-types", value = "InternalIP,ExternalIP,Hostname" },
     -- front proxy: added unconditionally, as kubeadm does
@@ -72,7 +71,7 @@ function M.command(ctx)
   end
   local extra = c.apiServer.extraArgs or {}
   if not mf.get_arg(extra, "authorization-config") then
-    mf.set_arg(args, "authorization-mode", authz_modes(ctx, (mf.get_arg(extra, "authorization-mode"))))
+    mf.set_arg(args, "authorization-mode", authz_modes((mf.get_arg(extra, "authorization-mode")), warnings))
   end
   mf.add_version_flags(ctx, args, "apiserver")
   local cmd = { "kube-apiserver" }
@@ -97,14 +96,15 @@ function M.mounts(ctx)
 end
 
 function M.render(ctx)
-  local addr = ctx.advertise_address
+  local warnings = {}
+  local addr = ctx.endpoint.address
   local host = (addr and addr ~= "") and mf.probe_address(addr) or "127.0.0.1"
-  local port = ctx.bind_port
+  local port = ctx.endpoint.port
   local m = M.mounts(ctx)
   local container = mf.container {
     name = M.name,
     image = mf.kube_image(ctx, M.name),
-    command = M.command(ctx),
+    command = M.command(ctx, warnings),
     volumeMounts = mf.volume_mounts(m),
     livenessProbe = mf.liveness(host, "/livez", port, "HTTPS"),
     readinessProbe = mf.readiness(host, "/readyz", port, "HTTPS"),
@@ -115,7 +115,9 @@ function M.render(ctx)
   local pod = mf.pod(container, m, {
     ["kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint"] = join_host_port(addr, tostring(port)),
   })
-  return mf.artifacts(M.name, pod)
+  local a = mf.artifacts(M.name, pod)
+  a.warnings = warnings
+  return a
 end
 
 return mf.static_pod(M)

@@ -7,15 +7,9 @@ local M = { name = "kube-controller-manager", phase = "control-plane/controller-
 M.FLEXVOLUME_DIR = "/usr/libexec/kubernetes/kubelet-plugins/volume/exec"
 M.PORT = 10257
 
--- External CA mode (ca.crt without ca.key): the csrsigning controller must not start, so
--- kubeadm passes empty signing flags. Looked up once per run through ctx.fs.
-local function external_ca(ctx)
-  if ctx.external_ca == nil then
-    local dir = ctx.cluster.certificatesDir
-    ctx.external_ca = ctx.fs ~= nil and ctx.fs.exists(dir .. "/ca.crt") and not ctx.fs.exists(dir .. "/ca.key")
-  end
-  return ctx.external_ca
-end
+-- External CA mode (ca.crt without ca.key, found by kboot.manifest's node_facts): the csrsigning
+-- controller must not start, so kubeadm passes empty signing flags.
+local function external_ca(ctx) return ctx.cache.external_ca == true end
 
 function M.command(ctx)
   local c = ctx.cluster

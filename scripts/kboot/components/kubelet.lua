@@ -44,11 +44,8 @@ local function overlay(dst, src)
 end
 
 -- Is systemd-resolved in use? kubeadm asks the init system whether the service is active;
--- kboot looks for the file it maintains, through ctx.fs (so --root sandboxes see their own).
-local function resolved_active(ctx)
-  if ctx.systemd_resolved ~= nil then return ctx.systemd_resolved end
-  return ctx.fs ~= nil and ctx.fs.exists(M.RESOLVED_CONF)
-end
+-- kboot looks for the file it maintains on this host (the host facts).
+local function resolved_active(ctx) return ctx.host.systemd_resolved == true end
 
 -- The KubeletConfiguration kubeadm writes: its defaults on top of the zero-valued duration
 -- fields that marshalling the v1beta1 type produces, then the user's document over it.
@@ -91,7 +88,7 @@ function M.config(ctx)
   }
   if resolved_active(ctx) then cfg.resolvConf = M.RESOLVED_CONF end
   if ctx.kubelet then overlay(cfg, ctx.kubelet) end
-  if M.node_local_cri_socket(ctx) then cfg.containerRuntimeEndpoint = ctx.init.nodeRegistration.criSocket or "" end
+  if M.node_local_cri_socket(ctx) then cfg.containerRuntimeEndpoint = ctx.node.criSocket or "" end
   -- kubeadm hard-codes these two whatever the user wrote
   cfg.rotateCertificates = true
   cfg.apiVersion, cfg.kind = "kubelet.config.k8s.io/v1beta1", "KubeletConfiguration"
@@ -108,28 +105,19 @@ local function go_quote(s)
   end) .. '"'
 end
 
-function M.hostname(ctx)
-  if ctx.hostname then return ctx.hostname end
-  for _, p in ipairs({ "/proc/sys/kernel/hostname", "/etc/hostname" }) do
-    local h = ctx.fs and ctx.fs.read(p)
-    if h then
-      h = h:match("^%s*(.-)%s*$"):lower()
-      if h ~= "" then return h end
-    end
-  end
-  return nil
-end
+-- The host name the kubelet registers under without --hostname-override: this host's.
+function M.hostname(ctx) return ctx.host.hostname end
 
 -- The kubelet flags kubeadm computes (buildKubeletArgs), merged with kubeletExtraArgs.
 function M.flags(ctx)
-  local nr = ctx.init.nodeRegistration
+  local nr = ctx.node
   local args = {}
   if (nr.criSocket or "") ~= "" and not M.node_local_cri_socket(ctx) then
     args[#args + 1] = { name = "container-runtime-endpoint", value = nr.criSocket }
   end
   mf.add_version_flags(ctx, args, "kubelet", { ["pod-infra-container-image"] = mf.pause_image(ctx) })
   -- init registers taints later (mark-control-plane), so no --register-with-taints here
-  local node = mf.get_arg(nr.kubeletExtraArgs, "hostname-override") or ctx.node_name
+  local node = mf.get_arg(nr.kubeletExtraArgs, "hostname-override") or ctx.node.name
   if node ~= M.hostname(ctx) then args[#args + 1] = { name = "hostname-override", value = node } end
   return mf.args_to_command(args, nr.kubeletExtraArgs)
 end
@@ -137,7 +125,7 @@ end
 function M.render(ctx)
   local yaml = require("kboot.yaml")
   local text, err = yaml.encode(M.config(ctx))
-  if not text then mf.fail(M.phase, "cannot encode the kubelet configuration: %s", tostring(err)) end
+  if not text then return nil, require("kboot.error").new("render", "cannot encode the kubelet configuration: " .. tostring(err)) end
   local a = {
     dirs = { { path = M.DIR, mode = M.DIR_MODE } },
     files = {
@@ -148,34 +136,23 @@ function M.render(ctx)
   }
   if M.node_local_cri_socket(ctx) then
     local inst = assert(yaml.encode({ apiVersion = "kubelet.config.k8s.io/v1beta1", kind = "KubeletConfiguration",
-                                      containerRuntimeEndpoint = ctx.init.nodeRegistration.criSocket or "" }))
+                                      containerRuntimeEndpoint = ctx.node.criSocket or "" }))
     table.insert(a.files, 2, { path = M.INSTANCE_CONFIG, mode = M.FILE_MODE, content = inst })
   end
   return a
 end
 
+-- the generic save, with a line per file
 function M.save(ctx, a)
-  for _, d in ipairs(a.dirs or {}) do
-    local ok, err = ctx.fs.mkdir(d.path, d.mode)
-    if not ok then mf.fail(M.phase, "cannot create %s: %s", d.path, tostring(err)) end
-  end
-  local log = ctx.log or require("kboot.log")
-  for _, f in ipairs(a.files) do
-    log.info("kubelet-start", "Writing %s", f.path)
-    local ok, err = ctx.fs.write(f.path, f.content, f.mode, { mkdir = true, dir_mode = M.DIR_MODE })
-    if not ok then mf.fail(M.phase, "cannot write %s: %s", f.path, tostring(err)) end
-  end
-  return true
+  for _, f in ipairs(a.files) do ctx.log.info("kubelet-start", "Writing %s", f.path) end
+  return require("kboot.component").save(ctx, a)
 end
 
-function M.apply(ctx, a) return true end
 
+
+-- What this node's reset removes of the kubelet's: the files kubelet-start wrote.
 function M.clean(ctx)
-  for _, p in ipairs({ M.FLAGS, M.INSTANCE_CONFIG, M.CONFIG }) do
-    local ok, err = ctx.fs.remove(p)
-    if not ok then return nil, err end
-  end
-  return true
+  return require("kboot.component").remove_files(ctx, { M.FLAGS, M.INSTANCE_CONFIG, M.CONFIG })
 end
 
 local function first_existing(ctx, paths)
@@ -206,7 +183,7 @@ function M.start(ctx)
   -- the kubelet reads these files: an open kboot.fs batch must land first
   if ctx.fs.flush then
     local fok, ferr = ctx.fs.flush()
-    if not fok then mf.fail(M.phase, "cannot write the kubelet files: %s", tostring(ferr)) end
+    if not fok then return nil, require("kboot.error").new("kubelet-start", "cannot write the kubelet files: " .. tostring(ferr)) end
   end
   log.info("kubelet-start", "Starting the kubelet")
   local ok = os.execute("systemctl restart kubelet")
@@ -217,9 +194,10 @@ function M.start(ctx)
   return true
 end
 
-function M.run(ctx)
-  M.save(ctx, M.render(ctx))
-  M.start(ctx)
+-- after the files: (re)start the kubelet; not being able to is a note, not a failure
+function M.after(ctx)
+  local ok, err = M.start(ctx)
+  if ok == nil then return nil, err end
   return true
 end
 
