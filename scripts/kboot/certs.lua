@@ -22,6 +22,17 @@ function M.fail(op, fmt, ...)
 end
 local fail = M.fail
 
+-- returning(fn) -> a phase run: fn's raised kboot.error comes back as nil, err (the phase convention);
+-- anything else raised (a bug) is raised on.
+function M.returning(fn)
+  return function(...)
+    local ok, r, e = pcall(fn, ...)
+    if ok then return r, e end
+    if errors.is(r) then return nil, r end
+    error(r, 0)
+  end
+end
+
 local function log(ctx) return ctx.log or require("kboot.log") end
 
 local function read_opt(ctx, path)
@@ -340,11 +351,11 @@ function M.phases()
     out[#out + 1] = {
       name = "certs/" .. e.name,
       help = ("Generate the %s"):format(e.long),
-      run = function(ctx) return M.ensure(ctx, e.name) end,
+      run = M.returning(function(ctx) return M.ensure(ctx, e.name) end),
     }
   end
   out[#out + 1] = { name = "certs/sa", help = "Generate a private key for signing service account tokens along with its public key",
-                    run = M.ensure_sa }
+                    run = M.returning(M.ensure_sa) }
   return out
 end
 
@@ -357,8 +368,10 @@ function M.clean(ctx)
 end
 
 -- Everything at once (what `kboot init` does through the phases).
+-- Raises the first failure as a kboot.error.
 function M.run_all(ctx)
-  for _, p in ipairs(M.phases()) do p.run(ctx) end
+  for _, e in ipairs(tbl.certs) do M.ensure(ctx, e.name) end
+  M.ensure_sa(ctx)
   return true
 end
 

@@ -166,7 +166,7 @@ function M.phases()
   local out = {}
   for _, s in ipairs(M.specs) do
     out[#out + 1] = { name = "kubeconfig/" .. s.name, help = s.help,
-                      run = function(ctx) return M.ensure(ctx, s.name) end }
+                      run = certs.returning(function(ctx) return M.ensure(ctx, s.name) end) }
   end
   return out
 end
@@ -180,8 +180,9 @@ function M.clean(ctx)
   return require("kboot.component").remove_files(ctx, paths)
 end
 
+-- Everything at once; raises the first failure as a kboot.error.
 function M.run_all(ctx)
-  for _, p in ipairs(M.phases()) do p.run(ctx) end
+  for _, s in ipairs(M.specs) do M.ensure(ctx, s.name) end
   return true
 end
 

@@ -90,6 +90,14 @@ function TestCerts:test_mismatch_is_reported_and_nothing_changes()
   -- the etcd server cert names the advertise address too
   msg = phase_error(certs.ensure, ctx, "etcd-server")
   lu.assertStrContains(msg, "missing IP SAN 10.0.0.99")
+  -- the phase itself returns the failure (nil, kboot.error) instead of raising it
+  local entry
+  for _, p in ipairs(certs.phases()) do if p.name == "certs/apiserver" then entry = p end end
+  local ok, err = entry.run(ctx)
+  lu.assertNil(ok)
+  lu.assertTrue(require("kboot.error").is(err))
+  lu.assertStrContains(tostring(err), "missing IP SAN 10.0.0.99")
+  lu.assertEquals(t.tree_hash(self.root), before)
   -- another node name changes the CN of etcd certs
   ctx = new_ctx(self.root, { init = { nodeRegistration = { name = "node-2" } } })
   msg = phase_error(certs.ensure, ctx, "etcd-peer")
