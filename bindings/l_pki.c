@@ -320,16 +320,6 @@ void pki_san_field(int kind, const char *v, void *ud)
     lua_pop(f->L, 1);
 }
 
-void pki_push_hex(lua_State *L, const ASN1_OCTET_STRING *os, const char *field)
-{
-    char *h = os ? kb_pki_hex(ASN1_STRING_get0_data(os), (size_t)ASN1_STRING_length(os)) : NULL;
-    if (h) {
-        lua_pushstring(L, h);
-        lua_setfield(L, -2, field);
-    }
-    free(h);
-}
-
 void pki_set_str(lua_State *L, const char *k, const char *v)
 {
     if (v) {

@@ -46,7 +46,6 @@ void pki_check_spec(lua_State *L, int arg, struct kb_cert_spec *s, int csr_only)
 struct filler { lua_State *L; int t; int cn_set; };
 void pki_push_name(lua_State *L, const X509_NAME *n, const char *field, const char *strfield);
 void pki_san_field(int kind, const char *v, void *ud);
-void pki_push_hex(lua_State *L, const ASN1_OCTET_STRING *os, const char *field);
 void pki_set_str(lua_State *L, const char *k, const char *v);
 void pki_set_int(lua_State *L, const char *k, lua_Integer v);
 void pki_push_keyinfo(lua_State *L, EVP_PKEY *k);

@@ -117,11 +117,24 @@ static int cert_info(lua_State *L)
     int t = lua_gettop(L);
     pki_push_name(L, X509_get_subject_name(x), "subject", "subject_string");
     pki_push_name(L, X509_get_issuer_name(x), "issuer", "issuer_string");
-    char *serial = kb_pki_cert_serial_hex(x);
-    pki_set_str(L, "serial", serial);
-    free(serial);
-    pki_set_int(L, "not_before", kb_pki_cert_not_before(x));
-    pki_set_int(L, "not_after", kb_pki_cert_not_after(x));
+    struct kb_cert_info ci;
+    kb_err e;
+    if (kb_pki_cert_info(x, &ci, &e) < 0) {
+        kb_pki_cert_info_free(&ci);
+        return luaL_error(L, "%s", e.msg);
+    }
+    pki_set_str(L, "serial", ci.serial_hex);
+    pki_set_int(L, "not_before", ci.not_before);
+    pki_set_int(L, "not_after", ci.not_after);
+    lua_pushboolean(L, ci.is_ca);
+    lua_setfield(L, t, "is_ca");
+    if (ci.path_len >= 0)
+        pki_set_int(L, "path_len", ci.path_len);
+    pki_set_str(L, "signature_algorithm", ci.sig_alg);
+    pki_set_str(L, "ski", ci.ski_hex);
+    pki_set_str(L, "aki", ci.aki_hex);
+    pki_set_int(L, "version", ci.version);
+    kb_pki_cert_info_free(&ci);
     lua_newtable(L);
     lua_setfield(L, t, "dns");
     lua_newtable(L);
@@ -148,24 +161,15 @@ static int cert_info(lua_State *L)
         for (size_t j = 0; (name = kb_pki_eku_name(j, &nid)); j++)
             if (nid == nids[i])
                 en = name;
-        lua_pushstring(L, en ? en : nids[i] != NID_undef ? OBJ_nid2ln(nids[i]) : "unknown");
+        lua_pushstring(L, en ? en : kb_pki_nid_name(nids[i]));
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, t, "ext_key_usages");
 
-    lua_pushboolean(L, (X509_get_extension_flags(x) & EXFLAG_CA) != 0);
-    lua_setfield(L, t, "is_ca");
-    long pl = X509_get_pathlen(x);
-    if (pl >= 0)
-        pki_set_int(L, "path_len", pl);
     pki_push_keyinfo(L, X509_get0_pubkey(x));
     char pin[KB_PIN_LEN];
     if (kb_pki_cert_pin(x, pin, NULL) == 0)
         pki_set_str(L, "spki_pin", pin);
-    pki_set_str(L, "signature_algorithm", OBJ_nid2ln(X509_get_signature_nid(x)));
-    pki_push_hex(L, X509_get0_subject_key_id(x), "ski");
-    pki_push_hex(L, X509_get0_authority_key_id(x), "aki");
-    pki_set_int(L, "version", X509_get_version(x) + 1);
     return 1;
 }
 

@@ -56,7 +56,7 @@ static int csr_info(lua_State *L)
     struct filler f = { L, t, 0 };
     kb_pki_csr_sans(r, pki_san_field, &f);
     pki_push_keyinfo(L, X509_REQ_get0_pubkey(r));
-    pki_set_str(L, "signature_algorithm", OBJ_nid2ln(X509_REQ_get_signature_nid(r)));
+    pki_set_str(L, "signature_algorithm", kb_pki_csr_sig_alg(r));
     return 1;
 }
 

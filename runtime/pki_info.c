@@ -104,3 +104,39 @@ size_t kb_pki_cert_ekus(const X509 *c, int *out, size_t max)
     EXTENDED_KEY_USAGE_free(eku);
     return n;
 }
+
+int kb_pki_cert_info(X509 *c, struct kb_cert_info *out, kb_err *e)
+{
+    memset(out, 0, sizeof *out);
+    out->version = (int)X509_get_version(c) + 1;
+    out->not_before = kb_pki_cert_not_before(c);
+    out->not_after = kb_pki_cert_not_after(c);
+    out->is_ca = (X509_get_extension_flags(c) & EXFLAG_CA) != 0;
+    out->path_len = X509_get_pathlen(c);
+    out->sig_alg = kb_pki_nid_name(X509_get_signature_nid(c));
+    const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(c), *aki = X509_get0_authority_key_id(c);
+    out->serial_hex = kb_pki_cert_serial_hex(c);
+    if (ski)
+        out->ski_hex = kb_pki_hex(ASN1_STRING_get0_data(ski), (size_t)ASN1_STRING_length(ski));
+    if (aki)
+        out->aki_hex = kb_pki_hex(ASN1_STRING_get0_data(aki), (size_t)ASN1_STRING_length(aki));
+    if (!out->serial_hex || (ski && !out->ski_hex) || (aki && !out->aki_hex))
+        return kb_err_set(e, "cert_info", "out of memory");
+    return 0;
+}
+
+void kb_pki_cert_info_free(struct kb_cert_info *i)
+{
+    free(i->serial_hex);
+    free(i->ski_hex);
+    free(i->aki_hex);
+    i->serial_hex = i->ski_hex = i->aki_hex = NULL;
+}
+
+const char *kb_pki_csr_sig_alg(const X509_REQ *r) { return kb_pki_nid_name(X509_REQ_get_signature_nid(r)); }
+
+const char *kb_pki_nid_name(int nid)
+{
+    const char *n = nid != NID_undef ? OBJ_nid2ln(nid) : NULL;
+    return n ? n : "unknown";
+}

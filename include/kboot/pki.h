@@ -139,6 +139,22 @@ void kb_pki_name_each(const X509_NAME *n, void (*fn)(int, const char *, void *),
 char *kb_pki_name_string(const X509_NAME *n);
 /* Hex of a byte string (serial, SKI, AKI); free(). NULL on NULL input. */
 char *kb_pki_hex(const unsigned char *p, size_t len);
+/* The scalar facts of a certificate, in one call (the rest: names, SANs, usages, EKUs, key). */
+struct kb_cert_info {
+    int version;            /* 1..3 */
+    char *serial_hex;       /* lower-case hex */
+    int64_t not_before, not_after;
+    int is_ca;              /* basicConstraints CA:TRUE */
+    long path_len;          /* -1: no pathLenConstraint */
+    const char *sig_alg;    /* long name of the signature algorithm (static) */
+    char *ski_hex, *aki_hex; /* key identifiers, NULL when absent */
+};
+/* 0, or -1 with e (memory). Free with kb_pki_cert_info_free, also after a failure. */
+int kb_pki_cert_info(X509 *c, struct kb_cert_info *out, kb_err *e);
+void kb_pki_cert_info_free(struct kb_cert_info *i);
+/* Long name of a CSR's signature algorithm, and of an object NID ("unknown" when none). */
+const char *kb_pki_csr_sig_alg(const X509_REQ *r);
+const char *kb_pki_nid_name(int nid);
 char *kb_pki_cert_serial_hex(const X509 *c);
 /* SAN entries: calls fn(kind 'D'|'I', text, ud) for each DNS/IP entry. */
 void kb_pki_cert_sans(const X509 *c, void (*fn)(int, const char *, void *), void *ud);

@@ -201,6 +201,28 @@ static void test_sign_and_verify(void **state)
     kb_pki_key_pin(k, pin2, &e);
     assert_string_equal(pin1, pin2);
 
+    /* the scalar facts in one call: a v3 leaf, not a CA, with both key identifiers; the CA's
+     * SKI is the leaf's AKI */
+    struct kb_cert_info li, ci;
+    assert_int_equal(kb_pki_cert_info(leaf, &li, &e), 0);
+    assert_int_equal(kb_pki_cert_info(ca, &ci, &e), 0);
+    assert_int_equal(li.version, 3);
+    assert_string_equal(li.serial_hex, "1f");
+    assert_false(li.is_ca);
+    assert_int_equal(li.path_len, -1);
+    assert_true(ci.is_ca);
+    assert_int_equal(li.not_after - li.not_before, 365 * 86400);
+    assert_string_equal(li.sig_alg, OBJ_nid2ln(X509_get_signature_nid(leaf)));
+    /* as Go's x509 (kubeadm): a leaf carries no SKI of its own, only the AKI of its CA */
+    assert_null(li.ski_hex);
+    assert_non_null(li.aki_hex);
+    assert_non_null(ci.ski_hex);
+    assert_string_equal(li.aki_hex, ci.ski_hex);
+    kb_pki_cert_info_free(&li);
+    kb_pki_cert_info_free(&ci);
+    kb_pki_cert_info_free(&li); /* twice is safe */
+    assert_string_equal(kb_pki_nid_name(NID_undef), "unknown");
+
     size_t len;
     char *pem = kb_pki_cert_pem(leaf, &len, &e);
     X509 *again = kb_pki_load_cert(pem, len, &e);
