@@ -1,5 +1,5 @@
 /* kboot.http: HTTP(S) client userdata over runtime/http.c, with JSON in and out (lua-cjson)
- * and Kubernetes Status objects turned into error objects. */
+ * and error statuses turned into error objects (status, body). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,73 +328,27 @@ static void push_resp(lua_State *L, const kb_http_resp *r)
     lua_setfield(L, -2, "http_version");
 }
 
-/* The reason client-go gives a status code when the body is not a Status object. */
-static const char *status_reason(long s)
-{
-    switch (s) {
-    case 400: return "BadRequest";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "NotFound";
-    case 405: return "MethodNotAllowed";
-    case 406: return "NotAcceptable";
-    case 409: return "Conflict";
-    case 410: return "Expired";
-    case 413: return "RequestEntityTooLarge";
-    case 415: return "UnsupportedMediaType";
-    case 422: return "Invalid";
-    case 429: return "TooManyRequests";
-    case 500: return "InternalError";
-    case 503: return "ServiceUnavailable";
-    case 504: return "Timeout";
-    default: return s >= 500 ? "InternalError" : "Unknown";
-    }
-}
-
-/* nil, err for an error status: err {op, msg, status, reason, body}; a Kubernetes Status body
- * gives reason and message. Needs UV_DECODE. */
+/* nil, err for an error status: err {op, msg, status, body}. The message is the status and the
+ * first 200 bytes of the body on one line; what the body means (a Kubernetes Status, say) is
+ * for the caller to read (kboot.kube does). */
 static int push_status_error(lua_State *L, const char *method, const char *path, const kb_http_resp *r)
 {
-    const char *reason = NULL, *message = NULL;
-    lua_pushvalue(L, UV_DECODE);
-    lua_pushlstring(L, r->body, r->body_len);
-    lua_call(L, 1, 1);
-    if (lua_istable(L, -1)) {
-        int t = lua_gettop(L);
-        lua_getfield(L, t, "kind");
-        if (lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "Status") == 0) {
-            if (lua_getfield(L, t, "reason") == LUA_TSTRING && lua_rawlen(L, -1) > 0)
-                reason = lua_tostring(L, -1);
-            if (lua_getfield(L, t, "message") == LUA_TSTRING)
-                message = lua_tostring(L, -1);
-        }
-    }
-    if (!reason)
-        reason = status_reason(r->status);
     kb_err e;
     memset(&e, 0, sizeof e);
     snprintf(e.op, sizeof e.op, "%s", method);
     e.status = r->status;
-    if (message)
-        snprintf(e.msg, sizeof e.msg, "%s %s: %ld %s: %s", method, path, r->status, reason, message);
-    else {
-        /* First 200 bytes of whatever the server said, on one line. */
-        char excerpt[201];
-        size_t n = r->body_len < 200 ? r->body_len : 200;
-        for (size_t i = 0; i < n; i++) {
-            unsigned char ch = (unsigned char)r->body[i];
-            excerpt[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
-        }
-        while (n > 0 && excerpt[n - 1] == ' ')
-            n--;
-        excerpt[n] = '\0';
-        snprintf(e.msg, sizeof e.msg, "%s %s: %ld %s%s%s", method, path, r->status, reason, n ? ": " : "",
-                 excerpt);
+    char excerpt[201];
+    size_t n = r->body_len < 200 ? r->body_len : 200;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)r->body[i];
+        excerpt[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
     }
+    while (n > 0 && excerpt[n - 1] == ' ')
+        n--;
+    excerpt[n] = '\0';
+    snprintf(e.msg, sizeof e.msg, "%s %s: %ld%s%s", method, path, r->status, n ? ": " : "", excerpt);
     lua_pushnil(L);
     kb_push_errobj(L, &e);
-    lua_pushstring(L, reason);
-    lua_setfield(L, -2, "reason");
     lua_pushlstring(L, r->body, r->body_len);
     lua_setfield(L, -2, "body");
     return 2;

@@ -77,6 +77,19 @@ local function what(kind, ns, name)
   return kind .. " " .. id
 end
 
+-- The reason client-go gives a status code when the body is not a Status object.
+M.REASONS = { [400] = "BadRequest", [401] = "Unauthorized", [403] = "Forbidden", [404] = "NotFound",
+              [405] = "MethodNotAllowed", [406] = "NotAcceptable", [409] = "Conflict", [410] = "Expired",
+              [413] = "RequestEntityTooLarge", [415] = "UnsupportedMediaType", [422] = "Invalid",
+              [429] = "TooManyRequests", [500] = "InternalError", [503] = "ServiceUnavailable", [504] = "Timeout" }
+function M.reason(status) return M.REASONS[status] or (status >= 500 and "InternalError" or "Unknown") end
+
+-- status(err) -> the Kubernetes Status in an http error's body, or nil
+function M.status(err)
+  local st = type(err) == "table" and err.body and cjson.decode(err.body)
+  if type(st) == "table" and st.kind == "Status" then return st end
+end
+
 -- One line from an http error: a Kubernetes Status gives its code, reason and message.
 local function api_error(verb, kind, ns, name, err)
   local head = verb .. " " .. what(kind, ns, name)
@@ -84,16 +97,17 @@ local function api_error(verb, kind, ns, name, err)
     local msg = tostring(err)
     return kerror.new(verb, head .. ": " .. msg, { code = type(err) == "table" and err.code or nil, msg = head .. ": " .. msg })
   end
-  local st = err.body and cjson.decode(err.body)
-  local reason, message = err.reason, nil
-  if type(st) == "table" and st.kind == "Status" then
-    reason = st.reason ~= cjson.null and st.reason or reason
-    message = st.message ~= cjson.null and st.message or nil
+  local st = M.status(err)
+  local reason, message
+  if st then
+    reason = type(st.reason) == "string" and st.reason ~= "" and st.reason or nil
+    message = type(st.message) == "string" and st.message or nil
   end
+  reason = reason or M.reason(err.status)
   if not message then message = err.body and err.body:gsub("%s+", " "):sub(1, 200) or "" end
   local msg = ("%s: %d %s: %s"):format(head, err.status, reason or "", message)
   return kerror.new(verb, msg, { msg = msg, status = err.status, reason = reason,
-                                 details = type(st) == "table" and st.details or nil })
+                                 details = st and st.details or nil })
 end
 
 local Client = {}

@@ -213,7 +213,7 @@ function CP.register_node(self)
     ["beta.kubernetes.io/os"] = "linux", ["beta.kubernetes.io/arch"] = "amd64" } } }
   local ok, err = c:json("POST", "/api/v1/nodes", node)
   c:close()
-  if not ok and err.reason ~= "AlreadyExists" then return nil, err end
+  if not ok and err.status ~= 409 then return nil, err end
   return true
 end
 

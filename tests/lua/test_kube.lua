@@ -110,4 +110,17 @@ function TestKubeDryRun:test_delete_all_deletes_each_object_in_order()
   lu.assertEquals(k:stats().requests, 0)
 end
 
+function TestKubePath:test_reasons_and_status()
+  -- client-go's reasons for a status whose body is not a Status
+  lu.assertEquals(kube.reason(404), "NotFound")
+  lu.assertEquals(kube.reason(409), "Conflict")
+  lu.assertEquals(kube.reason(422), "Invalid")
+  lu.assertEquals(kube.reason(502), "InternalError")
+  lu.assertEquals(kube.reason(418), "Unknown")
+  lu.assertNil(kube.status({ status = 500, body = "<html>oops</html>" }))
+  lu.assertNil(kube.status({ status = 500, body = '{"kind":"ConfigMap"}' }))
+  lu.assertEquals(kube.status({ status = 409, body = '{"kind":"Status","reason":"AlreadyExists"}' }).reason, "AlreadyExists")
+  lu.assertNil(kube.status("not a table"))
+end
+
 os.exit(lu.LuaUnit.run("-v"))
