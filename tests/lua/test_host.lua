@@ -12,7 +12,8 @@ function TestHost:test_version_and_help()
   ok, out = t.kboot("--help")
   lu.assertTrue(ok)
   lu.assertStrContains(out, "Built-in commands:")
-  lu.assertStrContains(out, "demo")
+  lu.assertStrContains(out, "init ")
+  lu.assertStrContains(out, "token ")
 end
 
 function TestHost:test_no_args_is_usage_error()
