@@ -1,0 +1,120 @@
+-- The Lua side of tests/lib/fake_apiserver.py, the one API server double of the Lua tests: start
+-- one per test file, hand its kube() to ctx.kube, and check what reached the server over the
+-- wire (writes(), the objects it stores) instead of what a fake client recorded.
+local t = require("testlib")
+local json = require("cjson")
+
+local M = {}
+
+local function my_pid()
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("a"):match("^(%d+)")
+  f:close()
+  return pid
+end
+
+local JSON = { ["Content-Type"] = "application/json" }
+
+local Api = {}
+Api.__index = Api
+
+-- start() -> api: a fresh server (its own store) on 127.0.0.1, stopped by api:stop() or when the
+-- test process exits.
+function M.start()
+  local d = t.tmpdir()
+  local pf = d .. "/port"
+  -- Debian's python3 (python3-yaml is installed for it), not whatever PATH finds first
+  local python = io.open("/usr/bin/python3") and "/usr/bin/python3" or "python3"
+  local pid = t.must(("%s %s %s %s >%s 2>&1 </dev/null & echo $!"):format(python,
+    t.q(t.src .. "/tests/lib/fake_apiserver.py"), t.q(pf), my_pid(), t.q(d .. "/log"))):match("%d+")
+  for _ = 1, 200 do
+    local f = io.open(pf)
+    if f then
+      local port = f:read("a")
+      f:close()
+      local self = setmetatable({ pid = pid, url = "http://127.0.0.1:" .. port }, Api)
+      self.http = assert(require("kboot.http").client({ server = self.url, retries = 0 }))
+      return self
+    end
+    os.execute("sleep 0.05")
+  end
+  os.execute("kill " .. pid)
+  error("fake API server did not start: " .. t.read(d .. "/log"))
+end
+
+-- kube([opts]) -> a kboot.kube client of this server (opts as kube.new's)
+function Api:kube(opts)
+  local http = assert(require("kboot.http").client({ server = self.url, retries = 0 }))
+  return assert(require("kboot.kube").new(http, opts))
+end
+
+local function control(self, method, path, body)
+  local r = assert(self.http:request(method, path, { body = body and json.encode(body) or nil,
+                                                     headers = JSON }))
+  assert(r.status == 200, ("%s %s: HTTP %d %s"):format(method, path, r.status, r.body))
+  return json.decode(r.body)
+end
+
+-- requests() -> { {method=, path=, query=, content_type=}, ... } every API request so far
+function Api:requests() return control(self, "GET", "/_fake/requests") end
+
+-- writes() -> { "PATCH /api/v1/...", ... }: the requests that could change something
+function Api:writes()
+  local out = {}
+  for _, r in ipairs(self:requests()) do
+    if r.method ~= "GET" then out[#out + 1] = r.method .. " " .. r.path end
+  end
+  return out
+end
+
+-- reset(): a new cluster (its namespaces only), no request log, no injected failures
+function Api:reset() control(self, "POST", "/_fake/reset") end
+
+-- sent() -> { "apply secrets kube-system/name", "create secrets kube-system/name", ... }: the
+-- writes as verb, resource and object, the way a test names what a phase should send
+function Api:sent()
+  local out = {}
+  for _, r in ipairs(self:requests()) do
+    if r.method ~= "GET" then
+      local verb = r.method == "POST" and "create" or r.method == "DELETE" and "delete"
+        or r.content_type:find("apply-patch", 1, true) and "apply" or "patch"
+      local rest = r.path:gsub("^/api/v1/", ""):gsub("^/apis/[^/]+/[^/]+/", "")
+      local ns, tail = rest:match("^namespaces/([^/]+)/(.+)$")
+      local plural, name = (tail or rest):match("^([^/]+)/?(.*)$")
+      if r.method == "POST" then name = r.name or "?" end
+      out[#out + 1] = ("%s %s %s/%s"):format(verb, plural, ns or "", name)
+    end
+  end
+  return out
+end
+
+-- forget(): clear the request log
+function Api:forget() control(self, "DELETE", "/_fake/requests") end
+
+-- fail{ method = "PATCH" | "*", path = "substring", status = 403, times = n (default: always),
+--       reason =, message = }: matching requests get that Status instead of an answer
+function Api:fail(f) control(self, "POST", "/_fake/fail", f) end
+function Api:heal() control(self, "DELETE", "/_fake/fail") end
+
+-- object(api_version, kind, ns, name) -> the stored object, or nil
+function Api:object(av, kind, ns, name)
+  local r = assert(self.http:request("GET", require("kboot.kube").path(av, kind, ns, name)))
+  if r.status == 404 then return nil end
+  assert(r.status == 200, r.body)
+  return json.decode(r.body)
+end
+
+-- put(obj) -> the stored object: create obj as another client (an admin, a kubelet) would
+function Api:put(obj)
+  local r = assert(self.http:request("POST", require("kboot.kube").path(obj.apiVersion, obj.kind, obj.metadata.namespace),
+                                     { body = json.encode(obj), headers = JSON }))
+  assert(r.status == 201, r.body)
+  return json.decode(r.body)
+end
+
+function Api:stop()
+  if self.http then self.http:close() end
+  os.execute("kill " .. self.pid .. " 2>/dev/null")
+end
+
+return M
