@@ -166,9 +166,35 @@ static int l_error_is(lua_State *L)
     return 1;
 }
 
+/* wrap(op, e): e when it is a kboot.error already, else a new one with op and tostring(e), so a
+ * phase that gets a plain message from a helper still returns the one error shape. */
+static int l_error_wrap(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    lua_settop(L, 2);
+    if (lua_getmetatable(L, 2)) {
+        luaL_getmetatable(L, KB_ERROR_MT);
+        if (lua_rawequal(L, -1, -2)) {
+            lua_settop(L, 2);
+            return 1;
+        }
+    }
+    lua_settop(L, 2);
+    kb_err e;
+    memset(&e, 0, sizeof e);
+    snprintf(e.op, sizeof e.op, "%s", lua_tostring(L, 1));
+    if (lua_istable(L, 2) && lua_getfield(L, 2, "msg") == LUA_TSTRING) /* a plain {msg=} table */
+        snprintf(e.msg, sizeof e.msg, "%s", lua_tostring(L, -1));
+    else
+        snprintf(e.msg, sizeof e.msg, "%s", luaL_tolstring(L, 2, NULL));
+    kb_push_errobj(L, &e);
+    return 1;
+}
+
 int luaopen_kboot_error(lua_State *L)
 {
-    static const luaL_Reg fns[] = { { "new", l_error_new }, { "is", l_error_is }, { NULL, NULL } };
+    static const luaL_Reg fns[] = { { "new", l_error_new }, { "is", l_error_is }, { "wrap", l_error_wrap },
+                                    { NULL, NULL } };
     luaL_newlib(L, fns);
     push_errmeta(L);
     lua_setfield(L, -2, "meta");

@@ -125,4 +125,21 @@ function TestRun:test_a_module_that_fails_to_load_is_the_phase_error()
   lu.assertEquals(phases.error_line(f[1]), "error execution phase broken: kboot/test_broken.lua:3: syntax")
 end
 
+TestErrors = {}
+
+function TestErrors:test_wrap_keeps_an_error_and_makes_one_of_anything_else()
+  local kerror = require("kboot.error")
+  local e = kerror.new("get", "get Node n1: 403 Forbidden: no", { status = 403 })
+  lu.assertIs(kerror.wrap("mark-control-plane", e), e)
+  local w = kerror.wrap("bootstrap-token", "bootstrapTokens[0]: bad usage")
+  lu.assertTrue(kerror.is(w))
+  lu.assertEquals(w.op, "bootstrap-token")
+  lu.assertEquals(tostring(w), "bootstrapTokens[0]: bad usage")
+  lu.assertEquals(tostring(kerror.wrap("x", { msg = "a plain table" })), "a plain table")
+  lu.assertEquals(tostring(kerror.wrap("x", 42)), "42")
+  lu.assertFalse(kerror.is("a string"))
+  lu.assertFalse(kerror.is({ msg = "look-alike" }))
+  lu.assertErrorMsgContains("bad argument #1", kerror.wrap, nil, "x")
+end
+
 os.exit(lu.LuaUnit.run())
