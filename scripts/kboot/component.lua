@@ -22,11 +22,11 @@ end
 function M.save(ctx, a)
   for _, d in ipairs(a.dirs or {}) do
     local ok, err = ctx.fs.mkdir(d.path, d.mode)
-    if not ok then return nil, kerror.new("save", ("cannot create %s: %s"):format(d.path, tostring(err))) end
+    if not ok then return nil, kerror.new("save", ("cannot create %s: %s"):format(ctx.fs.path(d.path), tostring(err))) end
   end
   for _, f in ipairs(a.files or {}) do
     local ok, err = ctx.fs.write(f.path, f.content, f.mode, { mkdir = true, dir_mode = f.dir_mode or 448 })
-    if not ok then return nil, kerror.new("save", ("cannot write %s: %s"):format(f.path, tostring(err))) end
+    if not ok then return nil, kerror.new("save", ("cannot write %s: %s"):format(ctx.fs.path(f.path), tostring(err))) end
   end
   return true
 end

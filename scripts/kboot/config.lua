@@ -10,10 +10,6 @@ local duration = time.parse_duration
 
 local M = {}
 
--- TRANSITIONAL (issue 8): tokens.lua and the online phases still call these; the online branch
--- moves them to kboot.time. Deleted by the last commit of the core branch.
-M.duration, M.format_duration = time.parse_duration, time.format_duration
-
 M.GROUP = "kubeadm.k8s.io"
 M.DEFAULT_CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
 M.DEFAULT_TOKEN_GROUP = "system:bootstrappers:kubeadm:default-node-token"

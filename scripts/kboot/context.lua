@@ -177,15 +177,6 @@ local function seconds(timeouts)
   return out
 end
 
--- The names the components and online phases read before the contract's (ctx.node.name,
--- ctx.endpoint, ctx.host): TRANSITIONAL, delete this function and its call once the components and
--- online branches of issue 8 are merged (they read the contract's names only).
-local function legacy(ctx)
-  ctx.node_name = ctx.node.name
-  ctx.advertise_address, ctx.bind_port = ctx.endpoint.address, ctx.endpoint.port
-  ctx.hostname, ctx.systemd_resolved = ctx.host.hostname, ctx.host.systemd_resolved
-end
-
 local FLOWS = { init = "control-plane" }
 
 -- new{ flow=, parts=, opts=, host=, fs=, log=, now=, role= } -> ctx
@@ -220,7 +211,6 @@ function M.new(o)
     cache = {},
     init = init,
   }
-  legacy(ctx)
   return ctx
 end
 

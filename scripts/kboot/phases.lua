@@ -154,9 +154,6 @@ local function runner_of(e)
       if m.skip then return m.skip(ctx) end
       return false
     end
-    -- TRANSITIONAL (issue 8): until the components branch lands, a module may still carry its own
-    -- run (render, save, log, start); afterwards every component goes through kboot.component.run.
-    if type(m.run) == "function" then return m.run, skip end
     return function(ctx) return require("kboot.component").run(ctx, m) end, skip
   end
   local p = module_phase(e)
@@ -169,7 +166,6 @@ local function message(ctx, e, raised)
   local mt = type(e) == "table" and getmetatable(e)
   local msg
   if mt and mt.__tostring then msg = tostring(e)
-  elseif type(e) == "table" and e.msg then msg = tostring(e.msg) -- TRANSITIONAL: plain {msg=} raises
   else msg = tostring(e) end
   if raised and type(e) ~= "table" and not (ctx.log.level and ctx.log.level() >= 3) then
     msg = msg:match("^[^\n]*") .. (msg:find("\n") and " (run with -v for details)" or "")

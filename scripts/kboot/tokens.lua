@@ -41,7 +41,7 @@ end
 
 -- ttl(s) -> seconds (0 = never expires) | nil, why. Go duration syntax, as kubeadm's --ttl.
 function M.ttl(s)
-  local secs, why = require("kboot.config").duration(s)
+  local secs, why = require("kboot.time").parse_duration(s)
   if not secs then return nil, why end
   if secs < 0 then return nil, ("TTL %q is negative (use 0 for a token that never expires)"):format(s) end
   return math.floor(secs)

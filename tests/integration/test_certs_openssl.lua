@@ -53,7 +53,6 @@ local function expect_sans(dns, ips)
 end
 
 TestOpenssl = {}
-function TestOpenssl:setUp() fixture.skip_unless(lu, "pki", "fs") end
 function TestOpenssl:tearDown() fs.set_root("/"); t.cleanup() end
 
 function TestOpenssl:test_full_tree_rsa2048()

@@ -5,16 +5,10 @@ local lu = require("luaunit")
 local t = require("testlib")
 
 local DATA = t.src .. "/tests/data/config"
-local function need_yaml()
-  local ok, y = pcall(require, "kboot.yaml")
-  if not ok or type(y.encode_all) ~= "function" then lu.skip("kboot.yaml is not in this build yet") end
-end
-
 TestConfigCmd = {}
 function TestConfigCmd:tearDown() t.cleanup() end
 
 function TestConfigCmd:test_print_init_defaults_is_kubeadms_text()
-  need_yaml()
   local ok, out = t.sh(t.q(t.bin) .. " config print init-defaults 2>/dev/null")
   lu.assertTrue(ok, out)
   local v = require("kboot.versions").default_version:sub(2)
@@ -30,16 +24,13 @@ function TestConfigCmd:test_print_init_defaults_is_kubeadms_text()
 end
 
 function TestConfigCmd:test_component_configs()
-  need_yaml()
   local ok, out = t.sh(t.q(t.bin) .. " config print init-defaults --component-configs KubeProxyConfiguration 2>&1")
   lu.assertTrue(ok, out)
   lu.assertStrContains(out, "kind: KubeProxyConfiguration")
-  if pcall(require, "kboot.components.kubelet") then
-    ok, out = t.sh(t.q(t.bin) .. " config print init-defaults --component-configs KubeletConfiguration 2>&1")
-    lu.assertTrue(ok, out)
-    lu.assertStrContains(out, "kind: KubeletConfiguration")
-    lu.assertStrContains(out, "clusterDNS:\n- 10.96.0.10\n")
-  end
+  ok, out = t.sh(t.q(t.bin) .. " config print init-defaults --component-configs KubeletConfiguration 2>&1")
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, "kind: KubeletConfiguration")
+  lu.assertStrContains(out, "clusterDNS:\n- 10.96.0.10\n")
   local _, _, code = t.kboot("config print init-defaults --component-configs Nope")
   lu.assertEquals(code, 2)
 end
@@ -67,7 +58,6 @@ registry.k8s.io/etcd:3.6.4-0
 end
 
 function TestConfigCmd:test_images_list_from_config()
-  need_yaml()
   local d = t.tmpdir()
   t.write(d .. "/c.yaml", [[
 apiVersion: kubeadm.k8s.io/v1beta4
@@ -94,7 +84,6 @@ reg.example/k8s/pause:3.9
 end
 
 function TestConfigCmd:test_validate()
-  need_yaml()
   for _, f in ipairs({ "v1beta3-init-defaults", "v1beta4-init-defaults", "v1beta3-full", "v1beta4-full" }) do
     local ok, out = t.kboot("config validate --config " .. t.q(DATA .. "/good/" .. f .. ".yaml"))
     lu.assertTrue(ok, f .. ": " .. out)

@@ -18,11 +18,6 @@ local CERT_KEY = ("0123456789abcdef"):rep(4)
 local skip = controlplane.missing()
 local cp, root, plan, init_out, init_rc, start_err
 
-local function has(mod)
-  -- the phase modules are embedded in this very binary
-  return (pcall(require, mod))
-end
-
 local function run_init(extra)
   local logf = root .. "/init-" .. os.time() .. "-" .. math.random(1e6) .. ".log"
   local rcf = logf .. ".rc"
@@ -70,10 +65,6 @@ local function eventually(args, timeout, pred)
   error("timed out: kubectl " .. args .. ": " .. tostring(last), 2)
 end
 
-local function need(mod, phase)
-  if not has(mod) then lu.skip(phase .. ": module " .. mod .. " is not in this build yet") end
-end
-
 TestE2EInit = {}
 function TestE2EInit:setUp()
   if skip then lu.skip(skip) end
@@ -96,7 +87,6 @@ function TestE2EInit:test_02_control_plane_from_kboot_manifests_works()
 end
 
 function TestE2EInit:test_03_upload_config_and_admin_conf_works()
-  need("kboot.online.upload_config", "upload-config")
   -- admin.conf (O=kubeadm:cluster-admins) works only through the kubeadm:cluster-admins binding
   lu.assertEquals(kubectl("auth can-i '*' '*'"), "yes\n")
   local crb = jget("get clusterrolebinding kubeadm:cluster-admins")
@@ -118,7 +108,6 @@ function TestE2EInit:test_03_upload_config_and_admin_conf_works()
 end
 
 function TestE2EInit:test_04_mark_control_plane()
-  need("kboot.online.mark_control_plane", "mark-control-plane")
   local node = jget("get node " .. cp.node_name)
   lu.assertEquals(node.metadata.labels["node-role.kubernetes.io/control-plane"], "")
   lu.assertNotNil(node.metadata.labels["node.kubernetes.io/exclude-from-external-load-balancers"])
@@ -130,7 +119,6 @@ function TestE2EInit:test_04_mark_control_plane()
 end
 
 function TestE2EInit:test_05_bootstrap_token_and_signed_cluster_info()
-  need("kboot.online.bootstrap_token", "bootstrap-token")
   local s = jget("-n kube-system get secret bootstrap-token-" .. TOKEN_ID)
   lu.assertEquals(s.type, "bootstrap.kubernetes.io/token")
   lu.assertEquals(crypto.unbase64(s.data["token-secret"]), TOKEN_SECRET)
@@ -160,8 +148,6 @@ function TestE2EInit:test_05_bootstrap_token_and_signed_cluster_info()
 end
 
 function TestE2EInit:test_06_token_list_shows_the_token()
-  need("kboot.online.bootstrap_token", "bootstrap-token")
-  if not has("kboot.tokens") then lu.skip("kboot token is not in this build yet") end
   local out = t.must(t.q(t.bin) .. " token list --root " .. t.q(root))
   lu.assertStrContains(out, "TOKEN")
   lu.assertStrContains(out, TOKEN)
@@ -169,7 +155,6 @@ function TestE2EInit:test_06_token_list_shows_the_token()
 end
 
 function TestE2EInit:test_07_upload_certs()
-  need("kboot.online.upload_certs", "upload-certs")
   local s = jget("-n kube-system get secret kubeadm-certs")
   for _, k in ipairs({ "ca.crt", "ca.key", "sa.key", "sa.pub", "front-proxy-ca.crt", "front-proxy-ca.key",
                        "etcd-ca.crt", "etcd-ca.key" }) do
@@ -185,12 +170,10 @@ function TestE2EInit:test_07_upload_certs()
 end
 
 function TestE2EInit:test_08_addons()
-  need("kboot.components.coredns", "addon/coredns")
   local dep = jget("-n kube-system get deployment coredns")
   lu.assertStrContains(dep.spec.template.spec.containers[1].image, "coredns")
   lu.assertEquals(kubectl("-n kube-system get service kube-dns -o jsonpath='{.spec.clusterIP}'"), "10.96.0.10")
   kubectl("-n kube-system get configmap coredns")
-  need("kboot.components.kube_proxy", "addon/kube-proxy")
   local ds = jget("-n kube-system get daemonset kube-proxy")
   lu.assertStrContains(ds.spec.template.spec.containers[1].image, "kube-proxy:v1.20.2")
   local cm = jget("-n kube-system get configmap kube-proxy")
@@ -199,7 +182,6 @@ function TestE2EInit:test_08_addons()
 end
 
 function TestE2EInit:test_09_show_join_command()
-  need("kboot.online.show_join", "show-join-command")
   lu.assertStrContains(init_out, "join 127.0.0.1:" .. cp.api_port .. " --token " .. TOKEN)
   local pin = t.must(("openssl x509 -in %s -noout -pubkey | openssl pkey -pubin -outform der | sha256sum")
     :format(t.q(root .. "/etc/kubernetes/pki/ca.crt"))):match("^(%x+)")
@@ -231,7 +213,7 @@ end
 function TestE2EInit:test_10_second_init_changes_nothing()
   lu.assertEquals(init_rc, 0, "first init failed")
   -- let controllers settle (bootstrap signer, service account tokens) before comparing
-  if has("kboot.online.bootstrap_token") then
+  do
     eventually("-n kube-public get configmap cluster-info -o json", 90, function(out)
       return cjson.decode(out).data["jws-kubeconfig-" .. TOKEN_ID] ~= nil
     end)

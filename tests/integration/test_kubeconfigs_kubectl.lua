@@ -36,7 +36,6 @@ end
 
 TestKubeconfigs = {}
 function TestKubeconfigs:setUp()
-  fixture.skip_unless(lu, "pki", "fs", "yaml", "crypto", "kubeconfig")
   self.root = t.tmpdir()
 end
 function TestKubeconfigs:tearDown() fs.set_root("/"); t.cleanup() end

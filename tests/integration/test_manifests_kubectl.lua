@@ -159,7 +159,7 @@ function TestManifestsKubectl:test_write_failure_is_clear_and_atomic()
   local before = t.tree_hash(self.root)
   local ok, err = component.run(ctx_for(self.root), components["kube-scheduler"])
   lu.assertNil(ok)
-  lu.assertStrContains(err.msg, "cannot write /etc/kubernetes/manifests/kube-scheduler.yaml")
+  lu.assertStrContains(err.msg, "cannot write " .. self.root .. "/etc/kubernetes/manifests/kube-scheduler.yaml")
   lu.assertEquals(t.tree_hash(self.root), before)
 end
 

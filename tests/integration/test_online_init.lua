@@ -72,16 +72,11 @@ function TestOnlineInit:test_online_phase_without_admin_conf_says_so()
   local ok, out, code = t.kboot(("init phase mark-control-plane --root %s --node-name n1 --apiserver-advertise-address 127.0.0.1"):format(t.q(root)))
   lu.assertFalse(ok)
   lu.assertEquals(code, 1)
-  if not pcall(require, "kboot.kube") then
-    lu.assertStrContains(out, "kboot.kube is not available")
-  else
-    lu.assertStrContains(out, "error execution phase mark-control-plane: cannot read /etc/kubernetes/admin.conf")
-    lu.assertStrContains(out, "run the kubeconfig phase first")
-  end
+  lu.assertStrContains(out, "error execution phase mark-control-plane: cannot read /etc/kubernetes/admin.conf")
+  lu.assertStrContains(out, "run the kubeconfig phase first")
 end
 
 function TestOnlineInit:test_dry_run_prints_objects_and_sends_nothing()
-  if not pcall(require, "kboot.kube") then lu.skip("kboot.kube is not in this build yet") end
   local root = t.tmpdir()
   local port = t.free_port()
   local before = t.tree_hash(root)
@@ -101,7 +96,6 @@ function TestOnlineInit:test_dry_run_prints_objects_and_sends_nothing()
 end
 
 function TestOnlineInit:test_disabled_addons_are_skipped()
-  if not pcall(require, "kboot.kube") then lu.skip("kboot.kube is not in this build yet") end
   local root, dir = t.tmpdir(), t.tmpdir()
   local f = config(dir, [[
 apiVersion: kubeadm.k8s.io/v1beta4

@@ -49,8 +49,4 @@ function M.new(o)
                                         now = o.now })
 end
 
--- TRANSITIONAL (issue 8): the components and online tests still call this; their branches remove
--- the calls and the last commit of the core branch deletes it (a missing module fails a test).
-function M.skip_unless() end
-
 return M

@@ -38,7 +38,6 @@ end
 
 TestCerts = {}
 function TestCerts:setUp()
-  fixture.skip_unless(lu, "pki", "fs")
   self.root = t.tmpdir()
 end
 function TestCerts:tearDown() fs.set_root("/"); t.cleanup() end

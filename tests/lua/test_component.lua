@@ -1,5 +1,5 @@
 -- kboot.component: the generic save/apply/run of the component protocol, on a real sandbox root
--- (modes checked with stat) and a recording API client.
+-- (modes checked with stat) and the API server double.
 local lu = require("luaunit")
 local t = require("testlib")
 local fs = require("kboot.fs")
@@ -10,17 +10,9 @@ local function setup() root = t.tmpdir(); assert(fs.set_root(root)) end
 local function teardown() fs.set_root(nil); t.cleanup() end
 local function mode_of(p) return (t.must("stat -c %a " .. t.q(root .. p)):gsub("%s+$", "")) end
 
-local function fake_kube(fail_on)
-  local k = { sent = {} }
-  function k:apply(obj)
-    if obj.metadata.name == fail_on then
-      return nil, require("kboot.error").new("apply", "refused", { status = 403, reason = "Forbidden" })
-    end
-    self.sent[#self.sent + 1] = obj.kind .. "/" .. obj.metadata.name
-    return obj
-  end
-  return k
-end
+-- the API server double (tests/lib/fake_apiserver.py): what reached the server is what was sent
+local API = require("fake_api").start()
+local function api_kube() API:reset(); return API:kube() end
 
 TestComponent = { setUp = setup, tearDown = teardown }
 
@@ -31,29 +23,31 @@ function TestComponent:test_run_saves_dirs_files_then_applies_objects_then_after
     render = function() return {
       dirs = { { path = "/var/lib/x", mode = 448 } },
       files = { { path = "/etc/x/a.yaml", mode = 384, content = "a: 1\n" } },
-      objects = { { kind = "ConfigMap", metadata = { name = "one", namespace = "ns" } },
-                  { kind = "Service", metadata = { name = "two", namespace = "ns" } } } } end,
+      objects = { { apiVersion = "v1", kind = "ConfigMap", metadata = { name = "one", namespace = "default" } },
+                  { apiVersion = "v1", kind = "ServiceAccount", metadata = { name = "two", namespace = "default" } } } } end,
     after = function(_, a) order[#order + 1] = #a.objects; return true end,
   }
-  local ctx = { fs = fs, kube = fake_kube() }
+  local ctx = { fs = fs, kube = api_kube() }
   lu.assertEquals(component.run(ctx, m), true)
   lu.assertEquals(mode_of("/var/lib/x"), "700")
   lu.assertEquals(mode_of("/etc/x/a.yaml"), "600")
   lu.assertEquals(mode_of("/etc/x"), "700")
   lu.assertEquals(fs.read("/etc/x/a.yaml"), "a: 1\n")
-  lu.assertEquals(ctx.kube.sent, { "ConfigMap/one", "Service/two" })
+  lu.assertEquals(API:sent(), { "apply configmaps default/one", "apply serviceaccounts default/two" })
   lu.assertEquals(order, { 2 })
 end
 
 function TestComponent:test_apply_failure_names_the_object_and_stops()
-  local ctx = { fs = fs, kube = fake_kube("one") }
+  local ctx = { fs = fs, kube = api_kube() }
+  API:fail{ method = "PATCH", path = "/configmaps/one", status = 403, message = "refused" }
   local ok, err = component.run(ctx, { render = function() return { objects = {
-    { kind = "ConfigMap", metadata = { name = "one", namespace = "ns" } },
-    { kind = "Service", metadata = { name = "two" } } } } end })
+    { apiVersion = "v1", kind = "ConfigMap", metadata = { name = "one", namespace = "default" } },
+    { apiVersion = "v1", kind = "ServiceAccount", metadata = { name = "two", namespace = "default" } } } } end })
   lu.assertNil(ok)
-  lu.assertEquals(tostring(err), "cannot apply ConfigMap ns/one: refused")
+  lu.assertEquals(tostring(err), "cannot apply ConfigMap default/one: apply ConfigMap default/one: 403 Forbidden: refused")
   lu.assertEquals(err.status, 403)
-  lu.assertEquals(ctx.kube.sent, {})
+  lu.assertEquals(API:sent(), { "apply configmaps default/one" }) -- refused, and nothing after it
+  lu.assertNil(API:object("v1", "ServiceAccount", "default", "two"))
 end
 
 function TestComponent:test_save_failure_is_an_error_and_later_files_are_not_written()
@@ -61,7 +55,7 @@ function TestComponent:test_save_failure_is_an_error_and_later_files_are_not_wri
   local ok, err = component.save({ fs = fs }, { files = {
     { path = "/etc/blocker/a", mode = 420, content = "x" }, { path = "/etc/b", mode = 420, content = "y" } } })
   lu.assertNil(ok)
-  lu.assertStrContains(tostring(err), "cannot write /etc/blocker/a")
+  lu.assertStrContains(tostring(err), "cannot write " .. root .. "/etc/blocker/a")
   lu.assertFalse(fs.exists("/etc/b"))
 end
 

@@ -132,7 +132,7 @@ end
 function TestKubeProxy:test_user_config_overlays_and_ipv6()
   local kp = require("kboot.components.kube_proxy")
   local c = ctx({ init = { localAPIEndpoint = { advertiseAddress = "fd00::10" } } })
-  c.advertise_address = "fd00::10"
+  c.endpoint.address = "fd00::10"
   c.kubeproxy = { mode = "ipvs", ipvs = { scheduler = "rr" } }
   local conf = kp.config(c)
   lu.assertEquals(conf.bindAddress, "::")
@@ -169,105 +169,128 @@ function TestUploadConfig:test_objects()
   lu.assertEquals(crb.subjects[1].name, "kubeadm:cluster-admins")
 end
 
-function TestUploadConfig:test_contains_ignores_server_defaults_only()
-  local uc = require("kboot.online.upload_config")
-  local want = { a = { b = 1, l = setmetatable({ { x = 1 } }, yaml.array_mt) }, f = false, s = "", e = {} }
-  lu.assertTrue(uc.contains({ a = { b = 1, c = 2, l = { { x = 1, y = 2 } } }, z = 3 }, want))
-  lu.assertFalse(uc.contains({ a = { b = 2, l = { { x = 1 } } } }, want))            -- value differs
-  lu.assertFalse(uc.contains({ a = { b = 1, l = { { x = 1 }, { x = 2 } } } }, want)) -- extra list item
-  lu.assertFalse(uc.contains({ a = { b = 1, l = { { x = 1 } } }, f = true }, want))  -- false vs true
-  lu.assertFalse(uc.contains(nil, want))
+-- The API server double (tests/lib/fake_apiserver.py): one per file, a fresh client per test.
+local API = require("fake_api").start()
+
+local function api_ctx(o)
+  local c = ctx(o)
+  c.kube = API:kube()
+  return c
 end
 
--- A recording stand-in for ctx.kube: enough to see which calls a phase makes and in what order.
-local function fake_kube(live)
-  local k = { calls = {}, live = live or {} }
-  local function key(av, kind, ns, name) return table.concat({ av, kind, ns or "", name }, "|") end
-  function k:get(av, kind, ns, name)
-    self.calls[#self.calls + 1] = "get " .. kind .. " " .. name
-    local o = self.live[key(av, kind, ns, name)]
-    if o then return o end
-    return nil, { status = 404, msg = "not found" }
-  end
-  function k:apply(obj)
-    self.calls[#self.calls + 1] = "apply " .. obj.kind .. " " .. obj.metadata.name
-    self.live[key(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name)] = obj
-    return obj
-  end
-  function k:create(obj)
-    self.calls[#self.calls + 1] = "create " .. obj.kind .. " " .. obj.metadata.name
-    local kk = key(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name)
-    if self.live[kk] then return nil, { status = 409, msg = "exists" } end
-    self.live[kk] = obj
-    return obj
-  end
-  function k:wait_for(fn) return fn() end
-  return k
+local function names(list)
+  local out = {}
+  for _, s in ipairs(list) do out[#out + 1] = s:match("[^/]+/[^/]+$") end
+  return out
 end
 
 function TestUploadConfig:test_second_run_sends_nothing()
   local uc = require("kboot.online.upload_config")
-  local c = ctx()
-  c.kube = fake_kube()
-  c.cluster_admins_ok = true
+  local c = api_ctx()
+  c.cache.cluster_admins_ok = true
+  API:forget()
   assert(uc.apply_all(c, uc.render(c).kubeadm, "t"))
-  local applies = 0
-  for _, s in ipairs(c.kube.calls) do if s:match("^apply") then applies = applies + 1 end end
-  lu.assertEquals(applies, 3)
-  c.kube.calls = {}
+  lu.assertEquals(names(API:writes()), { "configmaps/kubeadm-config", "roles/kubeadm:nodes-kubeadm-config",
+                                         "rolebindings/kubeadm:nodes-kubeadm-config" })
+  local rv = API:object("v1", "ConfigMap", "kube-system", "kubeadm-config").metadata.resourceVersion
+  -- what the server holds (with its own fields added) is what kboot wants: nothing is written
+  API:forget()
   assert(uc.apply_all(c, uc.render(c).kubeadm, "t"))
-  for _, s in ipairs(c.kube.calls) do lu.assertStrContains(s, "get ") end
+  lu.assertEquals(API:writes(), {})
+  lu.assertEquals(API:object("v1", "ConfigMap", "kube-system", "kubeadm-config").metadata.resourceVersion, rv)
+  -- a changed configuration is written, and only the object that changed
+  c.cluster.clusterName = "renamed"
+  assert(uc.apply_all(c, uc.render(c).kubeadm, "t"))
+  lu.assertEquals(names(API:writes()), { "configmaps/kubeadm-config" })
+  lu.assertStrContains(API:object("v1", "ConfigMap", "kube-system", "kubeadm-config").data.ClusterConfiguration,
+                       "clusterName: renamed")
+end
+
+function TestUploadConfig:test_api_error_names_the_object()
+  local uc = require("kboot.online.upload_config")
+  local c = api_ctx()
+  c.cache.cluster_admins_ok = true
+  API:fail{ method = "PATCH", path = "/roles/kubeadm:kubelet-config", status = 403, message = "RBAC says no" }
+  local ok, err = uc.apply_all(c, uc.render(c).kubelet, "upload-config")
+  API:heal()
+  lu.assertNil(ok)
+  lu.assertTrue(require("kboot.error").is(err))
+  lu.assertEquals(tostring(err), "cannot apply Role kube-system/kubeadm:kubelet-config: "
+    .. "apply Role kube-system/kubeadm:kubelet-config: 403 Forbidden: RBAC says no")
 end
 
 function TestUploadConfig:test_cluster_admins_through_super_admin_only_when_missing()
   local uc = require("kboot.online.upload_config")
-  local c = ctx()
-  c.kube, c.kube_super = fake_kube(), fake_kube()
-  local super_live = c.kube_super.live
-  -- admin.conf cannot see it until super-admin created it: share the store afterwards
-  function c.kube_super:create(obj)
-    local r = fake_kube().create(self, obj)
-    c.kube.live = super_live
-    return r
-  end
+  local crb = { "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", nil, "kubeadm:cluster-admins" }
+  local c = api_ctx()
+  c.kube_super = API:kube()
+  lu.assertNil(API:object(table.unpack(crb, 1, 4)))
+  API:forget()
   assert(uc.ensure_cluster_admins(c))
-  lu.assertEquals(c.kube_super.calls, { "create ClusterRoleBinding kubeadm:cluster-admins" })
-  -- no super-admin.conf and no binding: a clear error naming both
-  local d = ctx()
-  d.kube, d.kube_super_err = fake_kube(), "cannot read /etc/kubernetes/super-admin.conf: No such file"
-  local ok, err = uc.ensure_cluster_admins(d)
+  lu.assertEquals(API:writes(), { "POST /apis/rbac.authorization.k8s.io/v1/clusterrolebindings" })
+  lu.assertEquals(c.kube_super:stats().requests, 1) -- the create, and nothing else, went through super-admin.conf
+  lu.assertEquals(API:object(table.unpack(crb, 1, 4)).roleRef.name, "cluster-admin")
+  -- there already: checked with admin.conf, super-admin.conf is not used
+  local d = api_ctx()
+  d.kube_super = API:kube()
+  API:forget()
+  assert(uc.ensure_cluster_admins(d))
+  lu.assertEquals(API:writes(), {})
+  lu.assertEquals(d.kube_super:stats().requests, 0)
+  -- missing, and no super-admin.conf: a clear error naming both
+  assert(API:kube():delete(table.unpack(crb, 1, 4)))
+  local e = api_ctx()
+  e.kube_super_err = "cannot read /etc/kubernetes/super-admin.conf: No such file"
+  local ok, err = uc.ensure_cluster_admins(e)
   lu.assertNil(ok)
-  lu.assertStrContains(err, "kubeadm:cluster-admins is missing")
-  lu.assertStrContains(err, "super-admin.conf: No such file")
+  lu.assertStrContains(tostring(err), "kubeadm:cluster-admins is missing")
+  lu.assertStrContains(tostring(err), "super-admin.conf: No such file")
 end
 
 ---------------------------------------------------------------------------------------------------
 TestCoreDNSApply = {}
 
+function TestCoreDNSApply:tearDown()
+  local k = API:kube()
+  for _, o in ipairs(require("kboot.components.coredns").render(ctx()).objects) do
+    k:delete(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name)
+  end
+end
+
 function TestCoreDNSApply:test_corefile_and_replicas_kept()
   local cd = require("kboot.components.coredns")
-  local c = ctx()
-  c.cluster_admins_ok = true
-  c.kube = fake_kube({
-    ["v1|ConfigMap|kube-system|coredns"] = { data = { Corefile = "edited by the admin" } },
-    ["apps/v1|Deployment|kube-system|coredns"] = { spec = { replicas = 7 } },
-  })
-  assert(cd.apply(c, cd.render(c)))
-  lu.assertEquals(c.kube.live["v1|ConfigMap|kube-system|coredns"].data.Corefile, "edited by the admin")
-  lu.assertEquals(c.kube.live["apps/v1|Deployment|kube-system|coredns"].spec.replicas, 7)
+  local component = require("kboot.component")
+  local c = api_ctx()
+  -- an admin edited the Corefile and scaled the Deployment
+  local objs = cd.render(c).objects
+  objs[1].data.Corefile = "edited by the admin"
+  API:put(objs[1])
+  objs[5].spec.replicas = 7
+  API:put(objs[5])
+  API:forget()
+  assert(component.run(c, cd))
+  lu.assertEquals(API:object("v1", "ConfigMap", "kube-system", "coredns").data.Corefile, "edited by the admin")
+  lu.assertEquals(API:object("apps/v1", "Deployment", "kube-system", "coredns").spec.replicas, 7)
+  lu.assertEquals(c.cache.coredns_replicas, 7)
+  -- the render is pure: a fresh ctx renders kubeadm's default again
+  lu.assertEquals(cd.render(ctx()).objects[5].spec.replicas, 2)
+  -- and a second run writes nothing
+  API:forget()
+  assert(component.run(api_ctx(), cd))
+  local writes = API:writes()
+  lu.assertEquals(#writes, 1) -- the ConfigMap's create-or-retain POST (409: kept)
+  lu.assertStrContains(writes[1], "POST /api/v1/namespaces/kube-system/configmaps")
 end
 
 function TestCoreDNSApply:test_api_error_names_the_object()
   local cd = require("kboot.components.coredns")
-  local c = ctx()
-  c.cluster_admins_ok = true
-  c.kube = fake_kube()
-  function c.kube:apply(obj)
-    return nil, { status = 403, msg = ("apply %s: 403 Forbidden: no"):format(obj.kind) }
-  end
-  local ok, err = cd.apply(c, cd.render(c))
+  local c = api_ctx()
+  API:fail{ method = "PATCH", path = "/clusterroles/system:coredns", status = 403, message = "no" }
+  local ok, err = require("kboot.component").run(c, cd)
+  API:heal()
   lu.assertNil(ok)
-  lu.assertStrContains(err, "cannot apply ClusterRole system:coredns: apply ClusterRole: 403 Forbidden")
+  lu.assertStrContains(tostring(err), "cannot apply ClusterRole system:coredns: apply ClusterRole system:coredns: 403 Forbidden: no")
+  lu.assertNil(API:object("apps/v1", "Deployment", "kube-system", "coredns")) -- stopped at the failure
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -291,39 +314,58 @@ function TestMarkControlPlane:test_patch_adds_only_what_is_missing()
   local d = ctx({ init = { nodeRegistration = { taints = { { key = "a", value = "b", effect = "PreferNoSchedule" } } } } })
   lu.assertEquals(mcp.patch(d, { metadata = {}, spec = {} }).spec.taints, { { key = "a", value = "b", effect = "PreferNoSchedule" } })
   local e = ctx()
-  e.init.nodeRegistration.taints = {}
+  e.node.taints = {}
   lu.assertNil(mcp.patch(e, { metadata = { labels = { ["node-role.kubernetes.io/control-plane"] = "",
                                                       ["node.kubernetes.io/exclude-from-external-load-balancers"] = "" } }, spec = {} }))
 end
 
-function TestMarkControlPlane:test_waits_then_retries_on_conflict()
+function TestMarkControlPlane:tearDown()
+  API:heal()
+  API:kube():delete("v1", "Node", nil, "node-1")
+end
+
+function TestMarkControlPlane:test_marks_retries_on_conflict_and_rerun_sends_nothing()
   local mcp = require("kboot.online.mark_control_plane")
-  local c = ctx()
-  local gets, patches = 0, 0
-  c.kube = {
-    wait_for = function(self, fn) return fn() end,
-    get = function() gets = gets + 1; return { metadata = { name = "node-1", resourceVersion = tostring(gets) }, spec = {} } end,
-    patch = function(_, av, kind, ns, name, p, typ)
-      patches = patches + 1
-      lu.assertEquals({ av, kind, ns, name, typ }, { "v1", "Node", nil, "node-1", "merge" })
-      if patches == 1 then return nil, { status = 409, msg = "conflict" } end
-      return p
-    end,
-  }
+  local c = api_ctx()
+  API:put({ apiVersion = "v1", kind = "Node", metadata = { name = "node-1", labels = { ["kubernetes.io/hostname"] = "node-1" } },
+            spec = { taints = { { key = "node.kubernetes.io/not-ready", effect = "NoSchedule" } } } })
+  -- the kubelet updates the Node between kboot's GET and PATCH once: the server answers 409
+  API:fail{ method = "PATCH", path = "/nodes/node-1", status = 409, reason = "Conflict", times = 1 }
+  API:forget()
   assert(mcp.run(c))
-  lu.assertEquals(patches, 2)
-  lu.assertEquals(gets, 2)
-  -- a 403 on the Node ends the wait at once (only 404 means "not registered yet")
-  local real_get = c.kube.get
-  c.kube.get = function() return nil, { status = 403, msg = "get Node node-1: 403 Forbidden: no" } end
-  local ok0, err0 = mcp.run(c)
-  lu.assertNil(ok0)
-  lu.assertEquals(err0, "cannot get node node-1: get Node node-1: 403 Forbidden: no")
-  c.kube.get = real_get
-  c.kube.patch = function() return nil, { status = 403, msg = "patch Node node-1: 403 Forbidden: nope" } end
+  lu.assertEquals(API:writes(), { "PATCH /api/v1/nodes/node-1", "PATCH /api/v1/nodes/node-1" })
+  local n = API:object("v1", "Node", nil, "node-1")
+  lu.assertEquals(n.metadata.labels["node-role.kubernetes.io/control-plane"], "")
+  lu.assertEquals(n.metadata.labels["kubernetes.io/hostname"], "node-1")
+  lu.assertEquals(n.spec.taints, { { key = "node.kubernetes.io/not-ready", effect = "NoSchedule" },
+                                   { key = "node-role.kubernetes.io/control-plane", effect = "NoSchedule" } })
+  API:forget()
+  assert(mcp.run(c))
+  lu.assertEquals(API:writes(), {})
+end
+
+function TestMarkControlPlane:test_errors_end_the_wait()
+  local mcp = require("kboot.online.mark_control_plane")
+  local c = api_ctx()
+  -- not registered: waited for, then a clear error
+  c.mark_timeout = 1
   local ok, err = mcp.run(c)
   lu.assertNil(ok)
-  lu.assertEquals(err, "cannot mark node node-1: patch Node node-1: 403 Forbidden: nope")
+  lu.assertTrue(require("kboot.error").is(err))
+  lu.assertStrContains(tostring(err), 'waiting for node node-1: timed out after 1s waiting: node "node-1" is not registered yet (is the kubelet running?)')
+  -- a 403 on the Node ends the wait at once (only 404 means "not registered yet")
+  API:put({ apiVersion = "v1", kind = "Node", metadata = { name = "node-1" } })
+  c.mark_timeout = 60
+  API:fail{ method = "GET", path = "/nodes/node-1", status = 403, message = "no" }
+  ok, err = mcp.run(c)
+  lu.assertNil(ok)
+  lu.assertEquals(tostring(err), "cannot get node node-1: get Node node-1: 403 Forbidden: no")
+  API:heal()
+  API:fail{ method = "PATCH", path = "/nodes/node-1", status = 403, message = "nope" }
+  ok, err = mcp.run(c)
+  lu.assertNil(ok)
+  lu.assertEquals(tostring(err), "cannot mark node node-1: patch Node node-1: 403 Forbidden: nope")
+  lu.assertNil(API:object("v1", "Node", nil, "node-1").metadata.labels)
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -365,8 +407,8 @@ function TestKubeletFinalize:test_bad_kubelet_conf_is_a_clear_error()
   local before = t.tree_hash(root)
   local ok, err = kf.run(c)
   lu.assertNil(ok)
-  lu.assertStrContains(err, "cannot update /etc/kubernetes/kubelet.conf")
-  lu.assertStrContains(err, "not \"Config\"")
+  lu.assertStrContains(tostring(err), "cannot update " .. root .. "/etc/kubernetes/kubelet.conf")
+  lu.assertStrContains(tostring(err), "not \"Config\"")
   lu.assertEquals(t.tree_hash(root), before)
 end
 
@@ -397,8 +439,8 @@ local function sandbox(o)
   local c = ctx({ root = root })
   c.crictl = false
   c.kubelet = { healthzPort = o.kubelet_port or t.free_port() }
-  c.bind_port = o.api_port or t.free_port()
-  assert(kc.write("/etc/kubernetes/admin.conf", kc.build{ server = "https://127.0.0.1:" .. c.bind_port, ca_pem = ca:pem(),
+  c.endpoint.port = o.api_port or t.free_port()
+  assert(kc.write("/etc/kubernetes/admin.conf", kc.build{ server = "https://127.0.0.1:" .. c.endpoint.port, ca_pem = ca:pem(),
                                                           cert_pem = ca:pem(), key_pem = key:pem() }))
   write(root, "/proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n")
   write(root, "/proc/1/comm", "systemd\n")
@@ -460,10 +502,10 @@ function TestDiagnose:test_port_taken_by_something_else()
   local c, root = sandbox()
   write(root, "/usr/bin/kubelet", "#!/bin/sh\n")
   write(root, "/proc/7/comm", "kubelet\n")
-  write(root, "/proc/net/tcp", "  sl  local_address\n" .. tcp_row(c.bind_port, "0A"))
+  write(root, "/proc/net/tcp", "  sl  local_address\n" .. tcp_row(c.endpoint.port, "0A"))
   local f = wcp.diagnose(c)
   lu.assertNil(find(f, "kubelet-not-running"))
-  lu.assertStrContains(find(f, "port-taken"), ("port %d is taken"):format(c.bind_port))
+  lu.assertStrContains(find(f, "port-taken"), ("port %d is taken"):format(c.endpoint.port))
 end
 
 -- A python server answering every GET with one status (plain HTTP), or openssl s_server with
@@ -506,8 +548,10 @@ function TestDiagnose:test_unhealthy_kubelet_answer_is_printed()
     -- and the wait itself gives up with the same answer after its timeout
     local w, werr = wcp.wait(c, { timeout = 1, interval = 0.2 })
     lu.assertNil(w)
-    lu.assertStrContains(werr, "the kubelet is not healthy after 1s")
-    lu.assertStrContains(werr, "HTTP 500")
+    lu.assertTrue(require("kboot.error").is(werr))
+    lu.assertEquals(werr.stage, "kubelet")
+    lu.assertStrContains(werr.msg, "the kubelet is not healthy after 1s")
+    lu.assertStrContains(werr.msg, "HTTP 500")
   end)
   os.execute("kill " .. pid)
   if not ok then error(err, 0) end

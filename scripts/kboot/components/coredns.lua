@@ -2,6 +2,8 @@
 -- coredns ServiceAccount, ClusterRole/Binding system:coredns, ConfigMap coredns (Corefile), Deployment
 -- coredns and Service kube-dns on the 10th service IP. render is pure; apply sends through ctx.kube.
 local tbl = require("kboot.certs_table")
+local component = require("kboot.component")
+local kerror = require("kboot.error")
 
 local M = { name = "coredns", phase = "addon/coredns" }
 
@@ -119,7 +121,8 @@ local function deployment(ctx, replicas)
   }
 end
 
--- render(ctx [, { replicas = n }]) -> { objects = { ... } } in kubeadm's creation order.
+-- render(ctx [, { replicas = n }]) -> { objects = { ... } } in kubeadm's creation order. The
+-- replica count: o.replicas, else what the cluster's Deployment has (before() read it), else 2.
 function M.render(ctx, o)
   o = o or {}
   local rbac = "rbac.authorization.k8s.io/v1"
@@ -134,7 +137,7 @@ function M.render(ctx, o)
       roleRef = { apiGroup = "rbac.authorization.k8s.io", kind = "ClusterRole", name = "system:coredns" },
       subjects = arr({ { kind = "ServiceAccount", name = "coredns", namespace = M.NS } }) },
     { apiVersion = "v1", kind = "ServiceAccount", metadata = meta("coredns", M.NS) },
-    deployment(ctx, o.replicas or ctx.dns_replicas or M.DEFAULT_REPLICAS),
+    deployment(ctx, o.replicas or ctx.cache.coredns_replicas or M.DEFAULT_REPLICAS),
     { apiVersion = "v1", kind = "Service",
       metadata = { name = "kube-dns", namespace = M.NS,
                    labels = { ["k8s-app"] = "kube-dns", ["kubernetes.io/cluster-service"] = "true", ["kubernetes.io/name"] = "CoreDNS" },
@@ -147,45 +150,44 @@ function M.render(ctx, o)
   } }
 end
 
-local function log(ctx) return ctx.log or require("kboot.log") end
-local function emsg(e) return tostring(type(e) == "table" and (e.msg or e) or e) end
-local function describe(obj)
-  local m = obj.metadata
-  return ("%s %s%s"):format(obj.kind, m.namespace and (m.namespace .. "/") or "", m.name)
-end
-
--- apply(ctx, a) -> true | nil, err. The coredns ConfigMap is created once and then left alone
--- (kubeadm's CreateOrRetainConfigMap: admins edit the Corefile); the Deployment keeps the replica
--- count the cluster has (an admin may have scaled it); everything else is server-side applied.
-function M.apply(ctx, a)
-  local k = ctx.kube
-  local uc = require("kboot.online.upload_config")
-  local ok, err = uc.ensure_cluster_admins(ctx)
-  if not ok then return nil, err end
-  local existing
-  if not ctx.dry_run then
-    existing = k:get("apps/v1", "Deployment", M.NS, "coredns")
+-- before(ctx) -> true | nil, err: the replica count of the cluster's coredns Deployment (an admin
+-- may have scaled it: kubeadm keeps it), into ctx.cache for render.
+function M.before(ctx)
+  if ctx.dry_run then return true end
+  local d, err = ctx.kube:get("apps/v1", "Deployment", M.NS, "coredns")
+  if d then
+    ctx.cache.coredns_replicas = d.spec and d.spec.replicas
+  elseif not require("kboot.kube").not_found(err) then
+    return nil, kerror.new("addon/coredns", "cannot read Deployment kube-system/coredns: " .. tostring(err))
   end
-  for _, obj in ipairs(a.objects) do
-    local r, e
-    if obj.kind == "ConfigMap" and not ctx.dry_run then
-      r, e = k:create(obj)
-      if not r and (type(e) == "table" and e.status == 409) then r, e = true, nil end
-    else
-      if obj.kind == "Deployment" and existing and existing.spec and existing.spec.replicas then
-        obj.spec.replicas = existing.spec.replicas
-      end
-      r, e = uc.ensure(ctx, obj)
-    end
-    if not r then return nil, ("cannot apply %s: %s"):format(describe(obj), emsg(e)) end
-  end
-  log(ctx).info("addons", "Applied essential addon: CoreDNS")
   return true
 end
 
-function M.save(ctx, a) return true end
+-- apply(ctx, a) -> true | nil, kboot.error. The coredns ConfigMap is created once and then left
+-- alone (kubeadm's CreateOrRetainConfigMap: admins edit the Corefile); everything else is
+-- server-side applied by the generic apply.
+function M.apply(ctx, a)
+  local rest = {}
+  for _, obj in ipairs(a.objects) do
+    if obj.kind == "ConfigMap" and not ctx.dry_run then
+      local r, e = ctx.kube:create(obj)
+      if not r and not require("kboot.kube").conflict(e) then
+        return nil, kerror.new("apply", ("cannot create %s: %s"):format(component.describe(obj), tostring(e)))
+      end
+    else
+      rest[#rest + 1] = obj
+    end
+  end
+  return component.apply(ctx, { objects = rest })
+end
 
--- What reset removes: the objects, not the cluster-wide RBAC others may rely on being recreated.
-function M.clean(ctx) return ctx.kube:delete_all(M.render(ctx).objects) end
+function M.after(ctx)
+  ctx.log.info("addons", "Applied essential addon: CoreDNS")
+  return true
+end
+
+-- uninstall(ctx) -> true | nil, err: the addon's objects deleted from the cluster (never part of a
+-- node's reset: other nodes use them).
+function M.uninstall(ctx) return ctx.kube:delete_all(M.render(ctx).objects) end
 
 return M

@@ -39,7 +39,8 @@ end
 function M.server(ctx)
   if ctx.kube_proxy_server and ctx.kube_proxy_server ~= "" then
     local ok, err = M.check_server(ctx.kube_proxy_server)
-    if not ok then error({ msg = "--kube-proxy-server " .. err }, 0) end
+    -- init.lua checks the flag before anything runs: a bad value here is a caller's mistake
+    if not ok then error("kube-proxy: --kube-proxy-server " .. err, 2) end
     return ctx.kube_proxy_server
   end
   return require("kboot.kubeconfigs").control_plane_endpoint(ctx)
@@ -59,7 +60,7 @@ end
 -- The KubeProxyConfiguration kubeadm defaults (componentconfigs/kubeproxy.go), the user's document
 -- over it. kube-proxy defaults every field not written here itself.
 function M.config(ctx)
-  local adv = ctx.advertise_address or ""
+  local adv = ctx.endpoint.address or ""
   local cfg = {
     apiVersion = "kubeproxy.config.k8s.io/v1alpha1", kind = "KubeProxyConfiguration",
     bindAddress = adv:find(":", 1, true) and "::" or "0.0.0.0",
@@ -158,26 +159,13 @@ function M.render(ctx)
   } }
 end
 
-local function emsg(e) return tostring(type(e) == "table" and (e.msg or e) or e) end
-
--- apply(ctx, a) -> true | nil, err: every object server-side applied (kubeadm's CreateOrUpdate).
-function M.apply(ctx, a)
-  local ok, err = require("kboot.online.upload_config").ensure_cluster_admins(ctx)
-  if not ok then return nil, err end
-  local uc = require("kboot.online.upload_config")
-  for _, obj in ipairs(a.objects) do
-    local r, e = uc.ensure(ctx, obj)
-    if not r then
-      local m = obj.metadata
-      return nil, ("cannot apply %s %s%s: %s"):format(obj.kind, m.namespace and (m.namespace .. "/") or "", m.name, emsg(e))
-    end
-  end
-  ;(ctx.log or require("kboot.log")).info("addons", "Applied essential addon: kube-proxy")
+function M.after(ctx)
+  ctx.log.info("addons", "Applied essential addon: kube-proxy")
   return true
 end
 
-function M.save(ctx, a) return true end
-
-function M.clean(ctx) return ctx.kube:delete_all(M.render(ctx).objects) end
+-- uninstall(ctx) -> true | nil, err: the addon's objects deleted from the cluster (never part of a
+-- node's reset: other nodes use them).
+function M.uninstall(ctx) return ctx.kube:delete_all(M.render(ctx).objects) end
 
 return M

@@ -4,6 +4,8 @@
 -- Secret that is already right is left alone (re-sending would only move its expiry).
 local tokens = require("kboot.tokens")
 
+local kerror = require("kboot.error")
+
 local M = {}
 local P = "bootstrap-token"
 
@@ -52,11 +54,11 @@ function M.admin_cluster(ctx)
   if not kc then return nil, err end
   local cur, cerr = kubeconfig.current(kc)
   if not cur then return nil, cerr end
-  if not cur.ca_pem then return nil, "/etc/kubernetes/admin.conf: the cluster has no certificate-authority data" end
+  if not cur.ca_pem then return nil, ctx.fs.path("/etc/kubernetes/admin.conf") .. ": the cluster has no certificate-authority data" end
   return cur, kc
 end
 
-function M.run(ctx)
+local function run(ctx)
   local log, k = ctx.log, ctx.kube
   if not k then return nil, "no API client (ctx.kube)" end
   local now = ctx.now or os.time()
@@ -93,6 +95,13 @@ function M.run(ctx)
   ok, err = apply_all(k, tokens.cluster_info_rbac())
   if not ok then return nil, err end
   return true
+end
+
+-- run(ctx) -> true | nil, kboot.error
+function M.run(ctx)
+  local ok, err = run(ctx)
+  if ok then return true end
+  return nil, kerror.wrap(P, err)
 end
 
 function M.phases()

@@ -1,6 +1,8 @@
 -- kubeadm's kubelet-finalize/enable-client-cert-rotation (v1.31: phases/kubelet/finalize): once the
 -- kubelet has rotated its first client certificate into kubelet-client-current.pem, kubelet.conf points
 -- at that file instead of embedding the certificate init signed, so later rotations take effect.
+local kerror = require("kboot.error")
+
 local M = {}
 
 M.PEM = "/var/lib/kubelet/pki/kubelet-client-current.pem"
@@ -24,7 +26,7 @@ function M.rewrite(t, pem)
   return t, changed
 end
 
--- run(ctx) -> true | nil, err
+-- run(ctx) -> true | nil, kboot.error
 function M.run(ctx)
   local kc = require("kboot.kubeconfig")
   if ctx.kubelet and ctx.kubelet.rotateCertificates == false then
@@ -32,18 +34,18 @@ function M.run(ctx)
     return true
   end
   if not ctx.fs.exists(M.PEM) then
-    log(ctx).info("kubelet-finalize", "%s does not exist yet (the kubelet has not rotated its client certificate); kubelet.conf is left as it is", M.PEM)
+    log(ctx).info("kubelet-finalize", "%s does not exist yet (the kubelet has not rotated its client certificate); kubelet.conf is left as it is", ctx.fs.path(M.PEM))
     return true
   end
-  log(ctx).info("kubelet-finalize", "Assuming that kubelet client certificate rotation is enabled: found %q", M.PEM)
+  log(ctx).info("kubelet-finalize", "Assuming that kubelet client certificate rotation is enabled: found %q", ctx.fs.path(M.PEM))
   local path = M.kubelet_conf(ctx)
   local t, err = kc.load(path)
-  if not t then return nil, ("cannot update %s: %s"):format(path, tostring(err and (err.msg or err))) end
+  if not t then return nil, kerror.new("kubelet-finalize", ("cannot update %s: %s"):format(ctx.fs.path(path), tostring(err))) end
   local _, changed = M.rewrite(t, M.PEM)
   if not changed then return true end
   local ok, werr = kc.write(path, t)
-  if not ok then return nil, ("cannot write %s: %s"):format(path, tostring(werr and (werr.msg or werr))) end
-  log(ctx).info("kubelet-finalize", "Updating %q to point to a rotatable kubelet client certificate and key", path)
+  if not ok then return nil, kerror.new("kubelet-finalize", ("cannot write %s: %s"):format(ctx.fs.path(path), tostring(werr))) end
+  log(ctx).info("kubelet-finalize", "Updating %q to point to a rotatable kubelet client certificate and key", ctx.fs.path(path))
   return true
 end
 

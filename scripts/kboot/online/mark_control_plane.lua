@@ -2,6 +2,8 @@
 -- exclude-from-external-load-balancers labels and nodeRegistration.taints on this node's Node
 -- object, once the kubelet has registered it. Taints already present are kept; nothing is sent
 -- when the node is already right.
+local kerror = require("kboot.error")
+
 local M = {}
 
 M.LABELS = { "node-role.kubernetes.io/control-plane", "node.kubernetes.io/exclude-from-external-load-balancers" }
@@ -21,7 +23,7 @@ function M.patch(ctx, node)
   local taints = {}
   for _, t in ipairs((node.spec or {}).taints or {}) do taints[#taints + 1] = t end
   local added = false
-  for _, want in ipairs(ctx.init.nodeRegistration.taints or {}) do
+  for _, want in ipairs(ctx.node.taints or {}) do
     local found = false
     for _, t in ipairs(taints) do if same_taint(t, want) then found = true end end
     if not found then
@@ -38,11 +40,9 @@ function M.patch(ctx, node)
   return p
 end
 
-local function node_name(ctx) return ctx.node_name or ctx.init.nodeRegistration.name end
-
 local function describe_taints(ctx)
   local out = {}
-  for _, t in ipairs(ctx.init.nodeRegistration.taints or {}) do
+  for _, t in ipairs(ctx.node.taints or {}) do
     out[#out + 1] = ("%s%s:%s"):format(t.key, (t.value and t.value ~= "") and ("=" .. t.value) or "", t.effect)
   end
   return "[" .. table.concat(out, " ") .. "]"
@@ -50,13 +50,14 @@ end
 
 -- timeout for the Node to appear: kubeadm's kubernetesAPICall timeout (1m), 4 min at least for slow kubelets
 local function timeout(ctx)
-  local t = ctx.init.timeouts and ctx.init.timeouts.kubernetesAPICall
-  local s = t and require("kboot.config").duration(t)
-  return ctx.mark_timeout or math.max(s or 60, 60)
+  return ctx.mark_timeout or math.max(ctx.timeouts.kubernetesAPICall, 60)
 end
 
+local function fail(text, ...) return kerror.new("mark-control-plane", text:format(...)) end
+
+-- run(ctx) -> true | nil, kboot.error
 function M.run(ctx)
-  local name = node_name(ctx)
+  local name = ctx.node.name
   local k = ctx.kube
   log(ctx).info("mark-control-plane", "Marking the node %s as control-plane by adding the labels: [%s]", name, table.concat(M.LABELS, " "))
   log(ctx).info("mark-control-plane", "Marking the node %s as control-plane by adding the taints %s", name, describe_taints(ctx))
@@ -75,18 +76,18 @@ function M.run(ctx)
       fatal = e
       return true
     end, timeout(ctx), 1)
-    if fatal then return nil, ("cannot get node %s: %s"):format(name, tostring(fatal.msg or fatal)) end
-    if not node then return nil, ("waiting for node %s: %s"):format(name, tostring(err and (err.msg or err))) end
+    if fatal then return nil, fail("cannot get node %s: %s", name, tostring(fatal)) end
+    if not node then return nil, fail("waiting for node %s: %s", name, tostring(err)) end
     local p = M.patch(ctx, node)
     if not p then return true end
     local r, perr = k:patch("v1", "Node", nil, name, p, "merge")
     if r then return true end
     if not (type(perr) == "table" and perr.status == 409) then
-      return nil, ("cannot mark node %s: %s"):format(name, tostring(perr and (perr.msg or perr)))
+      return nil, fail("cannot mark node %s: %s", name, tostring(perr))
     end
     log(ctx).debug("mark-control-plane", "node %s changed meanwhile; retrying", name)
   end
-  return nil, ("cannot mark node %s: it kept changing (5 conflicts)"):format(name)
+  return nil, fail("cannot mark node %s: it kept changing (5 conflicts)", name)
 end
 
 function M.phases()

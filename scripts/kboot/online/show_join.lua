@@ -3,6 +3,8 @@
 -- certificates were uploaded.
 local tokens = require("kboot.tokens")
 
+local kerror = require("kboot.error")
+
 local M = {}
 
 -- text(ctx) -> the closing message, or nil, err
@@ -10,11 +12,9 @@ function M.text(ctx)
   local kubeconfig = require("kboot.kubeconfig")
   local kc, err = kubeconfig.load("/etc/kubernetes/admin.conf")
   if not kc then return nil, err end
+  local admin = ctx.fs.path("/etc/kubernetes/admin.conf")
   local p, perr = tokens.join_params(kc)
-  if not p then return nil, "/etc/kubernetes/admin.conf: " .. tostring(perr) end
-  local fs = ctx.fs
-  local root = fs.root and fs.root() or "/"
-  local admin = root == "/" and "/etc/kubernetes/admin.conf" or (root .. "/etc/kubernetes/admin.conf")
+  if not p then return nil, admin .. ": " .. tostring(perr) end
   -- --skip-token-print / --skip-certificate-key-print: kubeadm's placeholder instead of the secret
   local withheld = "<value withheld>"
   local token = ctx.skip_token_print and withheld or ctx.token or "<no bootstrap token: run 'kboot token create'>"
@@ -60,9 +60,10 @@ function M.text(ctx)
   return table.concat(out, "\n") .. "\n"
 end
 
+-- run(ctx) -> true | nil, kboot.error
 function M.run(ctx)
   local text, err = M.text(ctx)
-  if not text then return nil, err end
+  if not text then return nil, kerror.wrap("show-join-command", err) end
   io.stdout:write("\n", text)
   return true
 end

@@ -5,6 +5,8 @@
 local crypto = require("kboot.crypto")
 local tokens = require("kboot.tokens")
 
+local kerror = require("kboot.error")
+
 local M = {}
 local P = "upload-certs"
 
@@ -14,10 +16,10 @@ function M.files(ctx)
   for _, c in ipairs(tokens.certs_to_upload(ctx.cluster)) do
     local data, err = ctx.fs.read(c.path)
     if data then out[c.name] = data
-    elseif err and err.code == 2 then ctx.log.debug(P, "%s does not exist; not uploaded", c.path)
+    elseif err and err.code == 2 then ctx.log.debug(P, "%s does not exist; not uploaded", ctx.fs.path(c.path))
     else return nil, err end
   end
-  if not out["ca.crt"] then return nil, ("%s/ca.crt is missing: run the certs phases first"):format(ctx.cluster.certificatesDir) end
+  if not out["ca.crt"] then return nil, ("%s is missing: run the certs phases first"):format(ctx.fs.path(ctx.cluster.certificatesDir .. "/ca.crt")) end
   return out
 end
 
@@ -40,7 +42,7 @@ function M.current(k, key, files, now)
   return have ~= nil and same_files(have, files)
 end
 
-function M.run(ctx)
+local function run(ctx)
   local log, k = ctx.log, ctx.kube
   if not k then return nil, "no API client (ctx.kube)" end
   local now = ctx.now or os.time()
@@ -64,6 +66,13 @@ function M.run(ctx)
   log.info(P, "Using certificate key:")
   io.stdout:write(key, "\n")
   return true
+end
+
+-- run(ctx) -> true | nil, kboot.error
+function M.run(ctx)
+  local ok, err = run(ctx)
+  if ok then return true end
+  return nil, kerror.wrap(P, err)
 end
 
 function M.phases()

@@ -3,6 +3,8 @@
 -- component config in kube-system/kubelet-config, and the Roles/RoleBindings that let joining nodes
 -- read them. Also the ClusterRoleBinding kubeadm:cluster-admins, without which admin.conf
 -- (O=kubeadm:cluster-admins) has no rights: it is created through super-admin.conf.
+local kerror = require("kboot.error")
+
 local M = {}
 
 M.NS = "kube-system"
@@ -90,57 +92,26 @@ local function describe(obj)
   return ("%s %s%s"):format(obj.kind, m.namespace and (m.namespace .. "/") or "", m.name)
 end
 
--- Is every field of `want` already in `have`? Lists must have the same length, element by element;
--- fields the server added (defaults, status, metadata) do not count.
--- Zero values (false, "", 0, {}) match a missing field: the API server omits them (omitempty).
-local function zero(v) return v == false or v == "" or v == 0 or (type(v) == "table" and next(v) == nil) end
-function M.contains(have, want)
-  if have == nil and zero(want) then return true end
-  if type(want) ~= "table" then return have == want end
-  if type(have) ~= "table" then return false end
-  if #want > 0 or getmetatable(want) == yaml().array_mt then
-    if #have ~= #want then return false end
-  end
-  for k, v in pairs(want) do
-    if not M.contains(have[k], v) then return false end
-  end
-  return true
-end
-
-local function api_of(obj) return obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name end
-
--- ensure(ctx, obj) -> obj | nil, err: server-side apply unless the live object already holds every
--- field kboot sets. The check keeps a re-run from touching anything: on some API server versions an
--- apply that changes no value still moves the object's managedFields and resourceVersion.
-function M.ensure(ctx, obj)
-  local k = ctx.kube
-  if not ctx.dry_run then
-    local live = k:get(api_of(obj))
-    if live and M.contains(live, obj) then return live, "unchanged" end
-  end
-  return k:apply(obj)
-end
-
--- apply_all(ctx, objects, phase) -> true | nil, err (the first failure, naming the object)
+-- apply_all(ctx, objects, phase) -> true | nil, kboot.error (the first failure, naming the object).
+-- kboot.kube's apply sends nothing for an object the server already has as kboot wants it.
 function M.apply_all(ctx, objects, phase)
   for _, obj in ipairs(objects) do
-    local r, err = M.ensure(ctx, obj)
-    if not r then
-      return nil, ("cannot apply %s: %s"):format(describe(obj), tostring(err and (err.msg or err)))
-    end
-    log(ctx).debug(phase, "%s %s", err == "unchanged" and "unchanged" or "applied", describe(obj))
+    local r, err = ctx.kube:apply(obj)
+    if not r then return nil, kerror.new(phase, ("cannot apply %s: %s"):format(describe(obj), tostring(err))) end
   end
   return true
 end
 
--- ensure_cluster_admins(ctx) -> true | nil, err. Checked with admin.conf (a 403 or 404 means the
+local function fail(text, ...) return kerror.new("upload-config", text:format(...)) end
+
+-- ensure_cluster_admins(ctx) -> true | nil, kboot.error. Checked with admin.conf (a 403 or 404 means the
 -- binding is missing); created with super-admin.conf, then waited for until admin.conf works.
 function M.ensure_cluster_admins(ctx)
-  if ctx.cluster_admins_ok then return true end
+  if ctx.cache.cluster_admins_ok then return true end
   local crb = M.cluster_admins()
   if ctx.dry_run then
     ctx.kube:apply(crb)
-    ctx.cluster_admins_ok = true
+    ctx.cache.cluster_admins_ok = true
     return true
   end
   local function probe()
@@ -151,21 +122,21 @@ function M.ensure_cluster_admins(ctx)
   local cur, err = probe()
   if not cur then
     local st = type(err) == "table" and err.status
-    if st ~= 403 and st ~= 404 then return nil, ("cannot check ClusterRoleBinding %s: %s"):format(M.CLUSTER_ADMINS, tostring(err and (err.msg or err))) end
+    if st ~= 403 and st ~= 404 then return nil, fail("cannot check ClusterRoleBinding %s: %s", M.CLUSTER_ADMINS, tostring(err)) end
     if not ctx.kube_super then
-      return nil, ("admin.conf has no rights yet (ClusterRoleBinding %s is missing) and super-admin.conf cannot create it: %s")
-        :format(M.CLUSTER_ADMINS, tostring(ctx.kube_super_err))
+      return nil, fail("admin.conf has no rights yet (ClusterRoleBinding %s is missing) and super-admin.conf cannot create it: %s",
+        M.CLUSTER_ADMINS, tostring(ctx.kube_super_err))
     end
     log(ctx).info("kubeconfig", "Creating ClusterRoleBinding %s (cluster-admin) through super-admin.conf", M.CLUSTER_ADMINS)
     local r, cerr = ctx.kube_super:create(crb)
     if not r and not (type(cerr) == "table" and cerr.status == 409) then
-      return nil, ("cannot create ClusterRoleBinding %s with super-admin.conf: %s"):format(M.CLUSTER_ADMINS, tostring(cerr and (cerr.msg or cerr)))
+      return nil, fail("cannot create ClusterRoleBinding %s with super-admin.conf: %s", M.CLUSTER_ADMINS, tostring(cerr))
     end
     -- the RBAC authorizer sees the new binding after its informer catches up
     local ok, werr = ctx.kube:wait_for(probe, 30, 0.5)
-    if not ok then return nil, ("admin.conf still has no rights after creating %s: %s"):format(M.CLUSTER_ADMINS, tostring(werr and (werr.msg or werr))) end
+    if not ok then return nil, fail("admin.conf still has no rights after creating %s: %s", M.CLUSTER_ADMINS, tostring(werr)) end
   end
-  ctx.cluster_admins_ok = true
+  ctx.cache.cluster_admins_ok = true
   return true
 end
 

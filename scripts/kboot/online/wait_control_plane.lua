@@ -3,12 +3,13 @@
 -- this node (kubelet installed and running, swap, cgroup driver of kubelet vs runtime, ports taken by
 -- something else, the API server's TLS/auth answer, crictl's view of the static pods) and prints
 -- each finding. Every file is read through ctx.fs, so a --root sandbox gets its own /proc and /etc.
+local kerror = require("kboot.error")
+local time = require("kboot.time")
+
 local M = {}
 
 local function log(ctx) return ctx.log or require("kboot.log") end
-local function duration(s) return s and require("kboot.config").duration(s) end
-local function msg(e) return type(e) == "table" and (e.msg or tostring(e)) or tostring(e) end
-local now = require("kboot.time").now
+local now, sleep, fmt = time.now, time.sleep, time.format_duration
 
 -- http://<healthzBindAddress>:<healthzPort>/healthz from the KubeletConfiguration (kubeadm polls
 -- 127.0.0.1:10248); a bind address of 0.0.0.0/:: is reached on loopback.
@@ -23,12 +24,10 @@ function M.kubelet_healthz_url(ctx)
   return ("http://%s:%d/healthz"):format(host, port)
 end
 
+-- timeout(ctx) -> control plane, kubelet: the v1beta4 timeouts in seconds
 function M.timeout(ctx)
-  local t = ctx.init.timeouts or {}
-  return duration(t.controlPlaneComponentHealthCheck) or 240, duration(t.kubeletHealthCheck) or 240
+  return ctx.timeouts.controlPlaneComponentHealthCheck, ctx.timeouts.kubeletHealthCheck
 end
-
-local sleep = require("kboot.time").sleep
 
 -- One GET; returns status, body or nil, err. The client makes one attempt: this loop does the retries.
 local function probe(client, path)
@@ -60,11 +59,14 @@ function M.livez(client)
   local st, body = probe(client, "/livez")
   if st == 404 then st, body = probe(client, "/healthz") end
   if st == 200 then return true end
-  if not st then return nil, msg(body) end
+  if not st then return nil, tostring(body) end
   return nil, ("HTTP %d: %s"):format(st, (body or ""):sub(1, 200):gsub("%s+$", ""))
 end
 
--- wait(ctx, o) -> true | nil, err. o: { timeout=, kubelet_timeout=, interval= } (seconds).
+local function fail(stage, text) return kerror.new("wait-control-plane", text, { stage = stage }) end
+
+-- wait(ctx, o) -> true | nil, kboot.error (its stage: "kubelet" or "apiserver", what did not come
+-- up). o: { timeout=, kubelet_timeout=, interval= } (seconds).
 function M.wait(ctx, o)
   o = o or {}
   local cp_t, kl_t = M.timeout(ctx)
@@ -72,23 +74,23 @@ function M.wait(ctx, o)
   local interval = o.interval or 0.5
   local kc, kpath, kurl = kubelet_client(ctx)
   log(ctx).info("wait-control-plane", "Waiting for the kubelet to boot up the control plane as static Pods from directory \"/etc/kubernetes/manifests\"")
-  log(ctx).info("kubelet-check", "Waiting for a healthy kubelet at %s. This can take up to %s", kurl, require("kboot.config").format_duration(kl_t))
+  log(ctx).info("kubelet-check", "Waiting for a healthy kubelet at %s. This can take up to %s", kurl, fmt(kl_t))
   local deadline, last = now() + kl_t, nil
   while true do
     local st, body = probe(kc, kpath)
     if st == 200 then break end
-    last = st and ("HTTP %d: %s"):format(st, (body or ""):sub(1, 100)) or msg(body)
+    last = st and ("HTTP %d: %s"):format(st, (body or ""):sub(1, 100)) or tostring(body)
     if now() >= deadline then
       kc:close()
-      return nil, ("the kubelet is not healthy after %s (%s: %s)"):format(require("kboot.config").format_duration(kl_t), kurl, last), "kubelet"
+      return nil, fail("kubelet", ("the kubelet is not healthy after %s (%s: %s)"):format(fmt(kl_t), kurl, last))
     end
     sleep(interval)
   end
   kc:close()
   log(ctx).info("kubelet-check", "The kubelet is healthy")
   local ac, aerr = apiserver_client(ctx)
-  if not ac then return nil, ("cannot reach the API server: %s"):format(msg(aerr)), "apiserver" end
-  log(ctx).info("api-check", "Waiting for a healthy API server. This can take up to %s", require("kboot.config").format_duration(cp_t))
+  if not ac then return nil, fail("apiserver", ("cannot reach the API server: %s"):format(tostring(aerr))) end
+  log(ctx).info("api-check", "Waiting for a healthy API server. This can take up to %s", fmt(cp_t))
   deadline = now() + cp_t
   while true do
     local ok, why = M.livez(ac)
@@ -96,7 +98,7 @@ function M.wait(ctx, o)
     last = why
     if now() >= deadline then
       ac:close()
-      return nil, ("the API server is not healthy after %s: %s"):format(require("kboot.config").format_duration(cp_t), last), "apiserver"
+      return nil, fail("apiserver", ("the API server is not healthy after %s: %s"):format(fmt(cp_t), last))
     end
     sleep(interval)
   end
@@ -179,7 +181,7 @@ end
 local function crictl_findings(ctx, add)
   local crictl = crictl_path(ctx)
   if not crictl then return end
-  local ep = shell_quote(ctx.init.nodeRegistration.criSocket or "")
+  local ep = shell_quote(ctx.node.criSocket or "")
   local base = shell_quote(crictl) .. " --runtime-endpoint " .. ep
   local ps = run(base .. " ps -a") or ""
   local failing = {}
@@ -244,14 +246,14 @@ function M.diagnose(ctx, o)
     elseif kst then
       add("kubelet-unhealthy", ("the kubelet's %s answers HTTP %d: %s"):format(kurl, kst, (kbody or ""):sub(1, 200)))
     else
-      add("kubelet-healthz", ("the kubelet's %s does not answer: %s"):format(kurl, msg(kbody)))
+      add("kubelet-healthz", ("the kubelet's %s does not answer: %s"):format(kurl, tostring(kbody)))
     end
   end
 
   local ac, aerr = apiserver_client(ctx)
-  local bind = ctx.bind_port or 6443
+  local bind = ctx.endpoint.port
   if not ac then
-    add("apiserver", ("cannot build a client from admin.conf: %s"):format(msg(aerr)))
+    add("apiserver", ("cannot build a client from admin.conf: %s"):format(tostring(aerr)))
   else
     local ok, why = M.livez(ac)
     ac:close()
@@ -293,7 +295,11 @@ function M.run(ctx)
     l.error("wait-control-plane", "nothing wrong found on this node; check 'journalctl -xeu kubelet' and the container runtime's logs")
   end
   for _, f in ipairs(found) do l.error("wait-control-plane", "likely cause: %s", f.detail) end
-  return nil, err .. (found[1] and ("; likely cause: " .. found[1].detail:match("^[^\n]*")) or "")
+  if found[1] then
+    err.msg = err.msg .. "; likely cause: " .. found[1].detail:match("^[^\n]*")
+    err.causes = found
+  end
+  return nil, err
 end
 
 function M.phases()
