@@ -354,26 +354,25 @@ local function validate(init, cluster, kubelet, errs, warnings)
   local function e(path, fmt, ...) errs[#errs + 1] = path .. ": " .. fmt:format(...) end
   local I, C = "InitConfiguration", "ClusterConfiguration"
 
-  -- bootstrap tokens
+  -- bootstrap tokens: kboot.tokens has the rules (the same as `kboot token create`)
+  local tokens = require("kboot.tokens")
   for i, t in ipairs(init.bootstrapTokens or {}) do
     local p = ("%s.bootstrapTokens[%d]"):format(I, i - 1)
-    if t.token ~= nil and not require("kboot.crypto").token_valid(t.token) then
+    if t.token ~= nil and not tokens.parse(t.token) then
       e(p .. ".token", "%q is not a valid bootstrap token (want [a-z0-9]{6}.[a-z0-9]{16}, e.g. abcdef.0123456789abcdef)", tostring(t.token))
     end
     for j, u in ipairs(t.usages or {}) do
-      if u ~= "signing" and u ~= "authentication" then
-        e(("%s.usages[%d]"):format(p, j - 1), "unknown usage %q (want signing or authentication)", u)
+      if not tokens.check_usages({ u }) then
+        e(("%s.usages[%d]"):format(p, j - 1), "unknown usage %q (want %s)", u, table.concat(tokens.USAGES, " or "))
       end
     end
     for j, g in ipairs(t.groups or {}) do
-      if not g:match("^system:bootstrappers:[a-z0-9:%-]*[a-z0-9]$") or #g > 278 then
-        e(("%s.groups[%d]"):format(p, j - 1), "%q must match system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]", g)
-      end
+      local ok, why = tokens.check_group(g)
+      if not ok then e(("%s.groups[%d]"):format(p, j - 1), "%s", why) end
     end
     if t.ttl then
-      local s, why = duration(t.ttl)
-      if not s then e(p .. ".ttl", "%s", why)
-      elseif s < 0 then e(p .. ".ttl", "must not be negative") end
+      local _, why = tokens.ttl(t.ttl)
+      if why then e(p .. ".ttl", "%s", why) end
     end
   end
   -- certificate key: hex of 32 bytes

@@ -133,6 +133,20 @@ function TestFlags:test_given_table_respected_and_bad_flag_values_named()
 end
 
 TestValidate = {}
+
+function TestValidate:test_bootstrap_tokens_follow_kboot_tokens_rules()
+  local G = "kubeadm.k8s.io/v1beta4"
+  local errs = errors_of({ { apiVersion = G, kind = "InitConfiguration",
+    localAPIEndpoint = { advertiseAddress = "10.0.0.1" },
+    bootstrapTokens = { { token = "abcdef.0123456789abcdef", ttl = "-1h", usages = { "signing", "sign" },
+                          groups = { "system:bootstrappers:ok", "system:masters" } } } } })
+  lu.assertStrContains(errs, 'InitConfiguration.bootstrapTokens[0].ttl: TTL "-1h" is negative')
+  lu.assertStrContains(errs, 'InitConfiguration.bootstrapTokens[0].usages[1]: unknown usage "sign" (want signing or authentication)')
+  lu.assertStrContains(errs, 'InitConfiguration.bootstrapTokens[0].groups[1]: bootstrap group "system:masters" is invalid')
+  lu.assertNotStrContains(errs, "groups[0]")
+  lu.assertNotStrContains(errs, "usages[0]")
+  lu.assertNotStrContains(errs, ".token:")
+end
 function TestValidate:test_many_problems_reported_together()
   local errs = errors_of({ { apiVersion = G .. "v1beta4", kind = "ClusterConfiguration",
     networking = { serviceSubnet = "10.96.0.0/30", dnsDomain = "UPPER" }, encryptionAlgorithm = "DSA",
