@@ -107,7 +107,7 @@ function M.render(ctx)
 end
 
 function M.before(ctx)
-  ctx.log.info("etcd", "Creating static Pod manifest for local etcd in %q", mf.DIR)
+  ctx.log.info("etcd", "Creating static Pod manifest for local etcd in %q", ctx.fs.path(mf.DIR))
   return true
 end
 

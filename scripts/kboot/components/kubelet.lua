@@ -144,7 +144,7 @@ end
 
 -- the generic save, with a line per file
 function M.save(ctx, a)
-  for _, f in ipairs(a.files) do ctx.log.info("kubelet-start", "Writing %s", f.path) end
+  for _, f in ipairs(a.files) do ctx.log.info("kubelet-start", "Writing %s", ctx.fs.path(f.path)) end
   return require("kboot.component").save(ctx, a)
 end
 
