@@ -1,5 +1,5 @@
-/* Certificates: spec checking, issuing (shaped like Go's crypto/x509 output, which is what
- * kubeadm writes), loading and verification. */
+/* Certificates: spec checking, issuing (shaped like Go's crypto/x509 output, so files match
+ * what Go tools write), loading and verification. */
 #include "pki_internal.h"
 
 #include <arpa/inet.h>
