@@ -1,4 +1,4 @@
-/* kboot.fs: files under the root prefix (runtime/fs.c). Paths are cluster paths;
+/* kboot.fs: files under the root prefix (runtime/fs*.c). Paths are cluster paths;
  * a relative path or one escaping the root is an argument error. */
 #include <errno.h>
 #include <stdio.h>

@@ -97,7 +97,7 @@ if [ ${#files[@]} -gt 0 ]; then
         for (k = 1; k <= nw; k++) used[FILENAME, words[k]] = 1
         if (out ~ /^[A-Za-z_]/ && out !~ /^(static|extern|typedef)[ \t]/) {
             if (out ~ /\(/) {
-                if (out !~ /;/) { t = name_before_paren(out); if (t != "" && !(t in def)) def[t] = FILENAME }
+                if (out !~ /;/ || out ~ /\)[ \t]*\{/) { t = name_before_paren(out); if (t != "" && !(t in def)) def[t] = FILENAME }
             } else if (out ~ /;[ \t]*$/ && out !~ /^(struct|union|enum)[ \t]+[A-Za-z0-9_]+[ \t]*;/) {
                 t = out; sub(/[ \t]*=.*$/, "", t); sub(/[ \t]*;.*$/, "", t); sub(/[ \t]*\[[^]]*\]$/, "", t)
                 sub(/^.*[^A-Za-z0-9_]/, "", t)
