@@ -84,8 +84,8 @@ static int opt_field(lua_State *L, int idx, const char *k, int type)
         return 0;
     }
     if (t != type && !(type == LUA_TNUMBER && t == LUA_TSTRING && lua_isnumber(L, -1)))
-        return luaL_error(L, "option '%s': %s expected, got %s", k, lua_typename(L, type),
-                          luaL_typename(L, -1));
+        return luaL_argerror(L, idx, lua_pushfstring(L, "option '%s': %s expected, got %s", k,
+                                                      lua_typename(L, type), luaL_typename(L, -1)));
     return 1;
 }
 
@@ -111,7 +111,7 @@ lua_Integer kb_opt_integer(lua_State *L, int idx, const char *k, lua_Integer def
     int isint;
     lua_Integer v = lua_tointegerx(L, -1, &isint);
     if (!isint)
-        return luaL_error(L, "option '%s': integer expected", k);
+        return luaL_argerror(L, idx, lua_pushfstring(L, "option '%s': number has no integer representation", k));
     lua_pop(L, 1);
     return v;
 }

@@ -16,8 +16,9 @@ int kb_pushfail(lua_State *L, const kb_err *e);
 /* Same, building the kb_err in place. */
 int kb_fail(lua_State *L, const char *op, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Option tables: read field `k` of the table at `idx`. Absent (nil) gives the default;
- * a value of the wrong type raises an argument error naming the field. */
+/* Option tables: read field `k` of the table at `idx`, which must be the options table's argument
+ * index (errors say "bad argument #idx to 'f' (option 'k': ...)"). Absent (nil) gives the default;
+ * a value of the wrong type, or a non-table at idx, raises that argument error. */
 const char *kb_opt_string(lua_State *L, int idx, const char *k, const char *def, size_t *len);
 lua_Integer kb_opt_integer(lua_State *L, int idx, const char *k, lua_Integer def);
 lua_Number kb_opt_number(lua_State *L, int idx, const char *k, lua_Number def);

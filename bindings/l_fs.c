@@ -1,4 +1,4 @@
-/* kboot.fs: files under the root prefix (runtime/fs.c). Paths are cluster paths;
+/* kboot.fs: files under the root prefix (runtime/fs*.c). Paths are cluster paths;
  * a relative path or one escaping the root is an argument error. */
 #include <errno.h>
 #include <stdio.h>
@@ -25,8 +25,9 @@ static const char *checkpath(lua_State *L, int idx)
     return p;
 }
 
-/* Permission bits: an integer (0x1a4, 420) or an octal string ("0644", "644"). */
-static unsigned tomode(lua_State *L, int idx, const char *what)
+/* Permission bits: an integer (0x1a4, 420) or an octal string ("0644", "644"). The value is at
+ * stack index idx; errors name argument arg (the options table when the mode is one of its fields). */
+static unsigned tomode(lua_State *L, int idx, int arg, const char *what)
 {
     lua_Integer m = -1;
     if (lua_type(L, idx) == LUA_TNUMBER) {
@@ -39,12 +40,16 @@ static unsigned tomode(lua_State *L, int idx, const char *what)
         char *end;
         if (*s && strspn(s, "01234567") == strlen(s) && strlen(s) <= 5)
             m = strtol(s, &end, 8);
-    } else {
+    } else if (idx == arg) {
         luaL_typeerror(L, idx, "integer or octal string (mode)");
+    } else {
+        luaL_argerror(L, arg, lua_pushfstring(L, "option '%s': integer or octal string expected, got %s", what,
+                                              luaL_typename(L, idx)));
     }
     if (m < 0 || m > 07777)
-        luaL_error(L, "bad %s '%s': 0..07777 (integer or octal string like \"0644\") expected", what,
-                   luaL_tolstring(L, idx, NULL));
+        luaL_argerror(L, arg,
+                      lua_pushfstring(L, "bad %s '%s': 0..07777 (integer or octal string like \"0644\") expected",
+                                      what, luaL_tolstring(L, idx, NULL)));
     return (unsigned)m;
 }
 
@@ -52,7 +57,7 @@ static unsigned checkmode(lua_State *L, int idx)
 {
     if (lua_isnoneornil(L, idx))
         luaL_argerror(L, idx, "mode expected (integer or octal string like \"0644\")");
-    return tomode(L, idx, "mode");
+    return tomode(L, idx, idx, "mode");
 }
 
 static void checkopts(lua_State *L, int idx, kb_fs_write_opts *o)
@@ -62,7 +67,7 @@ static void checkopts(lua_State *L, int idx, kb_fs_write_opts *o)
     o->dir_mode = 0755;
     if (lua_istable(L, idx)) {
         if (lua_getfield(L, idx, "dir_mode") != LUA_TNIL)
-            o->dir_mode = tomode(L, lua_gettop(L), "dir_mode");
+            o->dir_mode = tomode(L, lua_gettop(L), idx, "dir_mode");
         lua_pop(L, 1);
     }
 }

@@ -131,7 +131,7 @@ static int qpair_cmp(const void *a, const void *b)
     return c ? c : (x->i > y->i) - (x->i < y->i);
 }
 
-static const char *query_value(lua_State *L, const char *k)
+static const char *query_value(lua_State *L, int opts, const char *k)
 {
     int t = lua_type(L, -1);
     if (t == LUA_TBOOLEAN) {
@@ -141,7 +141,7 @@ static const char *query_value(lua_State *L, const char *k)
         lua_pushstring(L, lua_tostring(L, -1));
         lua_replace(L, -2);
     } else if (t != LUA_TSTRING)
-        luaL_error(L, "option 'query': value of '%s' must be a string, number or boolean", k);
+        luaL_argerror(L, opts, lua_pushfstring(L, "option 'query': value of '%s' must be a string, number or boolean", k));
     return lua_tostring(L, -1);
 }
 
@@ -154,7 +154,7 @@ static void build_query(lua_State *L, int opts, int anchor, kb_http_req *r)
         return;
     }
     if (!lua_istable(L, -1))
-        luaL_error(L, "option 'query': table expected, got %s", luaL_typename(L, -1));
+        luaL_argerror(L, opts, lua_pushfstring(L, "option 'query': table expected, got %s", luaL_typename(L, -1)));
     int q = lua_gettop(L);
     size_t n = 0;
     for (lua_pushnil(L); lua_next(L, q); lua_pop(L, 1))
@@ -163,13 +163,13 @@ static void build_query(lua_State *L, int opts, int anchor, kb_http_req *r)
     size_t i = 0;
     for (lua_pushnil(L); lua_next(L, q); lua_pop(L, 1)) {
         if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "option 'query': keys must be strings");
+            luaL_argerror(L, opts, "option 'query': keys must be strings");
         const char *k = lua_tostring(L, -2);
         if (lua_istable(L, -1)) {
             lua_Integer m = (lua_Integer)lua_rawlen(L, -1);
             for (lua_Integer j = 1; j <= m && i < n; j++) {
                 lua_rawgeti(L, -1, j);
-                query_value(L, k);
+                query_value(L, opts, k);
                 pairs[i].v = anchor_str(L, anchor, lua_gettop(L));
                 pairs[i].k = k;
                 pairs[i].i = i;
@@ -177,7 +177,7 @@ static void build_query(lua_State *L, int opts, int anchor, kb_http_req *r)
             }
         } else if (i < n) {
             lua_pushvalue(L, -1);
-            query_value(L, k);
+            query_value(L, opts, k);
             pairs[i].v = anchor_str(L, anchor, lua_gettop(L));
             pairs[i].k = k; /* keys are kept alive by the query table */
             pairs[i].i = i;
@@ -217,7 +217,7 @@ static void build_headers(lua_State *L, int opts, int anchor, kb_http_req *r, co
     if (!lua_isnoneornil(L, opts)) {
         if (lua_getfield(L, opts, "headers") != LUA_TNIL) {
             if (!lua_istable(L, -1))
-                luaL_error(L, "option 'headers': table expected, got %s", luaL_typename(L, -1));
+                luaL_argerror(L, opts, lua_pushfstring(L, "option 'headers': table expected, got %s", luaL_typename(L, -1)));
             h = lua_gettop(L);
             for (lua_pushnil(L); lua_next(L, h); lua_pop(L, 1))
                 n++;
@@ -229,13 +229,13 @@ static void build_headers(lua_State *L, int opts, int anchor, kb_http_req *r, co
     if (h) {
         for (lua_pushnil(L); lua_next(L, h); lua_pop(L, 1)) {
             if (lua_type(L, -2) != LUA_TSTRING || !is_token(lua_tostring(L, -2)))
-                luaL_error(L, "option 'headers': bad header name");
+                luaL_argerror(L, opts, "option 'headers': bad header name");
             const char *name = lua_tostring(L, -2);
             if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
-                luaL_error(L, "option 'headers': value of '%s' must be a string", name);
+                luaL_argerror(L, opts, lua_pushfstring(L, "option 'headers': value of '%s' must be a string", name));
             const char *v = lua_tostring(L, -1);
             if (strpbrk(v, "\r\n"))
-                luaL_error(L, "option 'headers': value of '%s' contains a line break", name);
+                luaL_argerror(L, opts, lua_pushfstring(L, "option 'headers': value of '%s' contains a line break", name));
             /* "Name;" is curl's spelling of a header with an empty value. */
             lua_pushfstring(L, *v ? "%s: %s" : "%s;", name, v);
             lines[i++] = anchor_str(L, anchor, lua_gettop(L));

@@ -346,7 +346,7 @@ int kb_crypto_aes_gcm_seal_nonce(const unsigned char key[KB_AES256_KEY_LEN],
     unsigned char *ct = out + KB_GCM_NONCE_LEN;
     int got = 0;
     memmove(out, nonce, KB_GCM_NONCE_LEN);
-    /* The default GCM IV length is the 96 bits kubeadm (Go's cipher.NewGCM) uses. */
+    /* The default GCM IV length is 96 bits, the nonce size of Go's cipher.NewGCM. */
     int ok = EVP_EncryptInit_ex2(ctx, EVP_aes_256_gcm(), key, nonce, NULL) == 1 &&
              gcm_update(ctx, pt, n, ct) && EVP_EncryptFinal_ex(ctx, ct + n, &got) == 1 &&
              got == 0 &&

@@ -15,13 +15,14 @@
  * where it fails with ENOSYS or EINVAL the commit falls back to fsync of each temp, then of
  * each directory whose entries changed. */
 #define _GNU_SOURCE
-#include "fs_internal.h"
+#include "fs_batch.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A pending write: target cluster path, temp and target host paths, file system. */
@@ -61,7 +62,7 @@ static int grow(void **arr, size_t *cap, size_t n, size_t size)
     return 0;
 }
 
-int fs_batching(void) { return g_depth > 0 && !fs_g_dry; }
+int fs_batching(void) { return g_depth > 0 && !fs_state()->dry; }
 
 static struct pend *pend_find(const char *cp)
 {

@@ -1,5 +1,6 @@
-/* kboot.fs paths: the root prefix, cluster path -> host path, error messages naming both. */
-#include "fs_internal.h"
+/* kboot.fs paths: the shared state, the root prefix, cluster path -> host path, error messages
+ * naming both. The bottom layer: it calls nothing above it (see fs_path.h). */
+#include "fs_path.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -8,13 +9,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
-char fs_g_root[KB_FS_PATH_MAX]; /* "" when there is no prefix */
+static struct fs_state g_state;
+
+struct fs_state *fs_state(void) { return &g_state; }
 
 /* ---- errors ---------------------------------------------------------------- */
 
 int fs_fail(kb_err *e, int err, const char *op, const char *verb, const struct loc *l)
 {
-    if (fs_g_root[0])
+    if (g_state.root[0])
         return kb_err_sys(e, err, op, "cannot %s %s (%s)", verb, l->cp, l->hp);
     return kb_err_sys(e, err, op, "cannot %s %s", verb, l->cp);
 }
@@ -62,7 +65,7 @@ int kb_fs_host_path(const char *p, char *out, size_t n, kb_err *e)
     char cp[KB_FS_PATH_MAX];
     if (kb_fs_clean_path(p, cp, sizeof cp, e))
         return -1;
-    int k = snprintf(out, n, "%s%s", fs_g_root, fs_g_root[0] && strcmp(cp, "/") == 0 ? "" : cp);
+    int k = snprintf(out, n, "%s%s", g_state.root, g_state.root[0] && strcmp(cp, "/") == 0 ? "" : cp);
     if (k < 0 || (size_t)k >= n)
         return path_err(e, ENAMETOOLONG, "path '%.64s...' is too long under the root", p);
     return 0;
@@ -82,8 +85,8 @@ void fs_loc_parent(const struct loc *l, struct loc *p)
     char *s = strrchr(p->cp, '/');
     if (s == p->cp) {
         s[1] = '\0';
-        if (fs_g_root[0])
-            snprintf(p->hp, sizeof p->hp, "%s", fs_g_root);
+        if (g_state.root[0])
+            snprintf(p->hp, sizeof p->hp, "%s", g_state.root);
         else
             strcpy(p->hp, "/");
         return;
@@ -94,9 +97,21 @@ void fs_loc_parent(const struct loc *l, struct loc *p)
 
 const char *fs_basename(const struct loc *l) { return strrchr(l->cp, '/') + 1; }
 
-int kb_fs_set_root(const char *dir, kb_err *e)
+int fs_is_below(const char *p, const char *dir)
 {
-    char real[PATH_MAX];
+    size_t n = strlen(dir);
+    if (strcmp(dir, "/") == 0)
+        return p[1] != '\0';
+    return strncmp(p, dir, n) == 0 && p[n] == '/';
+}
+
+int fs_is_child(const char *p, const char *dir)
+{
+    return fs_is_below(p, dir) && strrchr(p, '/') == p + (strcmp(dir, "/") == 0 ? 0 : strlen(dir));
+}
+
+int fs_root_check(const char *dir, char *real, kb_err *e)
+{
     struct stat st;
     if (dir && strcmp(dir, "/") != 0) {
         if (!realpath(dir, real))
@@ -105,16 +120,14 @@ int kb_fs_set_root(const char *dir, kb_err *e)
             return kb_err_sys(e, errno, "set_root", "cannot use root %s", dir);
         if (!S_ISDIR(st.st_mode))
             return kb_err_sys(e, ENOTDIR, "set_root", "cannot use root %s", dir);
-        if (strlen(real) >= sizeof fs_g_root / 2)
+        if (strlen(real) >= sizeof g_state.root / 2)
             return kb_err_sys(e, ENAMETOOLONG, "set_root", "cannot use root %s", dir);
     } else {
         strcpy(real, "/");
     }
-    if (kb_fs_batch_flush(e)) /* pending writes land under the root they were made in */
-        return -1;
-    strcpy(fs_g_root, strcmp(real, "/") == 0 ? "" : real);
-    fs_ov_clear();
     return 0;
 }
 
-const char *kb_fs_root(void) { return fs_g_root[0] ? fs_g_root : "/"; }
+void fs_root_set(const char *real) { strcpy(g_state.root, strcmp(real, "/") == 0 ? "" : real); }
+
+const char *kb_fs_root(void) { return g_state.root[0] ? g_state.root : "/"; }

@@ -1,21 +1,20 @@
-#include "kboot/http.h"
+/* Clients and requests: handles sharing a connection pool, TLS material from memory, retries with
+ * backoff. libcurl is reached through http_curl.h, responses are collected by http_resp.c. */
 
-#include <ctype.h>
-#include <curl/curl.h>
+#include "http_resp.h"
+
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
-#include "kboot/dl.h"
+#include "kboot/clock.h"
 #include "kboot/log.h"
 
 #ifndef KBOOT_VERSION
@@ -40,51 +39,6 @@ struct kb_http_client {
     kb_http_stats stats;
 };
 
-/* ---- libcurl, loaded on first use ----
- * libcurl pulls in some 30 shared libraries (gnutls, krb5, ldap, ssh2, ...): linking it would
- * make every kboot run, online or not, load and relocate them all. So it is dlopen()ed the
- * first time a client is made, as systemd does with its optional libraries, and each curl
- * function is called through a pointer of curl's own prototype (sym_<name>). */
-#define CURL_SYMS(X)                                                                            \
-    X(curl_global_init) X(curl_easy_init) X(curl_easy_cleanup) X(curl_easy_setopt)              \
-    X(curl_easy_getinfo) X(curl_easy_perform) X(curl_easy_strerror) X(curl_easy_escape)         \
-    X(curl_free) X(curl_share_init) X(curl_share_setopt) X(curl_share_cleanup)                  \
-    X(curl_slist_append) X(curl_slist_free_all) X(curl_url) X(curl_url_set) X(curl_url_get)     \
-    X(curl_url_cleanup) X(curl_url_strerror)
-
-#define CURL_SYM_DECL(f) static __typeof__(f) *sym_##f;
-CURL_SYMS(CURL_SYM_DECL)
-#undef CURL_SYM_DECL
-
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static char global_err[512]; /* empty once libcurl is loaded and initialised */
-
-static int load_curl(void)
-{
-#define CURL_SYM_ENTRY(f) { #f, (void **)&sym_##f },
-    static const kb_dl_sym syms[] = { CURL_SYMS(CURL_SYM_ENTRY) };
-#undef CURL_SYM_ENTRY
-    return kb_dl_load("KBOOT_LIBCURL", KB_HTTP_LIBCURL, "libcurl4", syms, sizeof syms / sizeof syms[0], global_err,
-                      sizeof global_err);
-}
-
-static void global_init(void)
-{
-    if (load_curl() < 0)
-        return;
-    CURLcode rc = sym_curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (rc != CURLE_OK)
-        snprintf(global_err, sizeof global_err, "curl_global_init: %s", sym_curl_easy_strerror(rc));
-}
-
-int kb_http_global_init(kb_err *e)
-{
-    pthread_once(&global_once, global_init);
-    if (global_err[0])
-        return kb_err_set(e, "http", "%s", global_err);
-    return 0;
-}
-
 void kb_http_opts_init(kb_http_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -95,29 +49,6 @@ void kb_http_opts_init(kb_http_opts *o)
 }
 
 /* ---- small helpers ---- */
-
-struct buf {
-    char *p;
-    size_t n, cap;
-};
-
-static int buf_add(struct buf *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return -1;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 0;
-}
 
 static char *memdup0(const char *s, size_t n)
 {
@@ -137,51 +68,7 @@ static void free_secret(char *p, size_t n)
     }
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
-}
-
-/* ---- server URL and PEM checks ---- */
-
-int kb_http_check_server(const char *server, kb_err *e)
-{
-    if (kb_http_global_init(e) < 0)
-        return -1;
-    CURLU *u = sym_curl_url();
-    if (!u)
-        return kb_err_set(e, "http", "out of memory");
-    char *scheme = NULL, *host = NULL, *query = NULL, *frag = NULL;
-    int rc = -1;
-    CURLUcode uc = sym_curl_url_set(u, CURLUPART_URL, server, 0);
-    if (uc != CURLUE_OK)
-        kb_err_set(e, "http", "server \"%s\": %s", server, sym_curl_url_strerror(uc));
-    else if (sym_curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-             (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0))
-        kb_err_set(e, "http", "server \"%s\": scheme must be https:// or http://", server);
-    else if (sym_curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host)
-        kb_err_set(e, "http", "server \"%s\": no host", server);
-    else if (sym_curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK ||
-             sym_curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0) == CURLUE_OK)
-        kb_err_set(e, "http", "server \"%s\": must not have a query or fragment", server);
-    else
-        rc = 0;
-    sym_curl_free(scheme);
-    sym_curl_free(host);
-    sym_curl_free(query);
-    sym_curl_free(frag);
-    sym_curl_url_cleanup(u);
-    return rc;
-}
+/* ---- PEM checks ---- */
 
 /* The PEM password callback must never prompt on a terminal: an encrypted key is an error. */
 static int no_password(char *buf, int size, int rwflag, void *u) { return -1; }
@@ -352,140 +239,18 @@ void kb_http_client_free(kb_http_client *c)
 
 void kb_http_client_stats(const kb_http_client *c, kb_http_stats *s) { *s = c->stats; }
 
-/* ---- response collection ---- */
-
-struct xfer {
-    CURL *h;
-    kb_http_resp *resp;
-    struct buf body;
-    struct buf hdrs;        /* "name\0value\0" pairs of the last response */
-    size_t nhdrs;
-    const kb_http_req *req;
-    int delivered;          /* on_chunk saw data: the attempt cannot be retried */
-    int oom;
-};
-
-static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
-{
-    struct xfer *x = ud;
-    size_t n = size * nmemb, len = n;
-    while (len > 0 && (data[len - 1] == '\r' || data[len - 1] == '\n'))
-        len--;
-    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-        x->hdrs.n = 0; /* a new response (after 100-continue or a retry): forget the old */
-        x->nhdrs = 0;
-        return n;
-    }
-    const char *colon = memchr(data, ':', len);
-    if (!colon || colon == data)
-        return n;
-    size_t nl = (size_t)(colon - data);
-    const char *v = colon + 1;
-    const char *end = data + len;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    char name[128];
-    if (nl >= sizeof name)
-        return n;
-    for (size_t i = 0; i < nl; i++)
-        name[i] = (char)tolower((unsigned char)data[i]);
-    name[nl] = '\0';
-    if (buf_add(&x->hdrs, name, nl + 1) < 0 || buf_add(&x->hdrs, v, (size_t)(end - v)) < 0 ||
-        buf_add(&x->hdrs, "", 1) < 0) {
-        x->oom = 1;
-        return 0;
-    }
-    x->nhdrs++;
-    return n;
-}
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
-{
-    struct xfer *x = ud;
-    size_t n = size * nmemb;
-    if (x->req->on_chunk) {
-        long status = 0;
-        sym_curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
-        if (status >= 200 && status < 300) {
-            x->delivered = 1;
-            if (n > 0 && !x->req->on_chunk(x->req->ud, data, n)) {
-                x->resp->stopped = 1;
-                return CURL_WRITEFUNC_ERROR;
-            }
-            return n;
-        }
-    }
-    if (buf_add(&x->body, data, n) < 0) {
-        x->oom = 1;
-        return CURL_WRITEFUNC_ERROR;
-    }
-    return n;
-}
-
-/* Header pairs into resp->headers, joining repeated names with ", " as HTTP allows. */
-static int finish_headers(struct xfer *x)
-{
-    kb_http_resp *r = x->resp;
-    r->headers = calloc(2 * x->nhdrs + 1, sizeof(char *));
-    if (!r->headers)
-        return -1;
-    const char *p = x->hdrs.p;
-    for (size_t i = 0; i < x->nhdrs; i++) {
-        const char *name = p, *val = p + strlen(p) + 1;
-        p = val + strlen(val) + 1;
-        size_t j = 0;
-        while (j < r->nheaders && strcmp(r->headers[2 * j], name) != 0)
-            j++;
-        if (j < r->nheaders) {
-            char *old = r->headers[2 * j + 1];
-            size_t on = strlen(old), vn = strlen(val);
-            char *joined = realloc(old, on + 2 + vn + 1);
-            if (!joined)
-                return -1;
-            memcpy(joined + on, ", ", 2);
-            memcpy(joined + on + 2, val, vn + 1);
-            r->headers[2 * j + 1] = joined;
-            continue;
-        }
-        if (!(r->headers[2 * j] = strdup(name)) || !(r->headers[2 * j + 1] = strdup(val)))
-            return -1;
-        r->nheaders++;
-    }
-    return 0;
-}
-
-void kb_http_resp_free(kb_http_resp *r)
-{
-    if (!r)
-        return;
-    if (r->headers)
-        for (size_t i = 0; i < 2 * r->nheaders + 1; i++)
-            free(r->headers[i]);
-    free(r->headers);
-    free(r->body);
-    memset(r, 0, sizeof *r);
-}
-
-const char *kb_http_resp_header(const kb_http_resp *r, const char *name)
-{
-    for (size_t i = 0; i < r->nheaders; i++)
-        if (strcmp(r->headers[2 * i], name) == 0)
-            return r->headers[2 * i + 1];
-    return NULL;
-}
-
 /* ---- request ---- */
 
 static char *build_url(kb_http_client *c, CURL *h, const kb_http_req *r)
 {
     struct buf u = { 0 };
-    int bad = buf_add(&u, c->server, strlen(c->server)) < 0 || buf_add(&u, r->path, strlen(r->path)) < 0;
+    int bad = http_buf_add(&u, c->server, strlen(c->server)) < 0 || http_buf_add(&u, r->path, strlen(r->path)) < 0;
     char sep = strchr(r->path, '?') ? '&' : '?';
     for (size_t i = 0; !bad && i < r->nquery; i++) {
         char *k = sym_curl_easy_escape(h, r->query[2 * i], 0);
         char *v = sym_curl_easy_escape(h, r->query[2 * i + 1], 0);
-        bad = !k || !v || buf_add(&u, &sep, 1) < 0 || buf_add(&u, k, strlen(k)) < 0 ||
-              buf_add(&u, "=", 1) < 0 || buf_add(&u, v, strlen(v)) < 0;
+        bad = !k || !v || http_buf_add(&u, &sep, 1) < 0 || http_buf_add(&u, k, strlen(k)) < 0 ||
+              http_buf_add(&u, "=", 1) < 0 || http_buf_add(&u, v, strlen(v)) < 0;
         sep = '&';
         sym_curl_free(k);
         sym_curl_free(v);
@@ -671,15 +436,15 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
     sym_curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
     sym_curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout > 0 ? (long)(timeout * 1000) : 0L);
     sym_curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    sym_curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    sym_curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, http_on_header);
     sym_curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
-    sym_curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    sym_curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, http_on_body);
     sym_curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
     set_method(h, r);
 
     *busy = 1;
     c->stats.requests++;
-    double start = now_s(), backoff = 0.2;
+    double start = kb_clock_monotonic(), backoff = 0.2;
     for (int attempt = 1;; attempt++) {
         CURLcode rc = perform(c, h, &x, errbuf);
         if (x.oom) {
@@ -698,7 +463,7 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
             sym_curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
             wait = ra > 60 ? 60.0 : (double)ra; /* without a deadline, a bogus hour must not hang us */
         if (again && (attempt > retries || (c->retry_deadline > 0 &&
-                                            now_s() - start + wait > c->retry_deadline)))
+                                            kb_clock_monotonic() - start + wait > c->retry_deadline)))
             again = 0;
         if (!again) {
             if (!ok) {
@@ -707,7 +472,7 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
             }
             resp->status = status;
             resp->http_version = version_name(h);
-            if (finish_headers(&x) < 0) {
+            if (http_finish_headers(&x) < 0) {
                 kb_http_resp_free(resp);
                 kb_err_set(e, r->method, "%s %s: out of memory", r->method, url);
                 break;
@@ -732,7 +497,7 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
         snprintf(line, sizeof line, "%s %s: %s; retrying in %.1fs (attempt %d of %d)", r->method, url, why,
                  wait, attempt + 1, retries + 1);
         kb_log_write(KB_LOG_DEBUG, "http", line);
-        sleep_s(wait);
+        kb_clock_sleep(wait);
         backoff = backoff * 2 > 5 ? 5 : backoff * 2;
         c->stats.retries++;
     }

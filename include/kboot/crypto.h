@@ -1,5 +1,6 @@
 /* Small cryptographic primitives: random, SHA-256, HMAC-SHA256, hex, base64, detached
- * JWS (HS256) and AES-256-GCM in kubeadm's upload-certs layout (nonce || ciphertext || tag).
+ * JWS (HS256) and AES-256-GCM sealed as nonce || ciphertext || tag (Go's cipher.AEAD
+ * output with the nonce in front).
  *
  * Everything uses OpenSSL 3 EVP. Functions returning int give 0 on success and -1 on
  * failure with `e` filled (e may be NULL). Output buffers are the caller's; each function

@@ -1,7 +1,7 @@
 /* Files under one root prefix, written atomically, with a dry-run overlay.
  *
  * Every path given to these functions is an absolute "cluster path" such as
- * "/etc/kubernetes/pki/ca.crt"; it is normalised and joined to the root prefix
+ * "/etc/pki/ca.crt"; it is normalised and joined to the root prefix
  * (kb_fs_set_root) to give the host path. Paths whose ".." would climb above the
  * root, relative paths and paths with NUL bytes are rejected (op "path").
  *

@@ -13,7 +13,7 @@
 
 #include "kboot/err.h"
 
-/* Key algorithms, named as kubeadm's encryptionAlgorithm. */
+/* Key algorithms (the bindings map the scripts' names for them onto these). */
 enum kb_pki_alg {
     KB_ALG_RSA2048, KB_ALG_RSA3072, KB_ALG_RSA4096,
     KB_ALG_P256, KB_ALG_P384, KB_ALG_ED25519,

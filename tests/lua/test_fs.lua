@@ -23,6 +23,13 @@ local function raises(pattern, f, ...)
   lu.assertFalse(ok, "expected an error")
   lu.assertStrContains(tostring(err), pattern)
 end
+-- An argument error: "bad argument #n to '<name>' (msg)"; the name depends on how the function was reached.
+local function raises_arg(n, msg, f, ...)
+  local ok, err = pcall(f, ...)
+  lu.assertFalse(ok, "expected an error")
+  lu.assertStrContains(tostring(err), ("bad argument #%d to '"):format(n))
+  lu.assertStrContains(tostring(err), "' (" .. msg)
+end
 local function fails(code, pattern, v, err)
   lu.assertNil(v)
   lu.assertEquals(getmetatable(err).__name, "kboot.error")
@@ -138,6 +145,18 @@ function TestWrite:test_bad_arguments()
   raises("mode", fs.write, "/a", "x", {})
   raises("bad dir_mode '9'", fs.write, "/a", "x", 420, { dir_mode = "9" })
   raises("option 'mkdir'", fs.write, "/a", "x", 420, { mkdir = "yes" })
+  lu.assertFalse(fs.exists("/a"))
+end
+
+-- An option of the wrong type is an argument error that names the options table's position and the field.
+function TestWrite:test_option_errors_name_the_argument_and_the_field()
+  raises_arg(4, "option 'mkdir': boolean expected, got string",
+    fs.write, "/a", "x", 420, { mkdir = "yes" })
+  raises_arg(4, "option 'dir_mode': integer or octal string expected, got table",
+    fs.write, "/a", "x", 420, { mkdir = true, dir_mode = {} })
+  raises_arg(4, "bad dir_mode '9'", fs.write, "/a", "x", 420, { dir_mode = "9" })
+  raises_arg(2, "option 'recursive': boolean expected, got number",
+    fs.remove, "/x", { recursive = 1 })
   lu.assertFalse(fs.exists("/a"))
 end
 

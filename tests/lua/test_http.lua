@@ -52,6 +52,15 @@ local function uniq(prefix) n = n + 1; return prefix .. "/" .. n .. "-" .. math.
 
 TestHttp = {}
 
+
+-- An argument error: "bad argument #n to '<name>' (msg)"; the name depends on how the function was reached.
+local function raises_arg(n, msg, f, ...)
+  local ok, err = pcall(f, ...)
+  lu.assertFalse(ok, "expected an error")
+  lu.assertStrContains(tostring(err), ("bad argument #%d to '"):format(n))
+  lu.assertStrContains(tostring(err), "' (" .. msg)
+end
+
 function TestHttp:test_get_query_headers()
   local c = client()
   local r = assert(c:request("GET", "/echo", {
@@ -343,6 +352,27 @@ function TestHttp:test_misuse_raises()
   lu.assertErrorMsgContains("option 'timeout' must not be negative", c.request, c, "GET", "/x", { timeout = -1 })
   lu.assertErrorMsgContains("option 'retries'", c.request, c, "GET", "/x", { retries = -1 })
   lu.assertErrorMsgContains("Cannot serialise", c.json, c, "POST", "/x", { f = print })
+  lu.assertEquals(c:stats().requests, 0)
+end
+
+-- Wrong option types are argument errors naming the options table's position and the field.
+function TestHttp:test_option_errors_name_the_argument_and_the_field()
+  local c = client()
+  raises_arg(1, "option 'timeout': number expected, got string",
+    http.client, { server = BASE, timeout = "x" })
+  raises_arg(1, "option 'insecure': boolean expected, got number",
+    http.client, { server = BASE, insecure = 1 })
+  raises_arg(1, "option 'retries': number has no integer representation",
+    http.client, { server = BASE, retries = 1.5 })
+  -- c:request(method, path, opts): Lua counts the arguments after self, so opts is #3.
+  raises_arg(3, "option 'body': string expected, got table",
+    function() return c:request("GET", "/x", { body = {} }) end)
+  raises_arg(4, "option 'content_type': string expected, got boolean",
+    function() return c:json("POST", "/x", nil, { content_type = true }) end)
+  raises_arg(3, "option 'query': table expected, got string",
+    function() return c:request("GET", "/x", { query = "a=b" }) end)
+  raises_arg(3, "option 'headers': bad header name",
+    function() return c:request("GET", "/x", { headers = { ["A B"] = "x" } }) end)
   lu.assertEquals(c:stats().requests, 0)
 end
 

@@ -42,6 +42,15 @@ end
 
 TestKeys = {}
 
+
+-- An argument error: "bad argument #n to '<name>' (msg)"; the name depends on how the function was reached.
+local function raises_arg(n, msg, f, ...)
+  local ok, err = pcall(f, ...)
+  lu.assertFalse(ok, "expected an error")
+  lu.assertStrContains(tostring(err), ("bad argument #%d to '"):format(n))
+  lu.assertStrContains(tostring(err), "' (" .. msg)
+end
+
 function TestKeys:test_each_algorithm()
   local want = {
     ["RSA-2048"] = { "RSA", 2048, nil }, ["ECDSA-P256"] = { "EC", 256, "P-256" },
@@ -341,6 +350,8 @@ function TestCerts:test_intermediate_chain_and_path_len()
   lu.assertTrue(leaf:verify({ root, inter }))
   lu.assertTrue(leaf:verify(inter)) -- without a root, the given CA is the anchor
   lu.assertTrue(leaf:verify({ inter, root })) -- order does not matter
+  raises_arg(2, "option 'time': number expected, got string",
+    function() return leaf:verify(root, { time = "now" }) end)
   fails("unable to get local issuer certificate", leaf:verify(root))
   lu.assertFalse(leaf:issued_by(root))
   lu.assertTrue(leaf:issued_by(inter))

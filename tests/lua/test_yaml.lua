@@ -71,6 +71,15 @@ local plain = {
   { "1e", "1e" }, { "2024-01-31", "2024-01-31" }, { "-x", "-x" }, { "abc def", "abc def" },
 }
 
+
+-- An argument error: "bad argument #n to '<name>' (msg)"; the name depends on how the function was reached.
+local function raises_arg(n, msg, f, ...)
+  local ok, err = pcall(f, ...)
+  lu.assertFalse(ok, "expected an error")
+  lu.assertStrContains(tostring(err), ("bad argument #%d to '"):format(n))
+  lu.assertStrContains(tostring(err), "' (" .. msg)
+end
+
 function TestDecodeTyping:test_plain_scalars_follow_the_core_schema()
   for _, c in ipairs(plain) do
     local text, want, mtype = c[1], c[2], c[3]
@@ -447,6 +456,8 @@ function TestEncode:test_indent_option()
                   "a:\n    b:\n        c: 1\n    l:\n    - 1\ns: |-\n    x\n    y\n")
   lu.assertErrorMsgContains("indent", yaml.encode, {}, { indent = 0 })
   lu.assertErrorMsgContains("indent", yaml.encode, {}, { indent = "x" })
+  raises_arg(2, "option 'indent': number expected, got string",
+    yaml.encode, {}, { indent = "x" })
   lu.assertErrorMsgContains("order", yaml.encode, {}, { order = "apiVersion" })
   lu.assertErrorMsgContains("order", yaml.encode, {}, { order = { 1 } })
 end

@@ -1,0 +1,22 @@
+/* kboot.fs group commit (fs_batch.c): writes made while a batch is open wait in complete temp
+ * files until the commit. Internal to runtime/fs*.c; see fs_path.h for the layers. */
+#ifndef KBOOT_FS_BATCH_H
+#define KBOOT_FS_BATCH_H
+
+#include <stddef.h>
+
+#include "fs_path.h"
+
+int fs_batching(void);                      /* a batch is open and this is no dry run */
+const char *fs_host_of(const struct loc *l); /* host path to read: a pending temp or l->hp */
+/* Record (or, for a pending path, replace) the write of l whose complete content is in
+ * tmpname in directory dfd. -1 (errno) when out of memory or fds; nothing recorded then. */
+int fs_pend_put(const struct loc *l, int dfd, const char *tmpname);
+size_t fs_pend_count(void);
+const char *fs_pend_path(size_t i);                        /* cluster path of pending write i */
+int fs_pend_is_temp(const char *dir_cp, const char *name); /* is name in dir a pending temp? */
+/* A directory entry was made in dfd (host path hp) and not synced: the commit syncs it. */
+int fs_batch_defer_dir(int dfd, const char *hp);
+void fs_batch_free(void);
+
+#endif

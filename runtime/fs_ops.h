@@ -1,0 +1,28 @@
+/* kboot.fs: helpers the operations in fs.c and fs_read.c share (fs_ops.c): whole-file I/O,
+ * temp names, mkdir -p and parent checks over the merged view. Internal to runtime/fs*.c; see
+ * fs_path.h for the layers. */
+#ifndef KBOOT_FS_OPS_H
+#define KBOOT_FS_OPS_H
+
+#include <stddef.h>
+
+#include "fs_view.h"
+
+/* Whole content of fd into a malloc'd NUL-terminated buffer; -1 (errno) on failure. */
+int fs_read_fd(int fd, char **data, size_t *len);
+int fs_write_all(int fd, const char *p, size_t n);
+int fs_same_content(const char *hp, const char *data, size_t len); /* does host file hp hold data? */
+/* Temp names: ".<base>.kboot-tmp-XXXXXX" so leftovers are recognisable. */
+void fs_temp_name(char *out, size_t n, const char *base);
+/* Remove temps in directory dfd (of base, or all when base is NULL) except keep; count them. */
+int fs_clean_temps_at(int dfd, const char *base, const char *keep, int remove);
+int fs_readlink_host(const char *hp, char **target); /* malloc'd target; -1 (errno) */
+
+unsigned fs_dir_mode_of(const kb_fs_write_opts *o);
+/* mkdir -p of l; *created set when anything was (or, in dry run, would be) made. */
+int fs_mkdir_p(const struct loc *l, unsigned mode, int *created, kb_err *e);
+/* Check the parent of l (creating it when asked); in real mode return its fd. */
+int fs_open_parent(const struct loc *l, const kb_fs_write_opts *o, const char *op, const char *verb,
+                   int *dfd, kb_err *e);
+
+#endif
