@@ -1,0 +1,219 @@
+-- The semantic checks of kboot.config.load, after defaults and flags: addresses, subnets, names,
+-- versions, tokens, certificate settings, component sections. Each problem is appended to errs as
+-- one "Kind.field.path: what is wrong" line; warnings likewise. Split from config.lua to keep
+-- both readable in one sitting; kboot.config is the only caller.
+local net = require("kboot.net")
+local versions = require("kboot.versions")
+local duration = require("kboot.time").parse_duration
+
+local M = {}
+
+-- validate(init, cluster, kubelet, errs, warnings) -> the version entry of kubernetesVersion (nil
+-- when it is unknown: errs says why). C_: kboot.config, for its constants.
+function M.validate(init, cluster, kubelet, errs, warnings)
+  local C_ = require("kboot.config")
+  local function e(path, fmt, ...) errs[#errs + 1] = path .. ": " .. fmt:format(...) end
+  local I, C = "InitConfiguration", "ClusterConfiguration"
+
+  -- bootstrap tokens: kboot.tokens has the rules (the same as `kboot token create`)
+  local tokens = require("kboot.tokens")
+  for i, t in ipairs(init.bootstrapTokens or {}) do
+    local p = ("%s.bootstrapTokens[%d]"):format(I, i - 1)
+    if t.token ~= nil and not tokens.parse(t.token) then
+      e(p .. ".token", "%q is not a valid bootstrap token (want [a-z0-9]{6}.[a-z0-9]{16}, e.g. abcdef.0123456789abcdef)", tostring(t.token))
+    end
+    for j, u in ipairs(t.usages or {}) do
+      if not tokens.check_usages({ u }) then
+        e(("%s.usages[%d]"):format(p, j - 1), "unknown usage %q (want %s)", u, table.concat(tokens.USAGES, " or "))
+      end
+    end
+    for j, g in ipairs(t.groups or {}) do
+      local ok, why = tokens.check_group(g)
+      if not ok then e(("%s.groups[%d]"):format(p, j - 1), "%s", why) end
+    end
+    if t.ttl then
+      local _, why = tokens.ttl(t.ttl)
+      if why then e(p .. ".ttl", "%s", why) end
+    end
+  end
+  -- certificate key: hex of 32 bytes
+  local ck = init.certificateKey
+  if ck and ck ~= "" and not (#ck == 64 and ck:match("^%x+$")) then
+    e(I .. ".certificateKey", "must be 64 hex characters (a 32-byte AES key, as 'kboot certs certificate-key' prints)")
+  end
+  -- local endpoint
+  local ep = init.localAPIEndpoint
+  if ep.advertiseAddress ~= "" and not net.is_ip(ep.advertiseAddress) then
+    e(I .. ".localAPIEndpoint.advertiseAddress", "%q is not a valid IP address", tostring(ep.advertiseAddress))
+  elseif net.is_loopback(ep.advertiseAddress) then
+    warnings[#warnings + 1] = ("advertise address %s is a loopback address: only this host can reach the API server (fine for single-node and test clusters)"):format(ep.advertiseAddress)
+  end
+  if math.type(ep.bindPort) ~= "integer" or ep.bindPort < 1 or ep.bindPort > 65535 then
+    e(I .. ".localAPIEndpoint.bindPort", "%s is not a valid port (1-65535)", tostring(ep.bindPort))
+  end
+  -- node registration
+  local nr = init.nodeRegistration
+  if nr.name ~= "" and not net.is_dns_subdomain(nr.name) then
+    e(I .. ".nodeRegistration.name", "%q is not a valid node name (lower case RFC 1123 subdomain: a-z, 0-9, '-', '.')", nr.name)
+  end
+  local sock = nr.criSocket
+  if not (sock:match("^unix:///.") or sock:match("^/.")) then
+    e(I .. ".nodeRegistration.criSocket", "%q must be an absolute path or a unix:// URL such as %s", sock, C_.DEFAULT_CRI_SOCKET)
+  end
+  local policies = { Always = true, IfNotPresent = true, Never = true }
+  if not policies[nr.imagePullPolicy] then
+    e(I .. ".nodeRegistration.imagePullPolicy", "%q is not one of Always, IfNotPresent, Never", tostring(nr.imagePullPolicy))
+  end
+  local effects = { NoSchedule = true, PreferNoSchedule = true, NoExecute = true }
+  for i, t in ipairs(nr.taints) do
+    local p = ("%s.nodeRegistration.taints[%d]"):format(I, i - 1)
+    if type(t.key) ~= "string" or not t.key:match("^[%w][%w%-%._/]*$") then e(p .. ".key", "a taint needs a key such as node-role.kubernetes.io/control-plane") end
+    if not effects[t.effect] then e(p .. ".effect", "%q is not one of NoSchedule, PreferNoSchedule, NoExecute", tostring(t.effect)) end
+  end
+  for i, a in ipairs(nr.kubeletExtraArgs) do
+    if type(a.name) ~= "string" or a.name == "" then e(("%s.nodeRegistration.kubeletExtraArgs[%d].name"):format(I, i - 1), "must not be empty") end
+  end
+  for _, name in ipairs(init.skipPhases) do
+    if type(name) ~= "string" or name == "" then e(I .. ".skipPhases", "phase names must be non-empty strings") end
+  end
+  for k, v in pairs(init.timeouts or {}) do
+    local s = duration(v)
+    if s and s <= 0 then e(I .. ".timeouts." .. k, "must be positive") end
+  end
+
+  -- cluster
+  local ver = versions.get(cluster.kubernetesVersion)
+  if not ver then
+    local _, why = versions.get(cluster.kubernetesVersion)
+    e(C .. ".kubernetesVersion", "%s", why)
+  end
+  local n = cluster.networking
+  local svc = net.split_list(n.serviceSubnet)
+  if #svc == 0 or #svc > 2 then e(C .. ".networking.serviceSubnet", "want one subnet, or two for dual-stack, got %q", n.serviceSubnet) end
+  local svc_parsed = {}
+  for _, s in ipairs(svc) do
+    local c, why = net.parse_cidr(s)
+    if not c then e(C .. ".networking.serviceSubnet", "%s", why)
+    else
+      svc_parsed[#svc_parsed + 1] = c
+      local bits = net.cidr_size_bits(c)
+      if bits > 20 then
+        e(C .. ".networking.serviceSubnet", "%s is too large: at most 20 host bits (a /%d for IPv%d) are allowed", s, c.family == 4 and 12 or 108, c.family)
+      elseif (1 << bits) < 10 + 2 then
+        -- the 10th address is the cluster DNS service, so the subnet needs at least 16 addresses
+        e(C .. ".networking.serviceSubnet", "%s is too small: it must hold at least 10 addresses (the 10th is the DNS service)", s)
+      end
+    end
+  end
+  if #svc_parsed == 2 and svc_parsed[1].family == svc_parsed[2].family then
+    e(C .. ".networking.serviceSubnet", "dual-stack subnets must be one IPv4 and one IPv6, got %q", n.serviceSubnet)
+  end
+  if n.podSubnet ~= "" then
+    local pods = net.split_list(n.podSubnet)
+    if #pods > 2 then e(C .. ".networking.podSubnet", "want one subnet, or two for dual-stack, got %q", n.podSubnet) end
+    for _, s in ipairs(pods) do
+      local c, why = net.parse_cidr(s)
+      if not c then e(C .. ".networking.podSubnet", "%s", why)
+      else
+        if (c.family == 4 and c.prefix > 28) or (c.family == 6 and c.prefix > 124) then
+          e(C .. ".networking.podSubnet", "%s is too small for pods (at least 14 usable addresses)", s)
+        end
+        for _, sc in ipairs(svc_parsed) do
+          if net.cidr_overlap(c, sc) then
+            e(C .. ".networking.podSubnet", "%s overlaps the service subnet %s/%d", s, net.format_ip(sc), sc.prefix)
+          end
+        end
+      end
+    end
+  end
+  if not net.is_dns_subdomain(n.dnsDomain) then
+    e(C .. ".networking.dnsDomain", "%q is not a valid DNS domain", n.dnsDomain)
+  end
+  if cluster.controlPlaneEndpoint ~= "" then
+    local host, port = net.split_host_port(cluster.controlPlaneEndpoint)
+    if not host then e(C .. ".controlPlaneEndpoint", "%s", port)
+    elseif not (net.is_ip(host) or net.is_dns_subdomain(host)) then
+      e(C .. ".controlPlaneEndpoint", "%q is not a valid IP address or DNS name", host)
+    end
+  end
+  for i, san in ipairs(cluster.apiServer.certSANs) do
+    if not (net.is_ip(san) or net.is_dns_subdomain(san) or net.is_dns_wildcard(san)) then
+      e(("%s.apiServer.certSANs[%d]"):format(C, i - 1), "%q is not a valid IP address or DNS name", tostring(san))
+    end
+  end
+  if cluster.certificatesDir:sub(1, 1) ~= "/" then
+    e(C .. ".certificatesDir", "%q must be an absolute path", cluster.certificatesDir)
+  end
+  if cluster.imageRepository == "" or cluster.imageRepository:find("%s") then
+    e(C .. ".imageRepository", "%q is not a valid image repository", cluster.imageRepository)
+  end
+  if not C_.ALGORITHMS[cluster.encryptionAlgorithm] then
+    e(C .. ".encryptionAlgorithm", "unknown algorithm %q (want RSA-2048, RSA-3072, RSA-4096, ECDSA-P256 or ECDSA-P384)", cluster.encryptionAlgorithm)
+  end
+  local leaf, ca = duration(cluster.certificateValidityPeriod), duration(cluster.caCertificateValidityPeriod)
+  if leaf and leaf <= 0 then e(C .. ".certificateValidityPeriod", "must be positive") end
+  if ca and ca <= 0 then e(C .. ".caCertificateValidityPeriod", "must be positive") end
+  if leaf and ca and leaf > ca and leaf > 0 and ca > 0 then
+    warnings[#warnings + 1] = ("certificateValidityPeriod %s is longer than caCertificateValidityPeriod %s: leaf certificates will outlive their CA"):format(cluster.certificateValidityPeriod, cluster.caCertificateValidityPeriod)
+  end
+  for gate in pairs(cluster.featureGates) do
+    if not C_.FEATURE_GATES[gate] then e(C .. ".featureGates." .. gate, "unknown feature gate %q", gate) end
+  end
+  for _, comp in ipairs({ "apiServer", "controllerManager", "scheduler" }) do
+    local c = cluster[comp]
+    for i, a in ipairs(c.extraArgs) do
+      if type(a.name) ~= "string" or a.name == "" then e(("%s.%s.extraArgs[%d].name"):format(C, comp, i - 1), "must not be empty") end
+    end
+    local types = { [""] = true, DirectoryOrCreate = true, Directory = true, FileOrCreate = true, File = true,
+                    Socket = true, CharDevice = true, BlockDevice = true }
+    for i, v in ipairs(c.extraVolumes) do
+      local p = ("%s.%s.extraVolumes[%d]"):format(C, comp, i - 1)
+      for _, f in ipairs({ "name", "hostPath", "mountPath" }) do
+        if type(v[f]) ~= "string" or v[f] == "" then e(p .. "." .. f, "must not be empty") end
+      end
+      if type(v.hostPath) == "string" and v.hostPath ~= "" and v.hostPath:sub(1, 1) ~= "/" then e(p .. ".hostPath", "%q must be an absolute path", v.hostPath) end
+      if type(v.mountPath) == "string" and v.mountPath ~= "" and v.mountPath:sub(1, 1) ~= "/" then e(p .. ".mountPath", "%q must be an absolute path", v.mountPath) end
+      if not types[v.pathType] then e(p .. ".pathType", "unknown hostPath type %q", tostring(v.pathType)) end
+    end
+    for i, v in ipairs(c.extraEnvs) do
+      if type(v.name) ~= "string" or v.name == "" then e(("%s.%s.extraEnvs[%d].name"):format(C, comp, i - 1), "must not be empty") end
+    end
+  end
+  local etcd = cluster.etcd
+  if etcd["local"] and etcd.external then
+    e(C .. ".etcd", "local and external are mutually exclusive: set only one of etcd.local and etcd.external")
+  elseif etcd.external then
+    local x = etcd.external
+    if not x.endpoints or #x.endpoints == 0 then e(C .. ".etcd.external.endpoints", "at least one endpoint is required") end
+    for i, u in ipairs(x.endpoints or {}) do
+      if not tostring(u):match("^https?://[^/%s]+") then
+        e(("%s.etcd.external.endpoints[%d]"):format(C, i - 1), "%q must be a URL such as https://10.0.0.1:2379", tostring(u))
+      end
+    end
+    local files = { x.caFile or "", x.certFile or "", x.keyFile or "" }
+    local set = (files[1] ~= "" and 1 or 0) + (files[2] ~= "" and 1 or 0) + (files[3] ~= "" and 1 or 0)
+    if set ~= 0 and set ~= 3 then e(C .. ".etcd.external", "caFile, certFile and keyFile must be set together") end
+    for _, f in ipairs({ "caFile", "certFile", "keyFile" }) do
+      if x[f] and x[f] ~= "" and x[f]:sub(1, 1) ~= "/" then e(C .. ".etcd.external." .. f, "%q must be an absolute path", x[f]) end
+    end
+  else
+    local l = etcd["local"]
+    if l.dataDir:sub(1, 1) ~= "/" then e(C .. ".etcd.local.dataDir", "%q must be an absolute path", l.dataDir) end
+    for _, f in ipairs({ "serverCertSANs", "peerCertSANs" }) do
+      for i, san in ipairs(l[f]) do
+        if not (net.is_ip(san) or net.is_dns_subdomain(san) or net.is_dns_wildcard(san)) then
+          e(("%s.etcd.local.%s[%d]"):format(C, f, i - 1), "%q is not a valid IP address or DNS name", tostring(san))
+        end
+      end
+    end
+    for i, a in ipairs(l.extraArgs) do
+      if type(a.name) ~= "string" or a.name == "" then e(("%s.etcd.local.extraArgs[%d].name"):format(C, i - 1), "must not be empty") end
+    end
+  end
+  if kubelet and kubelet.cgroupDriver ~= nil and kubelet.cgroupDriver ~= "systemd" and kubelet.cgroupDriver ~= "cgroupfs" then
+    e("KubeletConfiguration.cgroupDriver", "%q is not one of systemd, cgroupfs", tostring(kubelet.cgroupDriver))
+  end
+  return ver
+end
+
+return M
