@@ -6,13 +6,6 @@ local json = require("cjson")
 
 local M = {}
 
-local function my_pid()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("a"):match("^(%d+)")
-  f:close()
-  return pid
-end
-
 local JSON = { ["Content-Type"] = "application/json" }
 
 local Api = {}
@@ -21,25 +14,10 @@ Api.__index = Api
 -- start() -> api: a fresh server (its own store) on 127.0.0.1, stopped by api:stop() or when the
 -- test process exits.
 function M.start()
-  local d = t.tmpdir()
-  local pf = d .. "/port"
-  -- Debian's python3 (python3-yaml is installed for it), not whatever PATH finds first
-  local python = io.open("/usr/bin/python3") and "/usr/bin/python3" or "python3"
-  local pid = t.must(("%s %s %s %s >%s 2>&1 </dev/null & echo $!"):format(python,
-    t.q(t.src .. "/tests/lib/fake_apiserver.py"), t.q(pf), my_pid(), t.q(d .. "/log"))):match("%d+")
-  for _ = 1, 200 do
-    local f = io.open(pf)
-    if f then
-      local port = f:read("a")
-      f:close()
-      local self = setmetatable({ pid = pid, url = "http://127.0.0.1:" .. port }, Api)
-      self.http = assert(require("kboot.http").client({ server = self.url, retries = 0 }))
-      return self
-    end
-    os.execute("sleep 0.05")
-  end
-  os.execute("kill " .. pid)
-  error("fake API server did not start: " .. t.read(d .. "/log"))
+  local pid, port = t.start_peer("fake_apiserver.py")
+  local self = setmetatable({ pid = pid, url = "http://127.0.0.1:" .. port }, Api)
+  self.http = assert(require("kboot.http").client({ server = self.url, retries = 0 }))
+  return self
 end
 
 -- kube([opts]) -> a kboot.kube client of this server (opts as kube.new's)

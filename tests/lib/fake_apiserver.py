@@ -24,15 +24,15 @@ Usage: fake_apiserver.py PORTFILE [PARENT_PID]
 import base64
 import copy
 import json
-import os
-import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+
+import peer
 
 # plural -> (Kind, namespaced)
 RESOURCES = {
@@ -432,16 +432,6 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 
 
-def exit_with(parent):
-    """Stop when the test process is gone, even if it died before killing us."""
-    while True:
-        time.sleep(0.5)
-        try:
-            os.kill(parent, 0)
-        except ProcessLookupError:
-            os._exit(0)
-
-
 def reset():
     """A new cluster: its namespaces only, no log, no injected failures."""
     store.clear()
@@ -454,14 +444,7 @@ def reset():
 
 def main():
     reset()
-    if len(sys.argv) > 2:
-        threading.Thread(target=exit_with, args=(int(sys.argv[2]),), daemon=True).start()
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
-    with open(sys.argv[1] + ".tmp", "w") as f:
-        f.write(str(srv.server_address[1]))
-    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-    srv.serve_forever()
+    peer.serve(Handler)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,12 @@
 bodies, chunked watch streams. Usage: http_test_server.py PORTFILE [PARENT_PID]  (binds 127.0.0.1:0 and
 writes the port to PORTFILE once it listens)."""
 import json
-import os
-import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+import peer
 
 hits = {}
 lock = threading.Lock()
@@ -113,25 +113,8 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = handle_any
 
 
-def exit_with(parent):
-    """Stop when the test process is gone, even if it died before killing us."""
-    while True:
-        time.sleep(0.5)
-        try:
-            os.kill(parent, 0)
-        except ProcessLookupError:
-            os._exit(0)
-
-
 def main():
-    if len(sys.argv) > 2:
-        threading.Thread(target=exit_with, args=(int(sys.argv[2]),), daemon=True).start()
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
-    with open(sys.argv[1] + ".tmp", "w") as f:
-        f.write(str(srv.server_address[1]))
-    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-    srv.serve_forever()
+    peer.serve(Handler)
 
 
 if __name__ == "__main__":

@@ -78,5 +78,43 @@ function M.kboot(args)
   return M.sh(M.q(M.bin) .. " " .. args)
 end
 
+-- An argument error: "bad argument #n to '<name>' (msg)"; the name depends on how the function was reached.
+function M.raises_arg(n, msg, f, ...)
+  local lu = require("luaunit")
+  local ok, err = pcall(f, ...)
+  lu.assertFalse(ok, "expected an error")
+  lu.assertStrContains(tostring(err), ("bad argument #%d to '"):format(n))
+  lu.assertStrContains(tostring(err), "' (" .. msg)
+end
+
+local function my_pid()
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("a"):match("^(%d+)")
+  f:close()
+  return pid
+end
+
+-- start_peer(script) -> pid, port: a python test peer (tests/lib/peer.py's serve) started on
+-- 127.0.0.1; it exits with this process. Debian's python3 (python3-yaml is installed for it), not
+-- whatever PATH finds first.
+function M.start_peer(script)
+  local d = M.tmpdir()
+  local pf = d .. "/port"
+  local python = io.open("/usr/bin/python3") and "/usr/bin/python3" or "python3"
+  local pid = M.must(("%s %s %s %s >%s 2>&1 </dev/null & echo $!"):format(python,
+    M.q(M.src .. "/tests/lib/" .. script), M.q(pf), my_pid(), M.q(d .. "/log"))):match("%d+")
+  for _ = 1, 200 do
+    local f = io.open(pf)
+    if f then
+      local port = f:read("a")
+      f:close()
+      return pid, port
+    end
+    os.execute("sleep 0.05")
+  end
+  os.execute("kill " .. pid)
+  error(script .. " did not start: " .. M.read(d .. "/log"))
+end
+
 math.randomseed(os.time() ~ tonumber(tostring({}):match("0x(%x+)") or "0", 16))
 return M

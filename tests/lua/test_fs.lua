@@ -23,13 +23,7 @@ local function raises(pattern, f, ...)
   lu.assertFalse(ok, "expected an error")
   lu.assertStrContains(tostring(err), pattern)
 end
--- An argument error: "bad argument #n to '<name>' (msg)"; the name depends on how the function was reached.
-local function raises_arg(n, msg, f, ...)
-  local ok, err = pcall(f, ...)
-  lu.assertFalse(ok, "expected an error")
-  lu.assertStrContains(tostring(err), ("bad argument #%d to '"):format(n))
-  lu.assertStrContains(tostring(err), "' (" .. msg)
-end
+local raises_arg = t.raises_arg
 local function fails(code, pattern, v, err)
   lu.assertNil(v)
   lu.assertEquals(getmetatable(err).__name, "kboot.error")

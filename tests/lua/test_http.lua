@@ -7,31 +7,10 @@ local certs = require("http_certs") -- process helpers
 local http = require("kboot.http")
 local json = require("cjson")
 
-local function my_pid()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("a"):match("^(%d+)")
-  f:close()
-  return pid
-end
-
 -- Start the python server; returns pid, base URL.
 local function start_server()
-  local d = t.tmpdir()
-  local pf = d .. "/port"
-  local python = io.open("/usr/bin/python3") and "/usr/bin/python3" or "python3"
-  local pid = t.must(("%s %s %s %s >%s 2>&1 </dev/null & echo $!"):format(python,
-    t.q(t.src .. "/tests/lib/http_test_server.py"), t.q(pf), my_pid(), t.q(d .. "/log"))):match("%d+")
-  for _ = 1, 200 do
-    local f = io.open(pf)
-    if f then
-      local port = f:read("a")
-      f:close()
-      return pid, "http://127.0.0.1:" .. port
-    end
-    os.execute("sleep 0.05")
-  end
-  os.execute("kill " .. pid)
-  error("test server did not start: " .. t.read(d .. "/log"))
+  local pid, port = t.start_peer("http_test_server.py")
+  return pid, "http://127.0.0.1:" .. port
 end
 
 local PID, BASE = start_server()
@@ -53,13 +32,7 @@ local function uniq(prefix) n = n + 1; return prefix .. "/" .. n .. "-" .. math.
 TestHttp = {}
 
 
--- An argument error: "bad argument #n to '<name>' (msg)"; the name depends on how the function was reached.
-local function raises_arg(n, msg, f, ...)
-  local ok, err = pcall(f, ...)
-  lu.assertFalse(ok, "expected an error")
-  lu.assertStrContains(tostring(err), ("bad argument #%d to '"):format(n))
-  lu.assertStrContains(tostring(err), "' (" .. msg)
-end
+local raises_arg = t.raises_arg
 
 function TestHttp:test_get_query_headers()
   local c = client()

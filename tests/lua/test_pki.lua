@@ -43,13 +43,7 @@ end
 TestKeys = {}
 
 
--- An argument error: "bad argument #n to '<name>' (msg)"; the name depends on how the function was reached.
-local function raises_arg(n, msg, f, ...)
-  local ok, err = pcall(f, ...)
-  lu.assertFalse(ok, "expected an error")
-  lu.assertStrContains(tostring(err), ("bad argument #%d to '"):format(n))
-  lu.assertStrContains(tostring(err), "' (" .. msg)
-end
+local raises_arg = t.raises_arg
 
 function TestKeys:test_each_algorithm()
   local want = {

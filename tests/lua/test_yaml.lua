@@ -2,6 +2,7 @@
 -- round trips. Peers (kubectl, PyYAML) are checked in tests/integration/test_yaml_kubectl.lua.
 local lu = require("luaunit")
 local yaml = require("kboot.yaml")
+local t = require("testlib")
 local cjson = require("cjson")
 
 local null = yaml.null
@@ -72,13 +73,7 @@ local plain = {
 }
 
 
--- An argument error: "bad argument #n to '<name>' (msg)"; the name depends on how the function was reached.
-local function raises_arg(n, msg, f, ...)
-  local ok, err = pcall(f, ...)
-  lu.assertFalse(ok, "expected an error")
-  lu.assertStrContains(tostring(err), ("bad argument #%d to '"):format(n))
-  lu.assertStrContains(tostring(err), "' (" .. msg)
-end
+local raises_arg = t.raises_arg
 
 function TestDecodeTyping:test_plain_scalars_follow_the_core_schema()
   for _, c in ipairs(plain) do

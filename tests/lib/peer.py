@@ -1,0 +1,29 @@
+"""What the python test peers share: serve a handler on 127.0.0.1 (any free port, written to
+PORTFILE once it listens) until the test process that started it is gone.
+Usage from a peer: peer.serve(Handler) with argv PORTFILE [PARENT_PID]."""
+import os
+import sys
+import threading
+import time
+from http.server import ThreadingHTTPServer
+
+
+def exit_with(parent):
+    """Stop when the test process is gone, even if it died before killing us."""
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(0)
+
+
+def serve(handler):
+    if len(sys.argv) > 2:
+        threading.Thread(target=exit_with, args=(int(sys.argv[2]),), daemon=True).start()
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.daemon_threads = True
+    with open(sys.argv[1] + ".tmp", "w") as f:
+        f.write(str(srv.server_address[1]))
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+    srv.serve_forever()
