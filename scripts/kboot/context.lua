@@ -177,40 +177,65 @@ local function seconds(timeouts)
   return out
 end
 
-local FLOWS = { init = "control-plane" }
+-- The settings each flow's configuration document holds for this node: nodeRegistration, the local
+-- API endpoint (a control-plane node's), the timeouts, and the role.
+local FLOWS = {
+  init = function(p)
+    if type(p.init) ~= "table" or type(p.cluster) ~= "table" then
+      return nil, "parts must be kboot.config.load's result (cluster, init)"
+    end
+    return { doc = p.init, ep = p.init.localAPIEndpoint or {}, role = "control-plane" }
+  end,
+  -- a joining node learns the ClusterConfiguration from the cluster: parts.cluster may come later
+  -- (context.set_cluster)
+  join = function(p)
+    if type(p.join) ~= "table" then return nil, "parts must be kboot.join_config.load's result (join)" end
+    local cp = p.join.controlPlane
+    return { doc = p.join, ep = cp and cp.localAPIEndpoint or {}, role = cp and "control-plane" or "worker" }
+  end,
+}
+
+-- set_cluster(ctx, cluster [, version]): the ClusterConfiguration (and the version entry of its
+-- kubernetesVersion) and what follows from it.
+function M.set_cluster(ctx, cluster, version)
+  ctx.cluster = cluster
+  ctx.version = version or (cluster.kubernetesVersion and require("kboot.versions").get(cluster.kubernetesVersion))
+  ctx.cert_validity = ctx.cert_validity or time.parse_duration(cluster.certificateValidityPeriod or "8760h")
+  ctx.ca_validity = ctx.ca_validity or time.parse_duration(cluster.caCertificateValidityPeriod or "87600h")
+end
 
 -- new{ flow=, parts=, opts=, host=, fs=, log=, now=, role= } -> ctx
---   parts: what kboot.config.load returns ({ init=, cluster=, kubelet=, kubeproxy=, version=,
---   cert_validity=, ca_validity= }); host: a test's own facts (default: host_facts()).
+--   parts: what kboot.config.load returns for init ({ init=, cluster=, kubelet=, kubeproxy=,
+--   version=, cert_validity=, ca_validity= }), kboot.join_config.load for join ({ join=, cluster=
+--   (optional), kubelet= }); host: a test's own facts (default: host_facts()).
 function M.new(o)
   if type(o) ~= "table" then error("context.new: want a table of options", 2) end
   local flow = o.flow or "init"
-  local role = o.role or FLOWS[flow]
-  if role ~= "control-plane" and role ~= "worker" then
-    error(("context.new: flow %q needs a role (control-plane or worker)"):format(tostring(flow)), 2)
-  end
+  local shape = FLOWS[flow]
+  if not shape then error(("context.new: unknown flow %q"):format(tostring(flow)), 2) end
   local p = o.parts
-  if type(p) ~= "table" or type(p.cluster) ~= "table" or type(p.init) ~= "table" then
-    error("context.new: parts must be kboot.config.load's result (cluster, init)", 2)
+  if type(p) ~= "table" then error("context.new: parts must be a table", 2) end
+  local f, why = shape(p)
+  if not f then error("context.new: " .. why, 2) end
+  local role = o.role or f.role
+  if role ~= "control-plane" and role ~= "worker" then
+    error(("context.new: role %q is not control-plane or worker"):format(tostring(role)), 2)
   end
   local opts = o.opts or {}
-  local init = p.init
-  local ep = init.localAPIEndpoint or {}
   local ctx = {
     flow = flow, role = role,
-    cluster = p.cluster, node = init.nodeRegistration,
-    endpoint = { address = ep.advertiseAddress, port = ep.bindPort or 6443 },
-    timeouts = seconds(init.timeouts),
-    version = p.version or assert(require("kboot.versions").get(p.cluster.kubernetesVersion)),
+    node = f.doc.nodeRegistration,
+    endpoint = { address = f.ep.advertiseAddress, port = f.ep.bindPort or 6443 },
+    timeouts = seconds(f.doc.timeouts),
     kubelet = p.kubelet, kubeproxy = p.kubeproxy,
-    cert_validity = p.cert_validity or time.parse_duration(p.cluster.certificateValidityPeriod or "8760h"),
-    ca_validity = p.ca_validity or time.parse_duration(p.cluster.caCertificateValidityPeriod or "87600h"),
+    cert_validity = p.cert_validity, ca_validity = p.ca_validity,
     fs = o.fs or require("kboot.fs"), log = o.log or require("kboot.log"), now = o.now or os.time(),
     dry_run = opts.dry_run == true, opts = opts,
     host = o.host or M.host_facts(),
     cache = {},
-    init = init,
   }
+  ctx[flow] = f.doc -- ctx.init or ctx.join: the flow's own document, for the flow's own code
+  if p.cluster then M.set_cluster(ctx, p.cluster, p.version) end
   return ctx
 end
 

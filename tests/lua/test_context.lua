@@ -126,10 +126,34 @@ function TestNew:test_timeouts_defaulted_and_in_seconds()
   lu.assertEquals(ctx.timeouts.tlsBootstrap, 300)
   lu.assertEquals(ctx.timeouts.etcdAPICall, 120)
 end
+function TestNew:test_join_ctx_before_and_after_the_cluster_is_known()
+  local join = { nodeRegistration = { name = "w1", taints = {} }, timeouts = { discovery = "20s" },
+                 discovery = { bootstrapToken = { apiServerEndpoint = "10.0.0.1:6443" } } }
+  local ctx = context.new({ flow = "join", parts = { join = join }, host = {} })
+  lu.assertEquals(ctx.role, "worker")
+  lu.assertIs(ctx.node, join.nodeRegistration)
+  lu.assertIs(ctx.join, join)
+  lu.assertEquals(ctx.timeouts.discovery, 20)
+  lu.assertEquals(ctx.timeouts.tlsBootstrap, 300)
+  lu.assertNil(ctx.cluster)
+  lu.assertNil(ctx.init)
+  context.set_cluster(ctx, parts().cluster)
+  lu.assertEquals(ctx.cluster.networking.serviceSubnet, "10.96.0.0/12")
+  lu.assertEquals(ctx.version.minor, tonumber(ctx.cluster.kubernetesVersion:match("^v1%.(%d+)")))
+  lu.assertEquals(ctx.cert_validity, 8760 * 3600)
+  -- a control-plane join: its own endpoint
+  join.controlPlane = { localAPIEndpoint = { advertiseAddress = "10.0.0.2", bindPort = 7443 } }
+  local cp = context.new({ flow = "join", parts = { join = join }, host = {} })
+  lu.assertEquals(cp.role, "control-plane")
+  lu.assertEquals(cp.endpoint, { address = "10.0.0.2", port = 7443 })
+end
+
 function TestNew:test_misuse_raises()
   lu.assertErrorMsgContains("want a table", context.new, nil)
   lu.assertErrorMsgContains("parts must be", context.new, { parts = {} })
-  lu.assertErrorMsgContains("needs a role", context.new, { flow = "frobnicate", parts = parts(), host = {} })
+  lu.assertErrorMsgContains('unknown flow "frobnicate"', context.new, { flow = "frobnicate", parts = parts(), host = {} })
+  lu.assertErrorMsgContains("is not control-plane or worker", context.new, { role = "boss", parts = parts(), host = {} })
+  lu.assertErrorMsgContains("kboot.join_config.load's result", context.new, { flow = "join", parts = parts(), host = {} })
   local p = parts()
   p.init.timeouts = { discovery = "soon" }
   lu.assertErrorMsgContains("timeouts.discovery", context.new, { parts = p, host = {} })
