@@ -131,6 +131,18 @@ static int l_sha256(lua_State *L)
     return 1;
 }
 
+static int l_sha512_256(lua_State *L)
+{
+    size_t n;
+    const char *d = luaL_checklstring(L, 1, &n);
+    unsigned char md[KB_SHA256_LEN];
+    kb_err e;
+    if (kb_crypto_sha512_256(d, n, md, &e) < 0)
+        return kb_pushfail(L, &e);
+    lua_pushlstring(L, (const char *)md, sizeof md);
+    return 1;
+}
+
 static int l_sha256_hex(lua_State *L)
 {
     size_t n;
@@ -305,6 +317,7 @@ int luaopen_kboot_crypto(lua_State *L)
         { "certificate_key", l_certificate_key },
         { "sha256", l_sha256 },
         { "sha256_hex", l_sha256_hex },
+        { "sha512_256", l_sha512_256 },
         { "hmac_sha256", l_hmac_sha256 },
         { "hex", l_hex },
         { "unhex", l_unhex },

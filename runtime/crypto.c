@@ -106,6 +106,15 @@ int kb_crypto_sha256(const void *data, size_t n, unsigned char out[KB_SHA256_LEN
     return 0;
 }
 
+/* SHA-512/256 (FIPS 180-4): the digest a kubelet names its bootstrap CSR with. */
+int kb_crypto_sha512_256(const void *data, size_t n, unsigned char out[KB_SHA256_LEN], kb_err *e)
+{
+    unsigned int len = 0;
+    if (EVP_Digest(data, n, out, &len, EVP_sha512_256(), NULL) != 1 || len != KB_SHA256_LEN)
+        return kb_err_ssl(e, "sha512_256", "SHA-512/256 failed");
+    return 0;
+}
+
 EVP_MAC_CTX *kb_crypto_hmac_new(const void *key, size_t klen, const char *op, kb_err *e)
 {
     static const unsigned char nokey[1];

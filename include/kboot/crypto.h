@@ -35,6 +35,8 @@ int kb_crypto_token(char *out, kb_err *e);
 int kb_crypto_token_check(const char *s, size_t n, kb_err *e);
 
 int kb_crypto_sha256(const void *data, size_t n, unsigned char out[KB_SHA256_LEN], kb_err *e);
+/* SHA-512/256: 32 bytes, like SHA-256 */
+int kb_crypto_sha512_256(const void *data, size_t n, unsigned char out[KB_SHA256_LEN], kb_err *e);
 int kb_crypto_hmac_sha256(const void *key, size_t klen, const void *data, size_t n,
                           unsigned char out[KB_SHA256_LEN], kb_err *e);
 

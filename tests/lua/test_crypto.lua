@@ -482,9 +482,18 @@ end
 
 TestModule = {}
 
+TestDigest = {}
+function TestDigest:test_sha512_256_fips_vectors()
+  -- FIPS 180-4 examples (NIST CSRC "SHA-512/256")
+  lu.assertEquals(crypto.hex(crypto.sha512_256("abc")), "53048e2681941ef99b2e29b76b4c7dabe4c2d0c634fc6d46e0e2f13107e7af23")
+  lu.assertEquals(crypto.hex(crypto.sha512_256("")), "c672b8d1ef56ed28ab87c3622c5114069bdd3ad7b8f9737498d0c01ecef0967a")
+  lu.assertEquals(#crypto.sha512_256(("x"):rep(1000)), 32)
+  assert_raises("string expected", crypto.sha512_256, {})
+end
+
 function TestModule:test_exports_exactly_the_contract()
   local want = { "random", "random_string", "token", "token_parse", "token_valid", "certificate_key",
-                 "sha256", "sha256_hex", "hmac_sha256", "hex", "unhex", "base64", "unbase64", "base64url",
+                 "sha256", "sha256_hex", "sha512_256", "hmac_sha256", "hex", "unhex", "base64", "unbase64", "base64url",
                  "unbase64url", "jws_sign", "jws_verify", "aes_gcm_seal", "aes_gcm_open", "equal" }
   local n = 0
   for _, name in ipairs(want) do lu.assertIsFunction(crypto[name], name) end
