@@ -98,10 +98,13 @@ local function validate(t, src)
   local lists = { clusters = "cluster", contexts = "context", users = "user" }
   for _, list in ipairs({ "clusters", "contexts", "users" }) do
     local l = t[list]
+    -- "users: null" (clientcmd writes it for cluster-info) is an empty list
+    if l == yaml.null then l, t[list] = nil, nil end
     if l ~= nil and type(l) ~= "table" then return fail(src, "%s must be a list", list) end
     for i, item in ipairs(l or {}) do
       if type(item) ~= "table" then return fail(src, "%s[%d] must be a mapping", list, i) end
-      if type(item.name) ~= "string" or item.name == "" then return fail(src, "%s[%d]: missing name", list, i) end
+      -- a name may be "" (client-go allows it; cluster-info's one cluster is named so), not absent
+      if type(item.name) ~= "string" then return fail(src, "%s[%d]: missing name", list, i) end
       local body = item[lists[list]]
       if body == nil and list ~= "users" then return fail(src, '%s "%s": missing %s', list:sub(1, -2), item.name, lists[list]) end
       if body ~= nil and type(body) ~= "table" then return fail(src, '%s "%s": %s must be a mapping', list:sub(1, -2), item.name, lists[list]) end

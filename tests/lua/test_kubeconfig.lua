@@ -175,9 +175,23 @@ function TestKubeconfig:test_load_errors_name_what_is_wrong()
   lu.assertStrContains(msg, "not a YAML mapping")
   msg = load_err(good:gsub("current%-context: [^\n]+\n", ""))
   lu.assertStrContains(msg, "no current-context")
+  msg = load_err(good:gsub("  name: kubernetes\n", "", 1))
+  lu.assertStrContains(msg, "clusters[1]: missing name")
   local v, err = kc.load(dir .. "/does-not-exist.conf")
   lu.assertNil(v)
   lu.assertStrContains(err.msg, "kubeconfig " .. dir .. "/does-not-exist.conf: ")
+end
+
+-- cluster-info's kubeconfig as clientcmd writes it (tokens.cluster_info_kubeconfig): one cluster
+-- named "", contexts and users null
+function TestKubeconfig:test_cluster_info_shape_parses()
+  local text = require("kboot.tokens").cluster_info_kubeconfig("https://10.0.0.1:6443", A.ca)
+  lu.assertStrContains(text, "users: null")
+  local t_ = assert(kc.parse(text, "cluster-info"))
+  lu.assertEquals(t_.clusters[1].name, "")
+  lu.assertEquals(t_.clusters[1].cluster.server, "https://10.0.0.1:6443")
+  lu.assertNil(t_.users)
+  lu.assertNil(t_.contexts)
 end
 
 function TestKubeconfig:test_relative_refs_and_token_file()
