@@ -11,18 +11,34 @@ local JSON = { ["Content-Type"] = "application/json" }
 local Api = {}
 Api.__index = Api
 
--- start() -> api: a fresh server (its own store) on 127.0.0.1, stopped by api:stop() or when the
--- test process exits.
-function M.start()
-  local pid, port = t.start_peer("fake_apiserver.py")
-  local self = setmetatable({ pid = pid, url = "http://127.0.0.1:" .. port }, Api)
-  self.http = assert(require("kboot.http").client({ server = self.url, retries = 0 }))
+-- start([{ tls = { cert_pem=, key_pem=, ca_pem= } }]) -> api: a fresh server (its own store) on
+-- 127.0.0.1, stopped by api:stop() or when the test process exits. With tls it serves HTTPS with
+-- that certificate (api.url https://127.0.0.1:PORT, api.endpoint 127.0.0.1:PORT); the test's own
+-- clients trust ca_pem (or skip verification without it).
+function M.start(o)
+  o = o or {}
+  local env, d
+  if o.tls then
+    d = t.tmpdir()
+    t.write(d .. "/tls.crt", o.tls.cert_pem)
+    t.write(d .. "/tls.key", o.tls.key_pem)
+    env = { KBOOT_FAKE_TLS_CERT = d .. "/tls.crt", KBOOT_FAKE_TLS_KEY = d .. "/tls.key" }
+  end
+  local pid, port = t.start_peer("fake_apiserver.py", env)
+  local self = setmetatable({ pid = pid, port = tonumber(port), endpoint = "127.0.0.1:" .. port,
+                              url = (o.tls and "https" or "http") .. "://127.0.0.1:" .. port }, Api)
+  self.client_opts = { server = self.url, retries = 0 }
+  if o.tls then
+    self.client_opts.ca_pem = o.tls.ca_pem
+    self.client_opts.insecure = o.tls.ca_pem == nil
+  end
+  self.http = assert(require("kboot.http").client(self.client_opts))
   return self
 end
 
 -- kube([opts]) -> a kboot.kube client of this server (opts as kube.new's)
 function Api:kube(opts)
-  local http = assert(require("kboot.http").client({ server = self.url, retries = 0 }))
+  local http = assert(require("kboot.http").client(self.client_opts))
   return assert(require("kboot.kube").new(http, opts))
 end
 
@@ -73,6 +89,12 @@ function Api:forget() control(self, "DELETE", "/_fake/requests") end
 --       reason =, message = }: matching requests get that Status instead of an answer
 function Api:fail(f) control(self, "POST", "/_fake/fail", f) end
 function Api:heal() control(self, "DELETE", "/_fake/fail") end
+
+-- mutate{ method = "GET" | "*", path = "substring", skip = n (default 0), times = n (default:
+-- always), patch = {...} }: the answers of matching requests, after the first `skip`, get `patch`
+-- merged in (RFC 7386: a json.null removes a key); the store is unchanged. unmutate() ends them all.
+function Api:mutate(m) control(self, "POST", "/_fake/mutate", m) end
+function Api:unmutate() control(self, "DELETE", "/_fake/mutate") end
 
 -- object(api_version, kind, ns, name) -> the stored object, or nil
 function Api:object(av, kind, ns, name)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A small Kubernetes API server double for kboot's Lua tests, over plain HTTP on loopback.
+"""A small Kubernetes API server double for kboot's Lua tests, over HTTP (or HTTPS) on loopback.
 
 It speaks the API's wire format as kboot.kube uses it and behaves the way a real kube-apiserver
 does where kboot's logic depends on it:
@@ -17,13 +17,17 @@ does where kboot's logic depends on it:
     AlreadyExists, 409 Conflict on a stale resourceVersion, 400 BadRequest, 422 Invalid.
 Test control under /_fake/ (never logged): GET /_fake/requests (every API request: method, path,
 query, content type), DELETE /_fake/requests, POST /_fake/fail {method, path (substring), status,
-times} to make matching requests fail with a Status, DELETE /_fake/fail, POST /_fake/reset (a
-new cluster: the four namespaces only).
-Usage: fake_apiserver.py PORTFILE [PARENT_PID]
+times} to make matching requests fail with a Status, DELETE /_fake/fail, POST /_fake/mutate
+{method, path (substring), skip, times, patch} to merge-patch the answers of matching requests
+(after the first `skip` of them, `times` of them) as a server that changed in between would answer,
+DELETE /_fake/mutate, POST /_fake/reset (a new cluster: the four namespaces only).
+Usage: fake_apiserver.py PORTFILE [PARENT_PID]; with KBOOT_FAKE_TLS_CERT and KBOOT_FAKE_TLS_KEY
+(PEM files) set, it serves HTTPS with that certificate.
 """
 import base64
 import copy
 import json
+import os
 import threading
 import time
 import uuid
@@ -51,6 +55,7 @@ store = {}  # (group, plural, namespace or "", name) -> object
 rv = [100]
 requests = []
 failures = []
+mutations = []
 service_ips = [0]
 
 
@@ -364,6 +369,17 @@ def injected(method, path):
     return None
 
 
+def mutated(method, path, obj):
+    for m in mutations:
+        if m["method"] in (method, "*") and m["path"] in path:
+            if m["skip"] > 0:
+                m["skip"] -= 1
+            elif m["times"] != 0:
+                m["times"] -= 1
+                obj = merge_patch(obj, m["patch"])
+    return obj
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
@@ -393,6 +409,16 @@ class Handler(BaseHTTPRequestHandler):
                 f.setdefault("times", -1)
                 failures.append(f)
             return 200, failures
+        if u.path == "/_fake/mutate":
+            if self.command == "DELETE":
+                mutations.clear()
+            else:
+                m = json.loads(body)
+                m.setdefault("method", "GET")
+                m.setdefault("skip", 0)
+                m.setdefault("times", -1)
+                mutations.append(m)
+            return 200, mutations
         if u.path == "/_fake/reset":
             reset()
             return 200, {}
@@ -424,7 +450,7 @@ class Handler(BaseHTTPRequestHandler):
                 else:
                     try:
                         code, obj = serve(self.command, u.path, u.query, ctype, body)
-                        obj = copy.deepcopy(obj)
+                        obj = mutated(self.command, u.path, copy.deepcopy(obj))
                     except ApiError as e:
                         code, obj = e.answer
         self.answer(code, obj)
@@ -437,6 +463,7 @@ def reset():
     store.clear()
     requests.clear()
     failures.clear()
+    mutations.clear()
     for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
         store_object(("", "namespaces", "", ns), "Namespace", {"apiVersion": "v1", "kind": "Namespace"}, None,
                      "kube-apiserver", "Update")
@@ -444,7 +471,8 @@ def reset():
 
 def main():
     reset()
-    peer.serve(Handler)
+    cert, key = os.environ.get("KBOOT_FAKE_TLS_CERT"), os.environ.get("KBOOT_FAKE_TLS_KEY")
+    peer.serve(Handler, tls=(cert, key) if cert and key else None)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """What the python test peers share: serve a handler on 127.0.0.1 (any free port, written to
 PORTFILE once it listens) until the test process that started it is gone.
-Usage from a peer: peer.serve(Handler) with argv PORTFILE [PARENT_PID]."""
+Usage from a peer: peer.serve(Handler [, tls=(certfile, keyfile)]) with argv PORTFILE [PARENT_PID]."""
 import os
+import ssl
 import sys
 import threading
 import time
@@ -18,11 +19,17 @@ def exit_with(parent):
             os._exit(0)
 
 
-def serve(handler):
+def serve(handler, tls=None):
     if len(sys.argv) > 2:
         threading.Thread(target=exit_with, args=(int(sys.argv[2]),), daemon=True).start()
     srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     srv.daemon_threads = True
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(tls[0], tls[1])
+        # the handshake runs in the request's thread, on its first read: a client that aborts it
+        # (a failed verification) cannot stall the accept loop
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
     with open(sys.argv[1] + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))
     os.rename(sys.argv[1] + ".tmp", sys.argv[1])

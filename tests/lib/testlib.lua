@@ -96,11 +96,15 @@ end
 
 -- start_peer(script) -> pid, port: a python test peer (tests/lib/peer.py's serve) started on
 -- 127.0.0.1; it exits with this process. Debian's python3 (python3-yaml is installed for it), not
--- whatever PATH finds first.
-function M.start_peer(script)
+-- whatever PATH finds first. env: { NAME = value } set for the peer only.
+function M.start_peer(script, env)
   local d = M.tmpdir()
   local pf = d .. "/port"
   local python = io.open("/usr/bin/python3") and "/usr/bin/python3" or "python3"
+  local vars = {}
+  for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. M.q(v) .. " " end
+  table.sort(vars)
+  python = table.concat(vars) .. python
   local pid = M.must(("%s %s %s %s >%s 2>&1 </dev/null & echo $!"):format(python,
     M.q(M.src .. "/tests/lib/" .. script), M.q(pf), my_pid(), M.q(d .. "/log"))):match("%d+")
   for _ = 1, 200 do
