@@ -35,6 +35,7 @@ local function is_array(t)
   for _ in pairs(t) do n = n + 1 end
   return n == #t and (n > 0 or mt ~= nil and mt.__name == "array")
 end
+M.is_array = is_array
 
 local function copy(v)
   if type(v) ~= "table" then return v end
@@ -94,6 +95,8 @@ local function check(v, sch, path, errs)
     end
   end
 end
+-- check_schema(doc, schema, path, errs): appends "path.to.field: problem" lines (kboot.join_config too)
+M.check_schema = check
 
 -- Drop YAML nulls so "field: null" means "not set", as Go's decoder does (taints handled by caller).
 local function strip_nulls(v)
@@ -103,6 +106,7 @@ local function strip_nulls(v)
   end
   return v
 end
+M.strip_nulls = strip_nulls
 
 ---------------------------------------------------------------------------------------------------
 -- v1beta3 -> v1beta4
@@ -112,6 +116,7 @@ local function args_list(m)
   for _, k in ipairs(sorted_keys(m)) do out[#out + 1] = { name = k, value = m[k] } end
   return out
 end
+M.args_list = args_list
 
 local function convert_v1beta3(kind, d)
   d = copy(d)
@@ -211,8 +216,13 @@ function M.default_init(d)
   nr.ignorePreflightErrors = nr.ignorePreflightErrors or {}
   d.skipPhases = d.skipPhases or {}
   d.certificateKey = d.certificateKey or ""
-  local to = d.timeouts or {}
-  d.timeouts = to
+  d.timeouts = M.default_timeouts(d.timeouts)
+  return d
+end
+
+-- v1beta4's Timeouts (InitConfiguration and JoinConfiguration alike), as duration strings
+function M.default_timeouts(to)
+  to = to or {}
   to.controlPlaneComponentHealthCheck = to.controlPlaneComponentHealthCheck or "4m0s"
   to.kubeletHealthCheck = to.kubeletHealthCheck or "4m0s"
   to.kubernetesAPICall = to.kubernetesAPICall or "1m0s"
@@ -220,7 +230,7 @@ function M.default_init(d)
   to.tlsBootstrap = to.tlsBootstrap or "5m0s"
   to.discovery = to.discovery or "5m0s"
   to.upgradeManifests = to.upgradeManifests or "5m0s"
-  return d
+  return to
 end
 
 local function default_component(c)
@@ -303,6 +313,8 @@ local function given(flags, k)
   if flags._given then return flags._given[(k:gsub("_", "-"))] == true end
   return true
 end
+-- given(flags, "node_name"): was the flag on the command line (a plain table: is it set)
+M.given = given
 
 local function apply_flags(init, cluster, flags, errs)
   local function v(k) return given(flags, k) and flags[k] or nil end
@@ -357,24 +369,27 @@ local validate = require("kboot.config_validate").validate
 -- The file is the admin's, read from this host as given (never under --root). host: the host facts
 -- (kboot.context.host_facts(), or a test's table) that fill an empty advertise address (its
 -- default_address) and node name (its hostname); default: this host's.
+-- read_docs{ file=, text=, docs= } -> the documents (a list, {} when none is given) | nil, errs
+function M.read_docs(o)
+  if o.docs or not (o.file or o.text) then return o.docs or {} end
+  local text = o.text
+  if not text then
+    -- the admin's file on this host (not under --root, which is the node being set up)
+    local f, ferr = io.open(o.file, "rb")
+    if not f then return nil, { ("cannot read config file %s"):format(tostring(ferr)) } end
+    text = f:read("a")
+    f:close()
+  end
+  local d, err = require("kboot.yaml").decode_all(text)
+  if not d then return nil, { ("%s: %s"):format(o.file or "config", tostring(err)) } end
+  return d
+end
+
 function M.load(o)
   o = o or {}
   local errs, warnings = {}, {}
-  local docs = o.docs
-  if not docs and (o.file or o.text) then
-    local text = o.text
-    if not text then
-      -- the admin's file on this host (not under --root, which is the node being set up)
-      local f, ferr = io.open(o.file, "rb")
-      if not f then return nil, { ("cannot read config file %s"):format(tostring(ferr)) }, warnings end
-      text = f:read("a")
-      f:close()
-    end
-    local d, err = require("kboot.yaml").decode_all(text)
-    if not d then return nil, { ("%s: %s"):format(o.file or "config", tostring(err)) }, warnings end
-    docs = d
-  end
-  docs = docs or {}
+  local docs, rerrs = M.read_docs(o)
+  if not docs then return nil, rerrs, warnings end
   local byk = split_docs(docs, errs, warnings)
   local init_doc, cluster_doc = byk.InitConfiguration, byk.ClusterConfiguration
   -- type-check against the schema of the declared version, then convert to v1beta4

@@ -1,4 +1,4 @@
--- Known fields of kubeadm's InitConfiguration / ClusterConfiguration, API versions kubeadm.k8s.io/v1beta3
+-- Known fields of kubeadm's InitConfiguration / ClusterConfiguration / JoinConfiguration, API versions kubeadm.k8s.io/v1beta3
 -- and v1beta4 (kubeadm's cmd/kubeadm/app/apis/kubeadm/v1beta{3,4}/types.go). A field not listed here is an
 -- error naming its path. Leaf types: "string", "int", "bool", "duration" (Go duration string), "any";
 -- { map = {...} } an object with these fields; { list = T } a sequence of T; { dict = T } string keys -> T.
@@ -25,6 +25,12 @@ local function with_meta(fields)
   return map(fields)
 end
 
+-- JoinConfiguration's discovery and control-plane sections (kboot.join_config); v1beta4 dropped
+-- discovery.timeout for timeouts.discovery.
+local token_discovery = map { token = S, apiServerEndpoint = S, caCertHashes = list(S), unsafeSkipCAVerification = B }
+local file_discovery = map { kubeConfigPath = S }
+local join_control_plane = map { localAPIEndpoint = endpoint, certificateKey = S }
+
 -- v1beta3 (kubeadm v1.22 .. v1.30 default): extraArgs and kubeletExtraArgs are string maps.
 M.v1beta3 = {
   InitConfiguration = with_meta {
@@ -47,9 +53,18 @@ M.v1beta3 = {
     dns = map { imageRepository = S, imageTag = S },
     certificatesDir = S, imageRepository = S, featureGates = dict(B), clusterName = S,
   },
+  JoinConfiguration = with_meta {
+    nodeRegistration = map { name = S, criSocket = S, taints = list(taint), kubeletExtraArgs = dict(S),
+                             ignorePreflightErrors = list(S), imagePullPolicy = S },
+    caCertPath = S,
+    discovery = map { bootstrapToken = token_discovery, file = file_discovery, tlsBootstrapToken = S, timeout = D },
+    controlPlane = join_control_plane, skipPhases = list(S), patches = patches,
+  },
 }
 
 -- v1beta4 (kubeadm v1.31+): extraArgs are lists of {name, value}; extraEnvs; timeouts; validity periods.
+local timeouts = map { controlPlaneComponentHealthCheck = D, kubeletHealthCheck = D, kubernetesAPICall = D,
+                       etcdAPICall = D, tlsBootstrap = D, discovery = D, upgradeManifests = D }
 local component4 = map { extraArgs = list(arg), extraVolumes = list(volume), extraEnvs = list(env) }
 M.v1beta4 = {
   InitConfiguration = with_meta {
@@ -57,8 +72,7 @@ M.v1beta4 = {
     nodeRegistration = map { name = S, criSocket = S, taints = list(taint), kubeletExtraArgs = list(arg),
                              ignorePreflightErrors = list(S), imagePullPolicy = S, imagePullSerial = B },
     localAPIEndpoint = endpoint, certificateKey = S, skipPhases = list(S), patches = patches,
-    timeouts = map { controlPlaneComponentHealthCheck = D, kubeletHealthCheck = D, kubernetesAPICall = D,
-                     etcdAPICall = D, tlsBootstrap = D, discovery = D, upgradeManifests = D },
+    timeouts = timeouts,
   },
   ClusterConfiguration = with_meta {
     etcd = map {
@@ -74,6 +88,14 @@ M.v1beta4 = {
     proxy = map { disabled = B },
     certificatesDir = S, imageRepository = S, featureGates = dict(B), clusterName = S,
     encryptionAlgorithm = S, certificateValidityPeriod = D, caCertificateValidityPeriod = D,
+  },
+  JoinConfiguration = with_meta {
+    dryRun = B,
+    nodeRegistration = map { name = S, criSocket = S, taints = list(taint), kubeletExtraArgs = list(arg),
+                             ignorePreflightErrors = list(S), imagePullPolicy = S, imagePullSerial = B },
+    caCertPath = S,
+    discovery = map { bootstrapToken = token_discovery, file = file_discovery, tlsBootstrapToken = S },
+    controlPlane = join_control_plane, skipPhases = list(S), patches = patches, timeouts = timeouts,
   },
 }
 

@@ -8,6 +8,61 @@ local duration = require("kboot.time").parse_duration
 
 local M = {}
 
+local function add(errs, path, fmt, ...) errs[#errs + 1] = path .. ": " .. fmt:format(...) end
+
+-- The checks InitConfiguration and JoinConfiguration share (kboot.join_config calls them too);
+-- path is the field's full path, e.g. "JoinConfiguration.nodeRegistration".
+
+-- certificate key: hex of 32 bytes ("" = none)
+function M.certificate_key(ck, path, errs)
+  if ck and ck ~= "" and not (#ck == 64 and ck:match("^%x+$")) then
+    add(errs, path, "must be 64 hex characters (a 32-byte AES key, as 'kboot certs certificate-key' prints)")
+  end
+end
+
+-- nodeRegistration after defaults: name, criSocket, imagePullPolicy, taints, kubeletExtraArgs
+function M.node_registration(nr, path, errs)
+  local function e(p, fmt, ...) add(errs, p, fmt, ...) end
+  if nr.name ~= "" and not net.is_dns_subdomain(nr.name) then
+    e(path .. ".name", "%q is not a valid node name (lower case RFC 1123 subdomain: a-z, 0-9, '-', '.')", nr.name)
+  end
+  local sock = nr.criSocket
+  if not (sock:match("^unix:///.") or sock:match("^/.")) then
+    e(path .. ".criSocket", "%q must be an absolute path or a unix:// URL such as %s", sock, require("kboot.config").DEFAULT_CRI_SOCKET)
+  end
+  local policies = { Always = true, IfNotPresent = true, Never = true }
+  if not policies[nr.imagePullPolicy] then
+    e(path .. ".imagePullPolicy", "%q is not one of Always, IfNotPresent, Never", tostring(nr.imagePullPolicy))
+  end
+  local effects = { NoSchedule = true, PreferNoSchedule = true, NoExecute = true }
+  for i, t in ipairs(nr.taints) do
+    local p = ("%s.taints[%d]"):format(path, i - 1)
+    if type(t.key) ~= "string" or not t.key:match("^[%w][%w%-%._/]*$") then e(p .. ".key", "a taint needs a key such as node-role.kubernetes.io/control-plane") end
+    if not effects[t.effect] then e(p .. ".effect", "%q is not one of NoSchedule, PreferNoSchedule, NoExecute", tostring(t.effect)) end
+  end
+  for i, a in ipairs(nr.kubeletExtraArgs) do
+    if type(a.name) ~= "string" or a.name == "" then e(("%s.kubeletExtraArgs[%d].name"):format(path, i - 1), "must not be empty") end
+  end
+end
+
+-- skipPhases and timeouts of a flow's document (path: "InitConfiguration")
+function M.skip_phases_and_timeouts(doc, path, errs)
+  for _, name in ipairs(doc.skipPhases) do
+    if type(name) ~= "string" or name == "" then add(errs, path .. ".skipPhases", "phase names must be non-empty strings") end
+  end
+  for k, v in pairs(doc.timeouts or {}) do
+    local s = duration(v)
+    if s and s <= 0 then add(errs, path .. ".timeouts." .. k, "must be positive") end
+  end
+end
+
+-- KubeletConfiguration document (nil: none)
+function M.kubelet(kubelet, errs)
+  if kubelet and kubelet.cgroupDriver ~= nil and kubelet.cgroupDriver ~= "systemd" and kubelet.cgroupDriver ~= "cgroupfs" then
+    add(errs, "KubeletConfiguration.cgroupDriver", "%q is not one of systemd, cgroupfs", tostring(kubelet.cgroupDriver))
+  end
+end
+
 -- validate(init, cluster, kubelet, errs, warnings) -> the version entry of kubernetesVersion (nil
 -- when it is unknown: errs says why). C_: kboot.config, for its constants.
 function M.validate(init, cluster, kubelet, errs, warnings)
@@ -36,11 +91,7 @@ function M.validate(init, cluster, kubelet, errs, warnings)
       if why then e(p .. ".ttl", "%s", why) end
     end
   end
-  -- certificate key: hex of 32 bytes
-  local ck = init.certificateKey
-  if ck and ck ~= "" and not (#ck == 64 and ck:match("^%x+$")) then
-    e(I .. ".certificateKey", "must be 64 hex characters (a 32-byte AES key, as 'kboot certs certificate-key' prints)")
-  end
+  M.certificate_key(init.certificateKey, I .. ".certificateKey", errs)
   -- local endpoint
   local ep = init.localAPIEndpoint
   if ep.advertiseAddress ~= "" and not net.is_ip(ep.advertiseAddress) then
@@ -51,35 +102,8 @@ function M.validate(init, cluster, kubelet, errs, warnings)
   if math.type(ep.bindPort) ~= "integer" or ep.bindPort < 1 or ep.bindPort > 65535 then
     e(I .. ".localAPIEndpoint.bindPort", "%s is not a valid port (1-65535)", tostring(ep.bindPort))
   end
-  -- node registration
-  local nr = init.nodeRegistration
-  if nr.name ~= "" and not net.is_dns_subdomain(nr.name) then
-    e(I .. ".nodeRegistration.name", "%q is not a valid node name (lower case RFC 1123 subdomain: a-z, 0-9, '-', '.')", nr.name)
-  end
-  local sock = nr.criSocket
-  if not (sock:match("^unix:///.") or sock:match("^/.")) then
-    e(I .. ".nodeRegistration.criSocket", "%q must be an absolute path or a unix:// URL such as %s", sock, C_.DEFAULT_CRI_SOCKET)
-  end
-  local policies = { Always = true, IfNotPresent = true, Never = true }
-  if not policies[nr.imagePullPolicy] then
-    e(I .. ".nodeRegistration.imagePullPolicy", "%q is not one of Always, IfNotPresent, Never", tostring(nr.imagePullPolicy))
-  end
-  local effects = { NoSchedule = true, PreferNoSchedule = true, NoExecute = true }
-  for i, t in ipairs(nr.taints) do
-    local p = ("%s.nodeRegistration.taints[%d]"):format(I, i - 1)
-    if type(t.key) ~= "string" or not t.key:match("^[%w][%w%-%._/]*$") then e(p .. ".key", "a taint needs a key such as node-role.kubernetes.io/control-plane") end
-    if not effects[t.effect] then e(p .. ".effect", "%q is not one of NoSchedule, PreferNoSchedule, NoExecute", tostring(t.effect)) end
-  end
-  for i, a in ipairs(nr.kubeletExtraArgs) do
-    if type(a.name) ~= "string" or a.name == "" then e(("%s.nodeRegistration.kubeletExtraArgs[%d].name"):format(I, i - 1), "must not be empty") end
-  end
-  for _, name in ipairs(init.skipPhases) do
-    if type(name) ~= "string" or name == "" then e(I .. ".skipPhases", "phase names must be non-empty strings") end
-  end
-  for k, v in pairs(init.timeouts or {}) do
-    local s = duration(v)
-    if s and s <= 0 then e(I .. ".timeouts." .. k, "must be positive") end
-  end
+  M.node_registration(init.nodeRegistration, I .. ".nodeRegistration", errs)
+  M.skip_phases_and_timeouts(init, I, errs)
 
   -- cluster
   local ver = versions.get(cluster.kubernetesVersion)
@@ -210,9 +234,7 @@ function M.validate(init, cluster, kubelet, errs, warnings)
       if type(a.name) ~= "string" or a.name == "" then e(("%s.etcd.local.extraArgs[%d].name"):format(C, i - 1), "must not be empty") end
     end
   end
-  if kubelet and kubelet.cgroupDriver ~= nil and kubelet.cgroupDriver ~= "systemd" and kubelet.cgroupDriver ~= "cgroupfs" then
-    e("KubeletConfiguration.cgroupDriver", "%q is not one of systemd, cgroupfs", tostring(kubelet.cgroupDriver))
-  end
+  M.kubelet(kubelet, errs)
   return ver
 end
 
