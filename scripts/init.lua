@@ -5,6 +5,7 @@ local fs = require("kboot.fs")
 local config = require("kboot.config")
 local phases = require("kboot.phases")
 local context = require("kboot.context")
+local runner = require("kboot.runner")
 
 local argv = { ... }
 
@@ -38,46 +39,21 @@ local options = {
 
 local flow = require("kboot.flows.init")
 local list = phases.expand(flow.phases)
-local function commands(only) return function() return phases.help_lines(list, only, flow.parents) end end
-
-local only
-if argv[1] == "phase" then
-  table.remove(argv, 1)
-  only = argv[1]
-  if only == nil or only == "--help" or only == "-h" then
-    io.stdout:write(cli.help_text({ name = "init phase", usage = "kboot init phase NAME [options]",
-      summary = "Run one phase of kboot init (or all children of a parent such as certs).",
-      commands = commands(nil), options = options }))
-    return only == nil and 2 or 0
-  end
-  if only:sub(1, 1) == "-" then cli.usage_error("init phase", "give the phase NAME before the options") end
-  table.remove(argv, 1)
-  -- kubeadm's two-word form: `init phase certs ca`, `init phase certs all`
-  if argv[1] and argv[1]:sub(1, 1) ~= "-" and not only:find("/", 1, true) then
-    local child = table.remove(argv, 1)
-    if child ~= "all" then only = only .. "/" .. child end
-  end
-  -- a known name before anything else, so `init phase NAME --help` can show that phase's help
-  local _, err = phases.select(list, { only = only })
-  if err then cli.usage_error("init phase", "%s", err) end
-end
+local only = runner.phase_argv(argv, "init", flow, options)
 
 local opts = cli.parse(argv, {
   name = only and "init phase" or "init",
   usage = only and ("kboot init phase %s [options]"):format(only) or "kboot init [options]",
   summary = only and phases.summary(list, only, flow.parents)
     or "Set up this machine as the first Kubernetes control-plane node, writing what kubeadm init writes.",
-  commands = commands(only), options = options, max_args = 0,
+  commands = runner.commands(flow, only), options = options, max_args = 0,
   examples = not only and { "kboot init --config kubeadm.yaml",
                "kboot init --root /tmp/node --apiserver-advertise-address 127.0.0.1 --ignore-preflight-errors=all",
                "kboot init phase certs --config kubeadm.yaml", "kboot init --dry-run" } or nil,
 })
 
 -- file system: the root prefix first, then dry run
-if opts.root then
-  local ok, err = fs.set_root(opts.root)
-  if not ok then cli.usage_error("init", "--root %s: %s", opts.root, tostring(err)) end
-end
+runner.set_root("init", opts)
 if opts.kube_proxy_server then
   local ok, err = require("kboot.components.kube_proxy").check_server(opts.kube_proxy_server)
   if not ok then cli.usage_error("init", "--kube-proxy-server %s", err) end
@@ -85,11 +61,7 @@ end
 -- the config file is the admin's, on this host, and so are the host facts (never under --root)
 local host = context.host_facts()
 local parts, errs, warnings = config.load({ file = opts.config, flags = opts, host = host })
-for _, w in ipairs(warnings or {}) do log.warn("config", "%s", w) end
-if not parts then
-  for _, e in ipairs(errs) do io.stderr:write(e, "\n") end
-  cli.fail("invalid configuration (%d problem(s)); nothing was written", #errs)
-end
+runner.config_result(parts, errs, warnings)
 
 -- InitConfiguration.dryRun (v1beta4) means the same as --dry-run
 if parts.init.dryRun then opts.dry_run = true end
@@ -100,61 +72,10 @@ if not selected then cli.usage_error(only and "init phase" or "init", "%s", serr
 
 local ctx = flow.prepare(context.new({ flow = "init", parts = parts, opts = opts, host = host, fs = fs, log = log }))
 
--- one kboot at a time on a node: the lock lives beside what it protects
--- (inside a kboot.fs batch: a new /etc/kubernetes is made durable by the phases' commit, not by
--- an fsync of its own; the lock file needs no durability)
-local lock
-if not ctx.dry_run then
-  fs.begin()
-  local ok, err = fs.mkdir("/etc/kubernetes", 493)
-  if not ok then cli.fail("cannot create %s: %s", fs.path("/etc/kubernetes"), tostring(err)) end
-  local lerr
-  lock, lerr = fs.lock("/etc/kubernetes/.kboot.lock")
-  if not lock then cli.fail("%s", tostring(lerr)) end
-end
-
+local lock = runner.start(ctx)
 log.info("init", "Using Kubernetes version: %s", ctx.cluster.kubernetesVersion)
-local ok, failures = phases.run(ctx, selected, { connect = flow.connect })
-if not ok then cli.fail("%s", phases.error_line(failures[1])) end
-
--- dry run: every file that would have been written, keys hidden, then every API object
-local function redact(data)
-  data = data:gsub("%-%-%-%-%-BEGIN ([%u ]*)PRIVATE KEY%-%-%-%-%-.-%-%-%-%-%-END [%u ]*PRIVATE KEY%-%-%-%-%-\n?", "<private key>\n")
-  data = data:gsub("(client%-key%-data:%s*)[%w+/=]+", "%1<private key>")
-  return data
-end
-if ctx.dry_run then
-  local out = io.stdout
-  for _, r in ipairs(fs.recorded()) do
-    if r.op == "write" then
-      out:write(("--- %s (mode %04o, %d bytes)\n"):format(r.path, r.mode or 0, #(r.data or "")))
-      local d = redact(r.data or "")
-      out:write(d, d:sub(-1) == "\n" and "" or "\n")
-    elseif r.op == "mkdir" then
-      out:write(("--- %s/ (directory, mode %04o)\n"):format(r.path, r.mode or 0))
-    elseif r.op == "symlink" then
-      out:write(("--- %s -> %s (symlink)\n"):format(r.path, r.target or "?"))
-    elseif r.op == "remove" then
-      out:write(("--- %s (removed)\n"):format(r.path))
-    end
-  end
-  -- the API objects were printed by kboot.kube's dry run as they were "sent"
-  log.info("dry-run", "Nothing was written or sent; the files and objects above are what kboot init would write")
-end
-
--- remove the lock file while still holding it, so a finished run leaves the tree as it found it
-if lock then
-  fs.remove("/etc/kubernetes/.kboot.lock")
-  lock:close()
-end
-if not ctx.dry_run then
-  local cok, err = fs.commit()
-  if not cok then cli.fail("cannot write the files: %s", tostring(err)) end
-end
-if ctx.kube and ctx.kube.stats then
-  local st = ctx.kube:stats()
-  log.info("init", "API requests: %d over %d connection(s), %d retried", st.requests or 0, st.connects or 0, st.retries or 0)
-end
+runner.run(ctx, selected, flow)
+runner.finish(ctx, lock, "init")
 if only or ctx.dry_run then return 0 end
 if not ctx.phase_enabled("show-join-command") then
   -- the paths the admin acts on: under --root, the sandbox's

@@ -1,0 +1,124 @@
+-- What every flow's command (scripts/init.lua, scripts/join.lua) does around its phases: the
+-- `CMD phase NAME` form, --root, one kboot at a time on a node (the lock), the dry-run report,
+-- and the commit that makes the run's files durable. A site script that runs a flow of its own
+-- uses the same calls.
+local cli = require("kboot.cli")
+local log = require("kboot.log")
+local fs = require("kboot.fs")
+local phases = require("kboot.phases")
+
+local M = {}
+
+local LOCK = "/etc/kubernetes/.kboot.lock"
+
+-- phase_argv(argv, cmd, flow, options) -> only (nil: the whole flow). Consumes `phase NAME`
+-- (kubeadm's two-word `phase certs ca` and `phase certs all` too) from argv; `CMD phase` alone
+-- prints the phase list. A name that is not a phase is a usage error before anything else.
+function M.phase_argv(argv, cmd, flow, options)
+  if argv[1] ~= "phase" then return nil end
+  local list = phases.expand(flow.phases)
+  table.remove(argv, 1)
+  local only = argv[1]
+  if only == nil or only == "--help" or only == "-h" then
+    io.stdout:write(cli.help_text({ name = cmd .. " phase", usage = ("kboot %s phase NAME [options]"):format(cmd),
+      summary = ("Run one phase of kboot %s (or all children of a parent)."):format(cmd),
+      commands = M.commands(flow, nil), options = options }))
+    cli.exit(only == nil and 2 or 0)
+  end
+  if only:sub(1, 1) == "-" then cli.usage_error(cmd .. " phase", "give the phase NAME before the options") end
+  table.remove(argv, 1)
+  if argv[1] and argv[1]:sub(1, 1) ~= "-" and not only:find("/", 1, true) then
+    local child = table.remove(argv, 1)
+    if child ~= "all" then only = only .. "/" .. child end
+  end
+  local _, err = phases.select(list, { only = only })
+  if err then cli.usage_error(cmd .. " phase", "%s", err) end
+  return only
+end
+
+-- commands(flow, only) -> the function cli.help_text calls for the phase list
+function M.commands(flow, only)
+  local list = phases.expand(flow.phases)
+  return function() return phases.help_lines(list, only, flow.parents) end
+end
+
+-- set_root(cmd, opts): --root DIR, checked (a usage error names it)
+function M.set_root(cmd, opts)
+  if not opts.root then return end
+  local ok, err = fs.set_root(opts.root)
+  if not ok then cli.usage_error(cmd, "--root %s: %s", opts.root, tostring(err)) end
+end
+
+-- config_result(parts, errs, warnings): the warnings logged; without parts, every problem on its
+-- own line and the command ends (exit 1) before anything is written
+function M.config_result(parts, errs, warnings)
+  for _, w in ipairs(warnings or {}) do log.warn("config", "%s", w) end
+  if parts then return end
+  for _, e in ipairs(errs) do io.stderr:write(e, "\n") end
+  cli.fail("invalid configuration (%d problem(s)); nothing was written", #errs)
+end
+
+-- start(ctx) -> lock | nil (dry run): one kboot at a time on a node, the lock beside what it
+-- protects. Inside a kboot.fs batch: a new /etc/kubernetes is made durable by finish's commit,
+-- not by an fsync of its own; the lock file needs no durability.
+function M.start(ctx)
+  if ctx.dry_run then return nil end
+  fs.begin()
+  local ok, err = fs.mkdir("/etc/kubernetes", 493)
+  if not ok then cli.fail("cannot create %s: %s", fs.path("/etc/kubernetes"), tostring(err)) end
+  local lock, lerr = fs.lock(LOCK)
+  if not lock then cli.fail("%s", tostring(lerr)) end
+  return lock
+end
+
+local function redact(data)
+  data = data:gsub("%-%-%-%-%-BEGIN ([%u ]*)PRIVATE KEY%-%-%-%-%-.-%-%-%-%-%-END [%u ]*PRIVATE KEY%-%-%-%-%-\n?", "<private key>\n")
+  data = data:gsub("(client%-key%-data:%s*)[%w+/=]+", "%1<private key>")
+  return data
+end
+
+-- dry_run_report(cmd): every file that would have been written (keys hidden), to stdout; the API
+-- objects were printed by kboot.kube's dry run as they were "sent"
+function M.dry_run_report(cmd)
+  local out = io.stdout
+  for _, r in ipairs(fs.recorded()) do
+    if r.op == "write" then
+      out:write(("--- %s (mode %04o, %d bytes)\n"):format(r.path, r.mode or 0, #(r.data or "")))
+      local d = redact(r.data or "")
+      out:write(d, d:sub(-1) == "\n" and "" or "\n")
+    elseif r.op == "mkdir" then
+      out:write(("--- %s/ (directory, mode %04o)\n"):format(r.path, r.mode or 0))
+    elseif r.op == "symlink" then
+      out:write(("--- %s -> %s (symlink)\n"):format(r.path, r.target or "?"))
+    elseif r.op == "remove" then
+      out:write(("--- %s (removed)\n"):format(r.path))
+    end
+  end
+  log.info("dry-run", "Nothing was written or sent; the files and objects above are what kboot %s would write", cmd)
+end
+
+-- finish(ctx, lock, cmd): the dry-run report, or the lock removed (while still held, so a
+-- finished run leaves the tree as it found it) and the batch committed; then the API figures.
+function M.finish(ctx, lock, cmd)
+  if ctx.dry_run then M.dry_run_report(cmd) end
+  if lock then
+    fs.remove(LOCK)
+    lock:close()
+  end
+  if not ctx.dry_run then
+    local ok, err = fs.commit()
+    if not ok then cli.fail("cannot write the files: %s", tostring(err)) end
+  end
+  if ctx.kube and ctx.kube.stats then
+    local st = ctx.kube:stats()
+    log.info(cmd, "API requests: %d over %d connection(s), %d retried", st.requests or 0, st.connects or 0, st.retries or 0)
+  end
+end
+
+-- run(ctx, selected, flow): the phases, a failure ending the command with its one line
+function M.run(ctx, selected, flow)
+  local ok, failures = phases.run(ctx, selected, { connect = flow.connect })
+  if not ok then cli.fail("%s", phases.error_line(failures[1])) end
+end
+
+return M
