@@ -74,7 +74,7 @@ local ctx = flow.prepare(context.new({ flow = "init", parts = parts, opts = opts
 
 local lock = runner.start(ctx)
 log.info("init", "Using Kubernetes version: %s", ctx.cluster.kubernetesVersion)
-runner.run(ctx, selected, flow)
+runner.run(ctx, selected, flow, lock)
 runner.finish(ctx, lock, "init")
 if only or ctx.dry_run then return 0 end
 if not ctx.phase_enabled("show-join-command") then

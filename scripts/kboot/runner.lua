@@ -50,12 +50,12 @@ function M.set_root(cmd, opts)
 end
 
 -- config_result(parts, errs, warnings): the warnings logged; without parts, every problem on its
--- own line and the command ends (exit 1) before anything is written
+-- own line and the command ends (exit 2: bad input) before anything is written
 function M.config_result(parts, errs, warnings)
   for _, w in ipairs(warnings or {}) do log.warn("config", "%s", w) end
   if parts then return end
   for _, e in ipairs(errs) do io.stderr:write(e, "\n") end
-  cli.fail("invalid configuration (%d problem(s)); nothing was written", #errs)
+  cli.exit(2, ("invalid configuration (%d problem(s)); nothing was written"):format(#errs))
 end
 
 -- start(ctx) -> lock | nil (dry run): one kboot at a time on a node, the lock beside what it
@@ -97,14 +97,18 @@ function M.dry_run_report(cmd)
   log.info("dry-run", "Nothing was written or sent; the files and objects above are what kboot %s would write", cmd)
 end
 
+-- release(lock): the lock file removed while still held, then let go
+local function release(lock)
+  if not lock then return end
+  fs.remove(LOCK)
+  lock:close()
+end
+
 -- finish(ctx, lock, cmd): the dry-run report, or the lock removed (while still held, so a
 -- finished run leaves the tree as it found it) and the batch committed; then the API figures.
 function M.finish(ctx, lock, cmd)
   if ctx.dry_run then M.dry_run_report(cmd) end
-  if lock then
-    fs.remove(LOCK)
-    lock:close()
-  end
+  release(lock)
   if not ctx.dry_run then
     local ok, err = fs.commit()
     if not ok then cli.fail("cannot write the files: %s", tostring(err)) end
@@ -115,10 +119,14 @@ function M.finish(ctx, lock, cmd)
   end
 end
 
--- run(ctx, selected, flow): the phases, a failure ending the command with its one line
-function M.run(ctx, selected, flow)
+-- run(ctx, selected, flow, lock): the phases; a failure ends the command with its one line, the
+-- lock released and what the phases before it finished committed (each phase is safe to re-run)
+function M.run(ctx, selected, flow, lock)
   local ok, failures = phases.run(ctx, selected, { connect = flow.connect })
-  if not ok then cli.fail("%s", phases.error_line(failures[1])) end
+  if ok then return end
+  release(lock)
+  if not ctx.dry_run then fs.commit() end
+  cli.fail("%s", phases.error_line(failures[1]))
 end
 
 return M

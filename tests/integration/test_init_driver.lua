@@ -95,7 +95,7 @@ function TestInitDriver:test_bad_configs_write_nothing()
     local want = t.read(path):match("^# expect: ([^\n]+)")
     local ok, out, code = init(root, "--config " .. t.q(path))
     lu.assertFalse(ok, name)
-    lu.assertEquals(code, 1, name .. ": " .. out)
+    lu.assertEquals(code, 2, name .. ": " .. out)
     lu.assertStrContains(out, want, false)
     lu.assertStrContains(out, "nothing was written")
     n = n + 1
@@ -106,12 +106,12 @@ function TestInitDriver:test_bad_configs_write_nothing()
   for _, args in ipairs({ "--service-cidr 10.96.0.0/40", "--pod-network-cidr 10.96.0.0/16", "--token nope",
                           "--certificate-key zz", "--apiserver-bind-port http", "--kubernetes-version v1.2" }) do
     local ok, out, code = init(root, args .. " --apiserver-advertise-address 10.0.0.1")
-    lu.assertEquals(code, 1, args .. ": " .. out)
+    lu.assertEquals(code, 2, args .. ": " .. out)
     lu.assertStrContains(out, "Configuration.")
   end
   lu.assertEquals(t.tree_hash(root), before)
   local ok, out, code = init(root, "--config " .. t.q(root .. "/missing.yaml"))
-  lu.assertEquals(code, 1)
+  lu.assertEquals(code, 2)
   lu.assertStrContains(out, "cannot read config file")
 end
 
