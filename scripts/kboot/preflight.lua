@@ -63,10 +63,11 @@ function M.checks(ctx)
     local status = read(ctx, "/proc/self/status") or ""
     local uid = status:match("\nUid:%s+(%d+)")
     if uid and uid ~= "0" then
-      return "error", "user is not running as root", "run kboot init as root (sudo), or give --root DIR to work in a sandbox directory"
+      return "error", "user is not running as root", ("run kboot %s as root (sudo), or give --root DIR to work in a sandbox directory"):format(ctx.flow or "init")
     end
   end)
-  add("NumCPU", function()
+  local cp = ctx.role == "control-plane" -- a worker runs the kubelet only: no CPU minimum, no control-plane ports
+  if cp then add("NumCPU", function()
     local info = read(ctx, "/proc/cpuinfo")
     if not info then return "warning", "cannot read /proc/cpuinfo to count CPUs", "check that /proc is mounted" end
     local n = 0
@@ -75,7 +76,7 @@ function M.checks(ctx)
     if n < 2 then
       return "error", ("the number of available CPUs %d is less than the required 2"):format(n), "give this machine at least 2 CPUs"
     end
-  end, true)
+  end, true) end
   add("Mem", function()
     local info = read(ctx, "/proc/meminfo")
     local kb = info and tonumber(info:match("MemTotal:%s+(%d+)"))
@@ -95,7 +96,7 @@ function M.checks(ctx)
         "run 'swapoff -a' and remove swap entries from /etc/fstab (or set failSwapOn: false in a KubeletConfiguration)"
     end
   end, true)
-  local ports = { ctx.endpoint.port, 10259, 10257 }
+  local ports = cp and { ctx.endpoint.port, 10259, 10257 } or {}
   for _, p in ipairs(ports) do
     add("Port-" .. p, function()
       local l = M.listening_ports(ctx)
@@ -103,7 +104,7 @@ function M.checks(ctx)
       if l[p] then return "error", ("Port %d is in use"):format(p), ("stop what listens on it (see: ss -ltnp 'sport = :%d')"):format(p) end
     end, true)
   end
-  for _, f in ipairs({ "kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd" }) do
+  for _, f in ipairs(cp and { "kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd" } or {}) do
     local path = "/etc/kubernetes/manifests/" .. f .. ".yaml"
     add("FileAvailable-" .. path:gsub("/", "-"), function()
       if exists(ctx, path) then
@@ -115,7 +116,7 @@ function M.checks(ctx)
     local l = M.listening_ports(ctx)
     if l and l[10250] then return "error", "Port 10250 is in use", "stop the running kubelet: systemctl stop kubelet" end
   end, true)
-  if cluster.etcd["local"] then
+  if cp and cluster.etcd["local"] then
     for _, p in ipairs({ 2379, 2380 }) do
       add("Port-" .. p, function()
         local l = M.listening_ports(ctx)

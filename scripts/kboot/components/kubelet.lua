@@ -116,7 +116,15 @@ function M.flags(ctx)
     args[#args + 1] = { name = "container-runtime-endpoint", value = nr.criSocket }
   end
   mf.add_version_flags(ctx, args, "kubelet", { ["pod-infra-container-image"] = mf.pause_image(ctx) })
-  -- init registers taints later (mark-control-plane), so no --register-with-taints here
+  -- init (and a control-plane join) sets its taints later in mark-control-plane; a worker
+  -- registers with its own, as kubeadm join does
+  if ctx.role == "worker" and nr.taints and #nr.taints > 0 then
+    local t = {}
+    for _, x in ipairs(nr.taints) do
+      t[#t + 1] = x.key .. ((x.value and x.value ~= "") and ("=" .. x.value) or "") .. ":" .. x.effect
+    end
+    args[#args + 1] = { name = "register-with-taints", value = table.concat(t, ",") }
+  end
   local node = mf.get_arg(nr.kubeletExtraArgs, "hostname-override") or ctx.node.name
   if node ~= M.hostname(ctx) then args[#args + 1] = { name = "hostname-override", value = node } end
   return mf.args_to_command(args, nr.kubeletExtraArgs)

@@ -1,0 +1,125 @@
+-- The `kboot join` flow as data: kubeadm join's phases and names (kboot.phases runs them), the
+-- help of the parent names, prepare, and connect: discovery (the cluster's CA, proven by the token's
+-- signature and the CA pin), the bootstrap-token client for the endpoint the admin gave (a VIP or
+-- load balancer: kboot writes that, not cluster-info's server, into every kubeconfig unless
+-- --use-cluster-info-endpoint), and the cluster's ClusterConfiguration and kubelet configuration.
+local kerror = require("kboot.error")
+
+local M = { name = "join" }
+
+local function worker(ctx) return ctx.role ~= "control-plane", "this node joins as a worker (no --control-plane)" end
+local function minted(ctx)
+  return not ctx.opts.kubelet_bootstrap, "kboot minted kubelet.conf itself (--kubelet-bootstrap leaves it to the kubelet)"
+end
+
+-- Every phase needs what discovery finds (the CA, the cluster's configuration): all are online.
+M.phases = {
+  { name = "preflight", help = "Run join pre-flight checks", online = true,
+    run = function(ctx) return require("kboot.preflight").run(ctx) end },
+  { name = "kubelet-start", help = "Write the kubelet settings and certificates, and (re)start the kubelet", online = true,
+    run = function(ctx) return require("kboot.online.join_kubelet").run(ctx) end },
+  { name = "kubelet-wait-bootstrap", help = "Wait for the kubelet to bootstrap itself (with --kubelet-bootstrap)", online = true,
+    skip = minted, run = function(ctx) return require("kboot.online.join_kubelet").wait_bootstrap(ctx) end },
+}
+
+M.parents = {}
+
+-- prepare(ctx) -> ctx, or nil, kboot.error when this build cannot do what the config asks
+function M.prepare(ctx)
+  if ctx.role == "control-plane" then
+    return nil, kerror.new("join", "joining a control-plane node (--control-plane) is not available in kboot yet: "
+      .. "join this node as a worker, or use 'kubeadm join --control-plane' with the same arguments")
+  end
+  return ctx
+end
+
+local function discover(ctx)
+  local d = ctx.join.discovery
+  local discovery = require("kboot.discovery")
+  if d.bootstrapToken then
+    local bt = d.bootstrapToken
+    ctx.log.info("discovery", "Fetching cluster-info from %s, proven by token %s (up to %s)", bt.apiServerEndpoint,
+      bt.token:match("^[^.]*"), require("kboot.time").format_duration(ctx.timeouts.discovery))
+    return discovery.token{ endpoint = bt.apiServerEndpoint, token = bt.token, pins = bt.caCertHashes or {},
+                            unsafe_skip = bt.unsafeSkipCAVerification == true, timeout = ctx.timeouts.discovery,
+                            log = ctx.log }
+  end
+  return discovery.file{ source = d.file.kubeConfigPath, tls_bootstrap_token = d.tlsBootstrapToken }
+end
+
+-- The server every kubeconfig of this node names: the endpoint the admin joined through.
+local function chosen_server(ctx, found)
+  local bt = ctx.join.discovery.bootstrapToken
+  local given = bt and ("https://" .. bt.apiServerEndpoint) or found.server
+  if given == found.server then return given end
+  if ctx.opts.use_cluster_info_endpoint then
+    ctx.log.info("discovery", "Using cluster-info's server %s (--use-cluster-info-endpoint), not %s", found.server, given)
+    return found.server
+  end
+  ctx.log.info("discovery", "Joining through %s; cluster-info names %s (kubeadm's choice, --use-cluster-info-endpoint)", given, found.server)
+  return given
+end
+
+local function config_map(read, name)
+  return read:get("v1", "ConfigMap", "kube-system", name)
+end
+
+-- The ClusterConfiguration kube-system/kubeadm-config holds, loaded (converted, defaulted and
+-- checked) as kboot.config loads a file.
+local function cluster_config(ctx, read)
+  local cm, err = config_map(read, "kubeadm-config")
+  if not cm then return nil, kerror.new("join", "cannot read ConfigMap kube-system/kubeadm-config: " .. tostring(err)) end
+  local text = cm.data and cm.data.ClusterConfiguration
+  if type(text) ~= "string" then return nil, kerror.new("join", "ConfigMap kube-system/kubeadm-config has no ClusterConfiguration") end
+  local doc, derr = require("kboot.yaml").decode(text)
+  if type(doc) ~= "table" then return nil, kerror.new("join", "kube-system/kubeadm-config: " .. tostring(derr)) end
+  local parts, errs = require("kboot.config").load{ docs = { doc }, host = ctx.host }
+  if not parts then
+    return nil, kerror.new("join", "kube-system/kubeadm-config: " .. table.concat(errs, "; "))
+  end
+  return parts
+end
+
+-- The cluster's KubeletConfiguration: kubelet-config, or kubelet-config-1.MINOR on clusters that
+-- kubeadm older than 1.24 made.
+local function kubelet_config(ctx, read)
+  local cm, err = config_map(read, "kubelet-config")
+  if not cm and require("kboot.kube").not_found(err) and ctx.version then
+    cm, err = config_map(read, ("kubelet-config-1.%d"):format(ctx.version.minor))
+  end
+  if not cm then return nil, kerror.new("join", "cannot read the cluster's kubelet configuration (ConfigMap kube-system/kubelet-config): " .. tostring(err)) end
+  local doc, derr = require("kboot.yaml").decode(cm.data and cm.data.kubelet or "")
+  if type(doc) ~= "table" then return nil, kerror.new("join", "ConfigMap kube-system/kubelet-config: " .. tostring(derr or "no kubelet key")) end
+  return doc
+end
+
+-- connect(ctx) -> true | nil, kboot.error: ctx.kube (the bootstrap-token client; records writes
+-- in a dry run), ctx.cache.bootstrap { kube, read, server, ca_pem }, ctx.cluster, ctx.kubelet.
+function M.connect(ctx)
+  if ctx.kube then return true end
+  local found, err = discover(ctx)
+  if not found then return nil, err end
+  local server = chosen_server(ctx, found)
+  local token = ctx.join.discovery.tlsBootstrapToken
+  local http = require("kboot.http")
+  local kube = require("kboot.kube")
+  local o = { server = server, ca_pem = found.ca_pem, retry_deadline = ctx.timeouts.kubernetesAPICall, retries = 30 }
+  local creds = found.credentials or {}
+  if token and token ~= "" then o.token = token else o.token, o.cert_pem, o.key_pem = creds.token, creds.cert_pem, creds.key_pem end
+  local c, cerr = http.client(o)
+  if not c then return nil, kerror.new("join", ("cannot make a client for %s: %s"):format(server, tostring(cerr))) end
+  local read = assert(kube.new(c))
+  ctx.kube = ctx.dry_run and assert(kube.new(c, { dry_run = true })) or read
+  local parts
+  parts, err = cluster_config(ctx, read)
+  if not parts then return nil, err end
+  require("kboot.context").set_cluster(ctx, parts.cluster, parts.version)
+  local kl
+  kl, err = kubelet_config(ctx, read)
+  if not kl then return nil, err end
+  ctx.kubelet = kl
+  ctx.cache.bootstrap = { kube = ctx.kube, read = read, server = server, ca_pem = found.ca_pem }
+  return true
+end
+
+return M
