@@ -31,12 +31,7 @@ M.FLAG_PATHS = {
 
 local CP_FLAGS = { "certificate_key", "apiserver_advertise_address", "apiserver_bind_port" }
 
-local function copy(v)
-  if type(v) ~= "table" then return v end
-  local r = {}
-  for k, x in pairs(v) do r[k] = copy(x) end
-  return setmetatable(r, getmetatable(v))
-end
+local copy = config.copy
 
 -- The one JoinConfiguration among the documents; other kubeadm kinds are the cluster's business
 -- during a join (warned about and ignored), anything else is an error.
