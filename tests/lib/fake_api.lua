@@ -14,7 +14,8 @@ Api.__index = Api
 -- start([{ tls = { cert_pem=, key_pem=, ca_pem= } }]) -> api: a fresh server (its own store) on
 -- 127.0.0.1, stopped by api:stop() or when the test process exits. With tls it serves HTTPS with
 -- that certificate (api.url https://127.0.0.1:PORT, api.endpoint 127.0.0.1:PORT); the test's own
--- clients trust ca_pem (or skip verification without it).
+-- clients trust ca_pem (or skip verification without it). also = { "127.0.0.2", ... }: the same
+-- server listens on those loopback addresses too, on the same port.
 function M.start(o)
   o = o or {}
   local env, d
@@ -23,6 +24,10 @@ function M.start(o)
     t.write(d .. "/tls.crt", o.tls.cert_pem)
     t.write(d .. "/tls.key", o.tls.key_pem)
     env = { KBOOT_FAKE_TLS_CERT = d .. "/tls.crt", KBOOT_FAKE_TLS_KEY = d .. "/tls.key" }
+  end
+  if o.also then
+    env = env or {}
+    env.KBOOT_PEER_ALSO = table.concat(o.also, " ")
   end
   local pid, port = t.start_peer("fake_apiserver.py", env)
   local self = setmetatable({ pid = pid, port = tonumber(port), endpoint = "127.0.0.1:" .. port,

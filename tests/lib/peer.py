@@ -30,6 +30,13 @@ def serve(handler, tls=None):
         # the handshake runs in the request's thread, on its first read: a client that aborts it
         # (a failed verification) cannot stall the accept loop
         srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
+    # KBOOT_PEER_ALSO="127.0.0.2 ...": the same server on these loopback addresses too, same port
+    # (a node address behind a VIP, for tests that tell the two apart)
+    for addr in os.environ.get("KBOOT_PEER_ALSO", "").split():
+        also = ThreadingHTTPServer((addr, srv.server_address[1]), handler)
+        also.daemon_threads = True
+        also.socket = srv.socket.context.wrap_socket(also.socket, server_side=True, do_handshake_on_connect=False) if tls else also.socket
+        threading.Thread(target=also.serve_forever, daemon=True).start()
     with open(sys.argv[1] + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))
     os.rename(sys.argv[1] + ".tmp", sys.argv[1])

@@ -111,6 +111,8 @@ function M.connect(ctx)
   local read = assert(kube.new(c))
   ctx.kube = ctx.dry_run and assert(kube.new(c, { dry_run = true })) or read
   local parts
+  ctx.log.info("join", "Reading the cluster's configuration (kube-system/kubeadm-config, kubelet-config) from %s (retrying up to %s)",
+    server, require("kboot.time").format_duration(ctx.timeouts.kubernetesAPICall))
   parts, err = cluster_config(ctx, read)
   if not parts then return nil, err end
   require("kboot.context").set_cluster(ctx, parts.cluster, parts.version)

@@ -1,0 +1,118 @@
+-- `kboot join` (the binary) for a worker, end to end against the API server double over real TLS:
+-- discovery, the cluster's kubeadm-config and kubelet-config, the CSR (approved and signed here, as
+-- csrapproving and csrsigning would), and the files a joined worker has, under --root. The same
+-- against a real control plane is issue 9's e2e test.
+local lu = require("luaunit")
+local t = require("testlib")
+local crypto = require("kboot.crypto")
+local pki = require("kboot.pki")
+local tokens = require("kboot.tokens")
+local kubeconfig = require("kboot.kubeconfig")
+local yaml = require("kboot.yaml")
+
+local CA_KEY = assert(pki.generate_key("ECDSA-P256"))
+local CA = assert(pki.self_signed_ca(CA_KEY, { cn = "kubernetes", not_before = os.time() - 300, not_after = os.time() + 86400 }))
+local SKEY = assert(pki.generate_key("ECDSA-P256"))
+local SERVER = assert(pki.sign({ cn = "kube-apiserver", ip = { "127.0.0.1", "127.0.0.2" }, usages = { "digital signature" },
+                                 ext_key_usages = { "server auth" }, not_after = os.time() + 86400 }, SKEY, CA, CA_KEY))
+-- 127.0.0.2 stands for the node's own (advertised) address, 127.0.0.1 for the VIP in front of it
+local API = require("fake_api").start{ tls = { cert_pem = SERVER:pem(), key_pem = SKEY:pem(), ca_pem = CA:pem() },
+                                       also = { "127.0.0.2" } }
+local TOKEN, ID, SECRET = "k8stst.q1w2e3r4t5y6u7i8", "k8stst", "q1w2e3r4t5y6u7i8"
+
+local function seed(cluster_info_server)
+  local cm = tokens.cluster_info(cluster_info_server, CA:pem())
+  cm.data["jws-kubeconfig-" .. ID] = crypto.jws_sign(cm.data.kubeconfig, ID, SECRET)
+  API:put(cm)
+  API:put{ apiVersion = "v1", kind = "ConfigMap", metadata = { name = "kubeadm-config", namespace = "kube-system" },
+           data = { ClusterConfiguration = yaml.encode{ apiVersion = "kubeadm.k8s.io/v1beta4", kind = "ClusterConfiguration",
+                                                       kubernetesVersion = "v1.31.2", encryptionAlgorithm = "ECDSA-P256" } } }
+  API:put{ apiVersion = "v1", kind = "ConfigMap", metadata = { name = "kubelet-config", namespace = "kube-system" },
+           data = { kubelet = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n" } }
+  API:forget()
+end
+
+local function approve_and_sign(k)
+  local n = 0
+  for _, csr in ipairs(assert(k:list("certificates.k8s.io/v1", "CertificateSigningRequest"))) do
+    if not (csr.status and csr.status.certificate) then
+    local req = assert(pki.load_csr(crypto.unbase64(csr.spec.request)))
+    local cert = assert(pki.sign_csr(req, { usages = { "digital signature", "key encipherment" },
+                                            ext_key_usages = { "client auth" } }, CA, CA_KEY))
+    assert(k:patch("certificates.k8s.io/v1", "CertificateSigningRequest", nil, csr.metadata.name,
+      { status = { conditions = { { type = "Approved", status = "True", reason = "AutoApproved" } },
+                   certificate = crypto.base64(cert:pem()) } }, "merge"))
+    n = n + 1
+    end
+  end
+  return n
+end
+
+-- runs kboot join in the background, approves its CSR when it appears, -> ok, output
+local function join(root, args)
+  local d = t.tmpdir()
+  -- the background group's own stdout must not be popen's pipe, or reading it waits for the join
+  local pid = t.must(("(%s join %s --root %s >%s/out 2>&1; echo $? >%s/rc) </dev/null >/dev/null 2>&1 & echo $!"):format(
+    t.q(t.bin), args, t.q(root), d, d)):match("%d+")
+  local k = API:kube()
+  for _ = 1, 200 do
+    if t.sh("test -e " .. d .. "/rc") then break end
+    if approve_and_sign(k) > 0 then break end
+    require("kboot.time").sleep(0.05)
+  end
+  for _ = 1, 200 do
+    if t.sh("test -s " .. d .. "/rc") then break end
+    require("kboot.time").sleep(0.05)
+  end
+  if not t.sh("test -s " .. d .. "/rc") then
+    t.sh("kill " .. pid)
+    return false, "kboot join did not end within 20 s:\n" .. t.read(d .. "/out")
+  end
+  return t.read(d .. "/rc"):match("%d+") == "0", t.read(d .. "/out")
+end
+
+TestJoinFlow = {}
+function TestJoinFlow:setUp() API:reset() end
+function TestJoinFlow:tearDown() t.cleanup() end
+
+function TestJoinFlow:test_worker_join_keeps_the_endpoint_given()
+  -- cluster-info names 127.0.0.2 (the "advertised" address); the admin joins through 127.0.0.1 (the VIP)
+  local port = API.url:match(":(%d+)$")
+  seed("https://127.0.0.2:" .. port)
+  local root = t.tmpdir()
+  local ok, out = join(root, ("%s --token %s --discovery-token-ca-cert-hash %s --node-name w1 --ignore-preflight-errors=all")
+    :format(API.endpoint, TOKEN, CA:spki_pin()))
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, "cluster-info names https://127.0.0.2:" .. port)
+  lu.assertNotStrContains(out, SECRET)
+  local kc = assert(kubeconfig.parse(t.read(root .. "/etc/kubernetes/kubelet.conf")))
+  lu.assertEquals(kc.clusters[1].cluster.server, API.url)
+  lu.assertEquals(kc.users[1].user["client-certificate"], "/var/lib/kubelet/pki/kubelet-client-current.pem")
+  lu.assertEquals(t.read(root .. "/etc/kubernetes/pki/ca.crt"), CA:pem())
+  local link = t.must("readlink " .. t.q(root .. "/var/lib/kubelet/pki/kubelet-client-current.pem")):gsub("%s+$", "")
+  lu.assertStrMatches(link, "kubelet%-client%-[%d%-]+%.pem")
+  local pem = t.read(root .. "/var/lib/kubelet/pki/" .. link)
+  local cert = assert(pki.load_cert(pem))
+  lu.assertStrContains(t.must("openssl x509 -noout -subject -in " .. t.q(root .. "/var/lib/kubelet/pki/" .. link)), "system:node:w1")
+  lu.assertTrue(cert ~= nil)
+  lu.assertStrContains(t.read(root .. "/var/lib/kubelet/config.yaml"), "cgroupDriver: systemd")
+  lu.assertEquals(t.must("stat -c %a " .. t.q(root .. "/var/lib/kubelet/pki/" .. link)):gsub("%s+$", ""), "600")
+  -- with --use-cluster-info-endpoint, kubeadm's choice
+  local root2 = t.tmpdir()
+  ok, out = join(root2, ("%s --token %s --discovery-token-ca-cert-hash %s --node-name w2 --ignore-preflight-errors=all --use-cluster-info-endpoint")
+    :format(API.endpoint, TOKEN, CA:spki_pin()))
+  lu.assertTrue(ok, out)
+  kc = assert(kubeconfig.parse(t.read(root2 .. "/etc/kubernetes/kubelet.conf")))
+  lu.assertEquals(kc.clusters[1].cluster.server, "https://127.0.0.2:" .. port)
+  -- a re-run keeps the certificate (no new CSR)
+  local before = t.tree_hash(root)
+  API:forget()
+  ok, out = join(root, ("%s --token %s --discovery-token-ca-cert-hash %s --node-name w1 --ignore-preflight-errors=all")
+    :format(API.endpoint, TOKEN, CA:spki_pin()))
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, "already holds a valid client certificate")
+  lu.assertEquals(API:writes(), {})
+  lu.assertEquals(t.tree_hash(root), before)
+end
+
+os.exit(lu.LuaUnit.run())
