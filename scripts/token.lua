@@ -59,6 +59,23 @@ local function print_recorded(k)
   end
 end
 
+-- Sign cluster-info for a new token at once, as the controller-manager's bootstrap signer will a
+-- few seconds later, so a join can start the moment the token exists. The token works without it:
+-- a failure here is a warning.
+local function sign_cluster_info(k, kube, t)
+  if not tokens.can_sign(t) then return end
+  local cm, err = k:get("v1", "ConfigMap", "kube-public", "cluster-info")
+  if k.dry_run and kube.not_found(err) then cm, err = nil, nil end
+  local ids
+  if cm then ids, err = require("kboot.online.bootstrap_token").sign_cluster_info(k, cm, { t }) end
+  if err then
+    io.stderr:write(("kboot: warning: could not sign cluster-info for the new token (the controller-manager's "
+      .. "bootstrap signer will): %s\n"):format(tostring(err)))
+  elseif ids and #ids > 0 then
+    log.debug("token", "Signed cluster-info for token %s", ids[1])
+  end
+end
+
 local function create(args)
   local name = "token create"
   local opts, pos = cli.parse(args, { name = name, usage = "kboot token create [TOKEN] [options]",
@@ -105,6 +122,7 @@ local function create(args)
     end
     cli.fail("%s", tostring(err))
   end
+  sign_cluster_info(k, kube, t)
   if opts.dry_run then print_recorded(k) end
   io.stdout:write((join or token), "\n")
 end
@@ -144,6 +162,13 @@ local function delete(args)
     if gerr and kube.not_found(gerr) and not opts.dry_run then cli.fail("bootstrap token %q not found", id) end
     local ok, err = k:delete("v1", "Secret", tokens.NAMESPACE, tokens.secret_name(id))
     if not ok then cli.fail("failed to delete bootstrap token %q: %s", id, tostring(err)) end
+    -- its cluster-info signature goes too (the bootstrap signer would remove it a little later)
+    local cm = k:get("v1", "ConfigMap", "kube-public", "cluster-info")
+    if cm and cm.data and cm.data[tokens.JWS_PREFIX .. id] then
+      local _, perr = k:patch("v1", "ConfigMap", "kube-public", "cluster-info",
+                              { data = { [tokens.JWS_PREFIX .. id] = require("cjson").null } }, "merge")
+      if perr then io.stderr:write(("kboot: warning: could not remove the token's signature from cluster-info: %s\n"):format(tostring(perr))) end
+    end
     io.stdout:write(("bootstrap token %q deleted%s\n"):format(id, opts.dry_run and " (dry run: nothing sent)" or ""))
   end
 end

@@ -264,6 +264,40 @@ function M.cluster_info(server, ca_pem)
   }
 end
 
+M.JWS_PREFIX = "jws-kubeconfig-"                    -- bootstrapapi.JWSSignatureKeyPrefix
+
+-- can_sign(t, now) -> true when the bootstrap signer signs cluster-info for this token: usage
+-- signing, not expired (t as tokens.secret takes it, or as from_secret returns it)
+function M.can_sign(t, now)
+  local signing = false
+  for _, u in ipairs(t.usages or {}) do signing = signing or u == "signing" end
+  if not signing then return false end
+  now = now or os.time()
+  if t.expires then return t.expires > now end
+  return true
+end
+
+-- signatures_patch(cm, toks, now) -> the merge patch that adds what cluster-info `cm` lacks: the
+-- controller-manager's bootstrapsigner's detached JWS (HS256, byte for byte the same) over
+-- data.kubeconfig for each token that can sign, or nil when every signature is already right.
+-- kboot signs at once so a join right after init or `token create` does not wait for the signer.
+function M.signatures_patch(cm, toks, now)
+  local data = cm and cm.data or {}
+  local text = data.kubeconfig
+  if type(text) ~= "string" then return nil end
+  local add, n = {}, 0
+  for _, t in ipairs(toks) do
+    if M.can_sign(t, now) then
+      local id, sec = M.parse(t.token)
+      local key = M.JWS_PREFIX .. id
+      local jws = crypto.jws_sign(text, id, sec)
+      if data[key] ~= jws then add[key], n = jws, n + 1 end
+    end
+  end
+  if n == 0 then return nil end
+  return { data = add }
+end
+
 function M.cluster_info_rbac()
   local name = "kubeadm:bootstrap-signer-clusterinfo"
   return {

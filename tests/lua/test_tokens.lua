@@ -190,6 +190,29 @@ function TestClusterInfo:test_kubeconfig_matches_kubeadm()
   lu.assertTrue(crypto.jws_verify(v.jws, cm.data.kubeconfig, v.token_id, v.token_secret))
 end
 
+function TestClusterInfo:test_signatures_are_the_bootstrap_signers()
+  local v = vector("cluster-info-jws.json")
+  local cm = { data = { kubeconfig = v.kubeconfig } }
+  local now = 1795600000
+  local signing = { token = v.token, usages = { "authentication", "signing" } }
+  -- exactly what kube-controller-manager's bootstrap signer wrote for this token
+  lu.assertEquals(tokens.signatures_patch(cm, { signing }, now), { data = { ["jws-kubeconfig-" .. v.token_id] = v.jws } })
+  -- tokens the signer skips: no signing usage, expired; one still valid is signed
+  local auth_only = { token = "aaaaaa.0123456789abcdef", usages = { "authentication" } }
+  local expired = { token = "bbbbbb.0123456789abcdef", usages = { "signing" }, expires = now - 1 }
+  local valid = { token = "cccccc.0123456789abcdef", usages = { "signing" }, expires = now + 60 }
+  local p = tokens.signatures_patch(cm, { auth_only, expired, valid }, now)
+  lu.assertEquals(p.data["jws-kubeconfig-cccccc"], crypto.jws_sign(v.kubeconfig, "cccccc", "0123456789abcdef"))
+  lu.assertNil(p.data["jws-kubeconfig-aaaaaa"])
+  lu.assertNil(p.data["jws-kubeconfig-bbbbbb"])
+  -- already signed: nothing to send; a wrong signature (the text changed since) is replaced
+  cm.data["jws-kubeconfig-" .. v.token_id] = v.jws
+  lu.assertNil(tokens.signatures_patch(cm, { signing }, now))
+  cm.data.kubeconfig = v.kubeconfig .. "\n"
+  lu.assertNotEquals(tokens.signatures_patch(cm, { signing }, now).data["jws-kubeconfig-" .. v.token_id], v.jws)
+  lu.assertNil(tokens.signatures_patch({ data = {} }, { signing }, now))
+end
+
 function TestClusterInfo:test_rbac()
   local r = tokens.cluster_info_rbac()
   lu.assertEquals(r[1].kind, "Role")

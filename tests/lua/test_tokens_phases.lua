@@ -75,6 +75,7 @@ function TestBootstrapToken:test_objects_and_rerun()
     "apply clusterrolebindings /kubeadm:node-autoapprove-bootstrap",
     "apply clusterrolebindings /kubeadm:node-autoapprove-certificate-rotation",
     "apply configmaps kube-public/cluster-info",
+    "patch configmaps kube-public/cluster-info",
     "apply roles kube-public/kubeadm:bootstrap-signer-clusterinfo",
     "apply rolebindings kube-public/kubeadm:bootstrap-signer-clusterinfo",
   })
@@ -82,8 +83,10 @@ function TestBootstrapToken:test_objects_and_rerun()
   lu.assertEquals(s.type, "bootstrap.kubernetes.io/token")
   lu.assertEquals(crypto.unbase64(s.data.expiration), tokens.rfc3339(1795600000 + 86400))
   lu.assertEquals(crypto.unbase64(s.data.description), bt.DEFAULT_DESCRIPTION) -- no config file: kubeadm's default
-  lu.assertEquals(API:object("v1", "ConfigMap", "kube-public", "cluster-info").data.kubeconfig,
-    tokens.cluster_info_kubeconfig("https://127.0.0.1:6443", CA))
+  local ci = API:object("v1", "ConfigMap", "kube-public", "cluster-info")
+  lu.assertEquals(ci.data.kubeconfig, tokens.cluster_info_kubeconfig("https://127.0.0.1:6443", CA))
+  -- signed at once, as the bootstrap signer would (a join need not wait for the controller)
+  lu.assertTrue(crypto.jws_verify(ci.data["jws-kubeconfig-abcdef"], ci.data.kubeconfig, "abcdef", "0123456789abcdef"))
   -- an hour later: everything is right, so nothing is written (the token's expiry stays)
   API:forget()
   ctx.now = ctx.now + 3600
@@ -101,6 +104,17 @@ function TestBootstrapToken:test_objects_and_rerun()
   c2.opts = { config = "/some/kubeadm.yaml" }
   lu.assertTrue(bt.run(c2))
   lu.assertNil(secret("bootstrap-token-abcdef").data.description)
+  -- a second token later: its signature is added, the first token's stays (a merge patch, which
+  -- kboot's server-side apply of cluster-info never takes back)
+  API:forget()
+  c2.tokens = { { token = "ghijkl.0123456789abcdef", ttl = "1h", usages = { "signing" } } }
+  lu.assertTrue(bt.run(c2))
+  local data = API:object("v1", "ConfigMap", "kube-public", "cluster-info").data
+  lu.assertNotNil(data["jws-kubeconfig-abcdef"])
+  lu.assertTrue(crypto.jws_verify(data["jws-kubeconfig-ghijkl"], data.kubeconfig, "ghijkl", "0123456789abcdef"))
+  local patches = 0
+  for _, s in ipairs(API:sent()) do if s == "patch configmaps kube-public/cluster-info" then patches = patches + 1 end end
+  lu.assertEquals(patches, 1)
 end
 
 function TestBootstrapToken:test_errors()
@@ -209,11 +223,12 @@ function TestDryRun:test_recorded()
   capture(function() lu.assertTrue(require("kboot.online.upload_certs").run(ctx)) end)
   local names = {}
   for _, o in ipairs(k.recorded) do names[#names + 1] = o.kind .. " " .. o.metadata.name end
-  lu.assertEquals(#names, 9 + 4)
+  lu.assertEquals(#names, 10 + 4)
   lu.assertEquals(names[1], "Secret bootstrap-token-abcdef")
   lu.assertEquals(names[7], "ConfigMap cluster-info")
-  lu.assertStrMatches(names[10], "Secret bootstrap%-token%-[a-z0-9]+")
-  lu.assertEquals(names[11], "Secret kubeadm-certs")
+  lu.assertEquals(names[8], "ConfigMap cluster-info") -- the signatures' patch
+  lu.assertStrMatches(names[11], "Secret bootstrap%-token%-[a-z0-9]+")
+  lu.assertEquals(names[12], "Secret kubeadm-certs")
   lu.assertEquals(k:stats().requests, 0)
 end
 

@@ -58,12 +58,28 @@ function M.admin_cluster(ctx)
   return cur, kc
 end
 
+-- sign_cluster_info(k, cm, toks, now) -> ids signed now (sorted; empty when all were right) | nil,
+-- err: adds the signatures cluster-info `cm` (as the server has it) lacks, as a merge patch: a field
+-- of kboot's Update, which a later server-side apply of cluster-info never removes, so an older
+-- token keeps its signature
+function M.sign_cluster_info(k, cm, toks, now)
+  local patch = tokens.signatures_patch(cm, toks, now)
+  if not patch then return {} end
+  local _, err = k:patch("v1", "ConfigMap", "kube-public", "cluster-info", patch, "merge")
+  if err then return nil, err end
+  local ids = {}
+  for key in pairs(patch.data) do ids[#ids + 1] = key:sub(#tokens.JWS_PREFIX + 1) end
+  table.sort(ids)
+  return ids
+end
+
 local function run(ctx)
   local log, k = ctx.log, ctx.kube
   if not k then return nil, "no API client (ctx.kube)" end
   local now = ctx.now or os.time()
   if ctx.token and not ctx.skip_token_print then log.info(P, "Using token: %s", ctx.token) end
   log.info(P, "Configuring bootstrap tokens, cluster-info ConfigMap, RBAC Roles")
+  local wanted = {}
   for i, t in ipairs(ctx.tokens or { { token = ctx.token } }) do
     if i == 1 and (t.description == nil or t.description == "") and not (ctx.opts and ctx.opts.config) then
       t = setmetatable({ description = M.DEFAULT_DESCRIPTION }, { __index = t })
@@ -72,6 +88,7 @@ local function run(ctx)
     if not w then return nil, ("bootstrapTokens[%d]: %s"):format(i - 1, why) end
     local how, err = M.ensure_token(k, w, now)
     if not how then return nil, err end
+    wanted[#wanted + 1] = w
     log.debug(P, "token %s: %s", (tokens.parse(w.token)), how)
   end
   local rbac = tokens.node_rbac()
@@ -90,8 +107,16 @@ local function run(ctx)
   log.info(P, 'Creating the "cluster-info" ConfigMap in the "kube-public" namespace')
   local cur, cerr = M.admin_cluster(ctx)
   if not cur then return nil, cerr end
-  ok, err = apply_all(k, { tokens.cluster_info(cur.server, cur.ca_pem) })
-  if not ok then return nil, err end
+  local cm
+  cm, err = k:apply(tokens.cluster_info(cur.server, cur.ca_pem))
+  if not cm then return nil, err end
+  local ids
+  ids, err = M.sign_cluster_info(k, cm, wanted, now)
+  if not ids then return nil, err end
+  if #ids > 0 then
+    log.info(P, "Signed cluster-info for token %s, as the controller-manager's bootstrap signer will: a join need not wait for it",
+      table.concat(ids, ", "))
+  end
   ok, err = apply_all(k, tokens.cluster_info_rbac())
   if not ok then return nil, err end
   return true
