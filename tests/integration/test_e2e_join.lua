@@ -276,6 +276,23 @@ function TestE2EJoin:test_4_bad_paths()
   local dead = "127.0.0.1:" .. t.free_port()
   bad(dead, "--config " .. t.q(cfg) .. " " .. token_args(TOKEN, "w9"), 1,
       { "cannot fetch cluster-info from " .. dead .. " within 2s", "unreachable" }, 20)
+  -- a Ready Node of that name is another machine's: refused in kubelet-start, after the lock was
+  -- taken (so /etc/kubernetes may exist), but no file is written
+  t.must([[echo '{"apiVersion":"v1","kind":"Node","metadata":{"name":"w7"}}' | ]] .. cp.kubectl .. " create -f -")
+  local n = kjson("get node w7")
+  n.status = { conditions = { { type = "Ready", status = "True", reason = "KubeletReady", message = "e2e",
+    lastHeartbeatTime = os.date("!%Y-%m-%dT%H:%M:%SZ"), lastTransitionTime = os.date("!%Y-%m-%dT%H:%M:%SZ") } } }
+  local nf = t.tmpdir() .. "/w7.json"
+  t.write(nf, json.encode(n))
+  kubectl("replace --raw /api/v1/nodes/w7/status -f " .. t.q(nf))
+  local E = t.tmpdir()
+  local ok, out, code = join(ep, E, token_args(TOKEN, "w7"))
+  lu.assertFalse(ok)
+  lu.assertEquals(code, 1, out)
+  lu.assertStrContains(out, 'error: error execution phase kubelet-start: a Node named "w7" is already Ready in the cluster')
+  lu.assertEquals(select(2, out:gsub("\nerror:", "")), 1, out)
+  lu.assertEquals(t.must("cd " .. t.q(E) .. " && find . ! -type d"), "", out)
+  lu.assertFalse(t.sh("test -e " .. t.q(E .. "/etc/kubernetes/.kboot.lock")))
   -- bad input: exit 2, before anything is sent
   local _, out = bad(ep, token_args("nope", "w9"), 2, { "invalid configuration", "nothing was written" }, 10)
   lu.assertStrContains(out, "JoinConfiguration.discovery.bootstrapToken.token: invalid bootstrap token")
