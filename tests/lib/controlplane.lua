@@ -51,7 +51,8 @@ end
 
 -- Free ports and a kubeadm config (written to ROOT/kubeadm.yaml) that puts the API server and the
 -- kubelet healthz on them. opts: root (required), node_name ("kbnode"), version ("v1.20.2"),
--- token (InitConfiguration.bootstrapTokens[0].token), certificate_key, extra = YAML text appended as more documents (InitConfiguration fields cannot be added this way).
+-- token (InitConfiguration.bootstrapTokens[0].token), certificate_key, cert_sans = { extra API server
+-- certificate SANs (a VIP) }, extra = YAML text appended as more documents (InitConfiguration fields cannot be added this way).
 function M.plan(opts)
   local root = assert(opts.root, "controlplane.plan: root is required")
   local p = { root = root, api_port = port(), kubelet_port = port(), node_name = opts.node_name or "kbnode",
@@ -64,7 +65,8 @@ function M.plan(opts)
     opts.token and ("bootstrapTokens:\n- token: " .. opts.token) or nil,
     opts.certificate_key and ("certificateKey: " .. opts.certificate_key) or nil, "---",
     "apiVersion: kubeadm.k8s.io/v1beta3", "kind: ClusterConfiguration",
-    "kubernetesVersion: " .. p.version, "---",
+    "kubernetesVersion: " .. p.version,
+    opts.cert_sans and ("apiServer:\n  certSANs:\n  - " .. table.concat(opts.cert_sans, "\n  - ")) or nil, "---",
     "apiVersion: kubelet.config.k8s.io/v1beta1", "kind: KubeletConfiguration",
     "healthzBindAddress: 127.0.0.1", "healthzPort: " .. p.kubelet_port, "",
   }

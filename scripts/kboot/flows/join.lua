@@ -68,6 +68,13 @@ end
 -- checked) as kboot.config loads a file.
 local function cluster_config(ctx, read)
   local cm, err = config_map(read, "kubeadm-config")
+  if not cm and type(err) == "table" and err.status == 401 then
+    -- cluster-info's signature can outlive the token (the signer and the token cleaner lag), and a
+    -- signing-only token signs but does not authenticate: say which, not just "Unauthorized"
+    return nil, kerror.new("join", "the API server refused this node's bootstrap credentials (401 Unauthorized) "
+      .. "reading ConfigMap kube-system/kubeadm-config: the TLS bootstrap token has expired or was deleted, or is "
+      .. "not for authentication (usage-bootstrap-authentication); make a new one with 'kboot token create' on a control-plane node")
+  end
   if not cm then return nil, kerror.new("join", "cannot read ConfigMap kube-system/kubeadm-config: " .. tostring(err)) end
   local text = cm.data and cm.data.ClusterConfiguration
   if type(text) ~= "string" then return nil, kerror.new("join", "ConfigMap kube-system/kubeadm-config has no ClusterConfiguration") end
