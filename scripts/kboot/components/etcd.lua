@@ -53,8 +53,19 @@ function M.command(ctx)
   }
   -- the corrupt-check and watch-progress flags are spelled per etcd version (kboot.versions)
   mf.add_version_flags(ctx, args, "etcd")
-  -- init: a new single-member cluster
-  mf.set_arg(args, "initial-cluster", ("%s=%s"):format(node, M.peer_url(ctx)))
+  local joining = ctx.cache and ctx.cache.etcd_initial_cluster
+  if joining ~= nil and (type(joining) ~= "string" or joining == "") then
+    error("etcd: ctx.cache.etcd_initial_cluster must be a non-empty string (name=peerURL,...)", 2)
+  end
+  if joining then
+    -- join: the members etcd_members.initial_cluster listed after adding this one (kubeadm's
+    -- CreateStackedEtcdStaticPodManifestFile), into the cluster that exists
+    mf.set_arg(args, "initial-cluster", joining)
+    mf.set_arg(args, "initial-cluster-state", "existing")
+  else
+    -- init: a new single-member cluster
+    mf.set_arg(args, "initial-cluster", ("%s=%s"):format(node, M.peer_url(ctx)))
+  end
   local cmd = { "etcd" }
   for _, a in ipairs(mf.args_to_command(args, l.extraArgs)) do cmd[#cmd + 1] = a end
   return cmd
