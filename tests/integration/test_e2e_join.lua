@@ -337,6 +337,30 @@ function TestE2EJoin:test_5_discovery_waits_for_signature()
   lu.assertEquals(server_of(B .. "/etc/kubernetes/kubelet.conf"), cp.server)
 end
 
+-- --discovery-file with cluster-info's own kubeconfig (kubeadm accepts it: the unnamed cluster,
+-- no user) and the TLS bootstrap token; without a token it is refused before anything is written.
+-- A dry run sends no CSR and writes nothing.
+function TestE2EJoin:test_6_discovery_file_and_dry_run()
+  local f = t.tmpdir() .. "/discovery.conf"
+  t.write(f, kjson("-n kube-public get configmap cluster-info").data.kubeconfig)
+  local B = t.tmpdir()
+  local ok, out, code = join("", B, ("--discovery-file %s --tls-bootstrap-token %s --node-name f1"):format(t.q(f), TOKEN))
+  lu.assertTrue(ok, ("exit %s:\n%s"):format(tostring(code), out))
+  lu.assertStrContains(out, "This node has joined the cluster as f1 (worker)")
+  lu.assertEquals(server_of(B .. "/etc/kubernetes/kubelet.conf"), cp.server)
+  lu.assertStrContains(t.must("openssl x509 -noout -subject -nameopt RFC2253 -in " .. t.q(B .. "/var/lib/kubelet/pki/kubelet-client-current.pem")),
+    "CN=system:node:f1")
+  bad("", ("--discovery-file %s --node-name f2"):format(t.q(f)), 1, { "discovery file", "no credentials", "--tls-bootstrap-token" }, 20)
+
+  local before = csrs()
+  local E = t.tmpdir()
+  ok, out, code = join("127.0.0.1:" .. cp.api_port, E, token_args(TOKEN, "d1") .. " --dry-run")
+  lu.assertTrue(ok, ("exit %s:\n%s"):format(tostring(code), out))
+  lu.assertStrContains(out, "Would create CertificateSigningRequest node-csr-")
+  lu.assertEquals(count(csrs()), count(before))
+  lu.assertEquals(t.must("ls -A " .. t.q(E)), "", out)
+end
+
 local rc = lu.LuaUnit.run("-v")
 if fwd then os.execute("kill " .. fwd.pid .. " 2>/dev/null") end
 if cp then cp:stop() end
