@@ -361,6 +361,36 @@ function TestE2EJoin:test_6_discovery_file_and_dry_run()
   lu.assertEquals(t.must("ls -A " .. t.q(E)), "", out)
 end
 
+-- a cluster kubeadm before 1.24 made: ConfigMap kubelet-config-1.20 and a Role that names only it
+-- (so the bootstrap token gets 403, not 404, for kubelet-config). Last: it changes the cluster
+-- (and puts it back).
+function TestE2EJoin:test_7_kubeadm_before_1_24_kubelet_config()
+  local ns = "-n kube-system "
+  local cm = kjson(ns .. "get configmap kubelet-config")
+  local old = { apiVersion = "v1", kind = "ConfigMap", data = cm.data,
+                metadata = { name = "kubelet-config-1.20", namespace = "kube-system" } }
+  local f = t.tmpdir() .. "/cm.json"
+  t.write(f, json.encode(old))
+  kubectl("create -f " .. t.q(f))
+  kubectl(ns .. "create role kubeadm:kubelet-config-1.20 --verb=get --resource=configmaps --resource-name=kubelet-config-1.20")
+  kubectl(ns .. "create rolebinding kubeadm:kubelet-config-1.20 --role=kubeadm:kubelet-config-1.20 "
+    .. "--group=system:nodes --group=system:bootstrappers:kubeadm:default-node-token")
+  local saved = t.tmpdir() .. "/saved.json"
+  t.write(saved, kubectl(ns .. "get configmap/kubelet-config role/kubeadm:kubelet-config rolebinding/kubeadm:kubelet-config -o json"))
+  kubectl(ns .. "delete configmap/kubelet-config rolebinding/kubeadm:kubelet-config role/kubeadm:kubelet-config")
+  local B = t.tmpdir()
+  local ok, out, code = join("127.0.0.1:" .. cp.api_port, B, token_args(TOKEN, "o1"))
+  -- put the cluster back before asserting
+  local items = json.decode(t.read(saved)).items
+  for _, o in ipairs(items) do
+    o.metadata = { name = o.metadata.name, namespace = o.metadata.namespace, labels = o.metadata.labels }
+  end
+  t.write(saved, json.encode({ apiVersion = "v1", kind = "List", items = items }))
+  kubectl("create -f " .. t.q(saved))
+  lu.assertTrue(ok, ("exit %s:\n%s"):format(tostring(code), out))
+  lu.assertEquals(t.read(B .. "/var/lib/kubelet/config.yaml"), cm.data.kubelet)
+end
+
 local rc = lu.LuaUnit.run("-v")
 if fwd then os.execute("kill " .. fwd.pid .. " 2>/dev/null") end
 if cp then cp:stop() end
