@@ -220,6 +220,20 @@ local function read_source(src)
   return text
 end
 
+-- kubeadm's GetClusterFromKubeConfig takes the cluster named "" when there is one: that is
+-- cluster-info's own kubeconfig (no context, no user), the discovery file an admin gets with
+-- kubectl -n kube-public get cm cluster-info -o jsonpath='{.data.kubeconfig}'. -> { server,
+-- ca_pem, cluster_name = "" } | nil
+local function unnamed_cluster(kc)
+  for _, c in ipairs(type(kc.clusters) == "table" and kc.clusters or {}) do
+    if c.name == "" and type(c.cluster) == "table" then
+      local b64 = c.cluster["certificate-authority-data"]
+      return { server = c.cluster.server, cluster_name = "",
+               ca_pem = type(b64) == "string" and b64 ~= "" and crypto.unbase64(b64) or nil }
+    end
+  end
+end
+
 -- file{ source = path | https URL, tls_bootstrap_token= }
 --   -> { server, ca_pem, kubeconfig, credentials = { token= } | { cert_pem=, key_pem= } } | nil, kboot.error
 function M.file(o)
@@ -232,20 +246,31 @@ function M.file(o)
   local kc, perr = kubeconfig.parse(text, o.source)
   if not kc then return fail("%s", tostring(perr)) end
   local cur, cerr = kubeconfig.current(kc)
+  local bare = unnamed_cluster(kc)
+  if bare then
+    -- the unnamed cluster's server and CA; credentials, if any, from the current context
+    bare.user = cur and cur.user
+    if cur then bare.token, bare.cert_pem, bare.key_pem = cur.token, cur.cert_pem, cur.key_pem end
+    cur = bare
+  end
   if not cur then return fail("%s", tostring(cerr)) end
+  if type(cur.server) ~= "string" or cur.server == "" then
+    return fail("discovery file %s: cluster %q has no server", o.source, cur.cluster_name)
+  end
   if not cur.ca_pem or cur.ca_pem == "" then
     return fail("discovery file %s: cluster %q has no certificate-authority-data", o.source, cur.cluster_name)
   end
   local creds
-  if o.tls_bootstrap_token then
+  if o.tls_bootstrap_token and o.tls_bootstrap_token ~= "" then  -- join_config defaults it to ""
     creds = { token = o.tls_bootstrap_token }
   elseif cur.token then
     creds = { token = cur.token }
   elseif cur.cert_pem then
     creds = { cert_pem = cur.cert_pem, key_pem = cur.key_pem }
   else
-    return fail("discovery file %s: user %q has no credentials (token or client certificate); give a "
-                .. "TLS bootstrap token (--tls-bootstrap-token)", o.source, tostring(cur.user))
+    return fail("discovery file %s: %s no credentials (token or client certificate); give a "
+                .. "TLS bootstrap token (--tls-bootstrap-token)", o.source,
+                cur.user and ("user %q has"):format(cur.user) or "it names no user, so")
   end
   return { server = cur.server, ca_pem = cur.ca_pem, kubeconfig = kc, credentials = creds }
 end

@@ -337,6 +337,60 @@ function TestE2EJoin:test_5_discovery_waits_for_signature()
   lu.assertEquals(server_of(B .. "/etc/kubernetes/kubelet.conf"), cp.server)
 end
 
+-- --discovery-file with cluster-info's own kubeconfig (kubeadm accepts it: the unnamed cluster,
+-- no user) and the TLS bootstrap token; without a token it is refused before anything is written.
+-- A dry run sends no CSR and writes nothing.
+function TestE2EJoin:test_6_discovery_file_and_dry_run()
+  local f = t.tmpdir() .. "/discovery.conf"
+  t.write(f, kjson("-n kube-public get configmap cluster-info").data.kubeconfig)
+  local B = t.tmpdir()
+  local ok, out, code = join("", B, ("--discovery-file %s --tls-bootstrap-token %s --node-name f1"):format(t.q(f), TOKEN))
+  lu.assertTrue(ok, ("exit %s:\n%s"):format(tostring(code), out))
+  lu.assertStrContains(out, "This node has joined the cluster as f1 (worker)")
+  lu.assertEquals(server_of(B .. "/etc/kubernetes/kubelet.conf"), cp.server)
+  lu.assertStrContains(t.must("openssl x509 -noout -subject -nameopt RFC2253 -in " .. t.q(B .. "/var/lib/kubelet/pki/kubelet-client-current.pem")),
+    "CN=system:node:f1")
+  bad("", ("--discovery-file %s --node-name f2"):format(t.q(f)), 1, { "discovery file", "no credentials", "--tls-bootstrap-token" }, 20)
+
+  local before = csrs()
+  local E = t.tmpdir()
+  ok, out, code = join("127.0.0.1:" .. cp.api_port, E, token_args(TOKEN, "d1") .. " --dry-run")
+  lu.assertTrue(ok, ("exit %s:\n%s"):format(tostring(code), out))
+  lu.assertStrContains(out, "Would create CertificateSigningRequest node-csr-")
+  lu.assertEquals(count(csrs()), count(before))
+  lu.assertEquals(t.must("ls -A " .. t.q(E)), "", out)
+end
+
+-- a cluster kubeadm before 1.24 made: ConfigMap kubelet-config-1.20 and a Role that names only it
+-- (so the bootstrap token gets 403, not 404, for kubelet-config). Last: it changes the cluster
+-- (and puts it back).
+function TestE2EJoin:test_7_kubeadm_before_1_24_kubelet_config()
+  local ns = "-n kube-system "
+  local cm = kjson(ns .. "get configmap kubelet-config")
+  local old = { apiVersion = "v1", kind = "ConfigMap", data = cm.data,
+                metadata = { name = "kubelet-config-1.20", namespace = "kube-system" } }
+  local f = t.tmpdir() .. "/cm.json"
+  t.write(f, json.encode(old))
+  kubectl("create -f " .. t.q(f))
+  kubectl(ns .. "create role kubeadm:kubelet-config-1.20 --verb=get --resource=configmaps --resource-name=kubelet-config-1.20")
+  kubectl(ns .. "create rolebinding kubeadm:kubelet-config-1.20 --role=kubeadm:kubelet-config-1.20 "
+    .. "--group=system:nodes --group=system:bootstrappers:kubeadm:default-node-token")
+  local saved = t.tmpdir() .. "/saved.json"
+  t.write(saved, kubectl(ns .. "get configmap/kubelet-config role/kubeadm:kubelet-config rolebinding/kubeadm:kubelet-config -o json"))
+  kubectl(ns .. "delete configmap/kubelet-config rolebinding/kubeadm:kubelet-config role/kubeadm:kubelet-config")
+  local B = t.tmpdir()
+  local ok, out, code = join("127.0.0.1:" .. cp.api_port, B, token_args(TOKEN, "o1"))
+  -- put the cluster back before asserting
+  local items = json.decode(t.read(saved)).items
+  for _, o in ipairs(items) do
+    o.metadata = { name = o.metadata.name, namespace = o.metadata.namespace, labels = o.metadata.labels }
+  end
+  t.write(saved, json.encode({ apiVersion = "v1", kind = "List", items = items }))
+  kubectl("create -f " .. t.q(saved))
+  lu.assertTrue(ok, ("exit %s:\n%s"):format(tostring(code), out))
+  lu.assertEquals(t.read(B .. "/var/lib/kubelet/config.yaml"), cm.data.kubelet)
+end
+
 local rc = lu.LuaUnit.run("-v")
 if fwd then os.execute("kill " .. fwd.pid .. " 2>/dev/null") end
 if cp then cp:stop() end

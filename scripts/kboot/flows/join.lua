@@ -91,8 +91,16 @@ end
 -- kubeadm older than 1.24 made.
 local function kubelet_config(ctx, read)
   local cm, err = config_map(read, "kubelet-config")
-  if not cm and require("kboot.kube").not_found(err) and ctx.version then
-    cm, err = config_map(read, ("kubelet-config-1.%d"):format(ctx.version.minor))
+  -- there the bootstrap token's Role names only kubelet-config-1.MINOR, so the API server answers
+  -- 403 for kubelet-config, not 404
+  if not cm and type(err) == "table" and (err.status == 404 or err.status == 403) and ctx.version then
+    local old = ("kubelet-config-1.%d"):format(ctx.version.minor)
+    local cm2, err2 = config_map(read, old)
+    if not cm2 then
+      return nil, kerror.new("join", ("cannot read the cluster's kubelet configuration (ConfigMap kube-system/kubelet-config, "
+        .. "or %s as kubeadm before 1.24 named it): %s; %s"):format(old, tostring(err), tostring(err2)))
+    end
+    cm, err = cm2, nil
   end
   if not cm then return nil, kerror.new("join", "cannot read the cluster's kubelet configuration (ConfigMap kube-system/kubelet-config): " .. tostring(err)) end
   local doc, derr = require("kboot.yaml").decode(cm.data and cm.data.kubelet or "")
