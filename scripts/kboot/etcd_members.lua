@@ -139,31 +139,62 @@ function M.find(list, peer_url)
   return nil
 end
 
--- add_learner(c, name, peer_url) -> member, members, existed | nil, err.
+-- Worth another try: a 5xx (no leader, "unhealthy cluster" while a new member is not yet
+-- connected long enough), or a failure kboot.http itself retries (connect, timeout, send/recv,
+-- empty reply, HTTP/2; curl codes). Not TLS: a wrong CA or a refused client certificate stays so.
+local RETRY_CODES = { [7] = true, [28] = true, [55] = true, [56] = true, [52] = true, [18] = true,
+                      [16] = true, [92] = true }
+local function transient(err)
+  if err.status then return err.status >= 500 end
+  local msg = tostring(err.msg or "")
+  if msg:find("client certificate", 1, true) or msg:find("TLS verification failed", 1, true) then return false end
+  return RETRY_CODES[err.code] == true
+end
+
+-- poll(timeout, fn, failed): calls fn() every POLL_INTERVAL until it returns a non-nil first
+-- value (returned), or nil, err, false (err returned), or timeout seconds passed after
+-- nil, err, true; then one line: failed() .. " within Ns: last error: " .. etcd's message.
+local function poll(timeout, fn, failed)
+  local deadline = time.now() + timeout
+  local last
+  while true do
+    local tick = time.now() + M.POLL_INTERVAL
+    local r = table.pack(fn())
+    if r[1] ~= nil then return table.unpack(r, 1, r.n) end
+    if not r[3] then return nil, r[2] end
+    last = r[2]
+    if time.now() >= deadline then break end
+    time.sleep(math.min(tick, deadline) - time.now())
+  end
+  local why = last and (last.etcd or last.msg) or "no answer"
+  return nil, kerror.new(OP, ("%s within %gs: last error: %s"):format(failed(), timeout, tostring(why)),
+    { etcd = last and last.etcd, status = last and last.status, timeout = true })
+end
+
+-- add_learner(c, name, peer_url [, timeout]) -> member, members, existed | nil, err.
 -- A member with that peer URL already there (a re-run) is returned with existed = true and
--- nothing is added. name is not sent: etcd learns it when the member starts; it is what
--- initial_cluster uses for the new member meanwhile.
-function M.add_learner(c, name, peer_url)
+-- nothing is added; the list is read before every add attempt, so an add whose answer was lost
+-- is found, not repeated. name is not sent: etcd learns it when the member starts; it is what
+-- initial_cluster uses for the new member meanwhile. Transient failures are retried until
+-- timeout (DEFAULT_TIMEOUT) seconds.
+function M.add_learner(c, name, peer_url, timeout)
   if type(name) ~= "string" or name == "" then misuse("add_learner: name expected") end
   if type(peer_url) ~= "string" or not peer_url:match("^https?://[^/]+$") then
     misuse("add_learner: peer URL https://host:port expected, got %s", tostring(peer_url))
   end
-  local list, err = M.list(c)
-  if not list then return nil, err end
-  local m = M.find(list, peer_url)
-  if m then return m, list, true end
-  local got
-  got, err = call(c, "member add " .. peer_url, "/v3/cluster/member/add", { peerURLs = { peer_url }, isLearner = true })
-  if got then return member(got.member), members(got.members), false end
-  -- lost a race with another add of the same URL (etcd 3.4 says "member ID already exist" for
-  -- the same URL within a second, "Peer URLs already exists" later): what is there is ours
-  if err.etcd and (err.etcd:find("already exist", 1, true)) then
-    local list2, err2 = M.list(c)
-    if not list2 then return nil, err2 end
-    m = M.find(list2, peer_url)
-    if m then return m, list2, true end
-  end
-  return nil, err
+  return poll(timeout or M.DEFAULT_TIMEOUT, function()
+    local list, err = M.list(c)
+    if not list then return nil, err, transient(err) end
+    local m = M.find(list, peer_url)
+    if m then return m, list, true end
+    local got
+    got, err = call(c, "member add " .. peer_url, "/v3/cluster/member/add", { peerURLs = { peer_url }, isLearner = true })
+    if got then return member(got.member), members(got.members), false end
+    -- lost a race with another add of the same URL (etcd 3.4 says "member ID already exist" for
+    -- the same URL within a second, "Peer URLs already exists" later): the next list finds it
+    if err.etcd and err.etcd:find("already exist", 1, true) then return nil, err, true end
+    return nil, err, transient(err)
+  end, function() return ("etcd learner %s (%s) was not added"):format(peer_url, name) end)
 end
 
 -- initial_cluster(members, self_name, self_peer_url) -> "name=url,..." | nil, err: kubeadm's
@@ -205,53 +236,44 @@ local function by_id(list, id)
 end
 
 -- promote(c, id [, timeout]) -> true, already | nil, err. Retries while etcd says the learner is
--- not in sync yet (or no endpoint answers), every POLL_INTERVAL, until timeout seconds
+-- not in sync yet (or is not reachable), every POLL_INTERVAL, until timeout seconds
 -- (DEFAULT_TIMEOUT) have passed. A member that is a voter already gives true, true.
 function M.promote(c, id, timeout)
   id = check_id("promote", id)
-  timeout = timeout or M.DEFAULT_TIMEOUT
-  local deadline = time.now() + timeout
-  local who, last = M.hex_id(id), nil
-  while true do
-    local tick = time.now() + M.POLL_INTERVAL
-    local list, err = M.list(c)
-    if list then
-      local m = by_id(list, id)
-      if not m then
-        return nil, kerror.new(OP, ("etcd member %s not found; cannot promote it"):format(who), { etcd = M.NOT_FOUND })
-      end
-      who = describe(m)
-      if not m.learner then return true, true end
-      local got
-      got, err = call(c, "member promote " .. who, "/v3/cluster/member/promote", { ID = id })
-      if got then return true, false end
-      local said = err.etcd or ""
-      if said:find(M.NOT_IN_SYNC, 1, true) then
-        -- retried below
-      elseif said:find(M.NOT_LEARNER, 1, true) then
-        return true, true -- promoted meanwhile by someone else
-      elseif said:find(M.NOT_FOUND, 1, true) then
-        return nil, kerror.new(OP, ("etcd member %s not found; cannot promote it"):format(who), { etcd = said })
-      elseif err.status and err.status < 500 then
-        return nil, err
-      end
-    end
-    last = err
-    if time.now() >= deadline then break end
-    time.sleep(math.min(tick, deadline) - time.now())
+  local who = M.hex_id(id)
+  local function gone(said)
+    return nil, kerror.new(OP, ("etcd member %s not found; cannot promote it"):format(who), { etcd = said }), false
   end
-  local why = last and (last.etcd or last.msg) or "no answer"
-  return nil, kerror.new(OP, ("etcd learner %s was not promoted within %gs: last error: %s"):format(who, timeout, why),
-    { etcd = last and last.etcd, timeout = true })
+  return poll(timeout or M.DEFAULT_TIMEOUT, function()
+    local list, err = M.list(c)
+    if not list then return nil, err, transient(err) end
+    local m = by_id(list, id)
+    if not m then return gone(M.NOT_FOUND) end
+    who = describe(m)
+    if not m.learner then return true, true end
+    local got
+    got, err = call(c, "member promote " .. who, "/v3/cluster/member/promote", { ID = id })
+    if got then return true, false end
+    local said = err.etcd or ""
+    if said:find(M.NOT_IN_SYNC, 1, true) then return nil, err, true end
+    if said:find(M.NOT_LEARNER, 1, true) then return true, true end -- promoted meanwhile by another
+    if said:find(M.NOT_FOUND, 1, true) then return gone(said) end
+    return nil, err, transient(err)
+  end, function() return ("etcd learner %s was not promoted"):format(who) end)
 end
 
--- remove(c, id) -> true, removed | nil, err. A member that is not there gives true, false.
-function M.remove(c, id)
+-- remove(c, id [, timeout]) -> true, removed | nil, err. A member that is not there gives
+-- true, false. Transient failures (etcd refuses to remove a voter while the others have not
+-- been connected for 5 s: "unhealthy cluster", a 503) are retried until timeout seconds.
+function M.remove(c, id, timeout)
   id = check_id("remove", id)
-  local got, err = call(c, "member remove " .. M.hex_id(id), "/v3/cluster/member/remove", { ID = id })
-  if got then return true, true end
-  if err.etcd and err.etcd:find(M.NOT_FOUND, 1, true) then return true, false end
-  return nil, err
+  local who = M.hex_id(id)
+  return poll(timeout or M.DEFAULT_TIMEOUT, function()
+    local got, err = call(c, "member remove " .. who, "/v3/cluster/member/remove", { ID = id })
+    if got then return true, true end
+    if err.etcd and err.etcd:find(M.NOT_FOUND, 1, true) then return true, false end
+    return nil, err, transient(err)
+  end, function() return ("etcd member %s was not removed"):format(who) end)
 end
 
 return M
