@@ -40,19 +40,12 @@ local function csrs()
 end
 local function count(tbl) local n = 0 for _ in pairs(tbl) do n = n + 1 end return n end
 
-local function my_pid()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("a"):match("^(%d+)")
-  f:close()
-  return pid
-end
-
 local function start_forwarder()
   local d = t.tmpdir()
   local port = t.free_port()
   local logf = d .. "/fwd.log"
   local pid = t.must(("/usr/bin/python3 %s %s %d 127.0.0.1 %d %s %s >%s/err 2>&1 </dev/null & echo $!"):format(
-    t.q(t.src .. "/tests/lib/tcp_forward.py"), VIP, port, cp.api_port, t.q(logf), my_pid(), d)):match("%d+")
+    t.q(t.src .. "/tests/lib/tcp_forward.py"), VIP, port, cp.api_port, t.q(logf), t.pid(), d)):match("%d+")
   for _ = 1, 100 do
     local f = io.open(logf)
     if f then

@@ -9,33 +9,14 @@ local http = require("kboot.http")
 local json = require("cjson")
 
 local crypto = require("kboot.crypto")
-local pki = require("kboot.pki")
 local b64, unb64 = crypto.base64, crypto.unbase64
-
--- An etcd PKI as kubeadm lays it out (CA, server cert for the loopback names with server and
--- client auth, a client cert), made by kboot.pki, so Go's TLS in etcd checks our certificates.
-local function make_pki(dir, prefix, client_cn)
-  local ca_key, srv_key, cli_key = table.unpack(pki.generate_batch({ "ECDSA-P256", "ECDSA-P256", "ECDSA-P256" }))
-  local day = os.time() + 86400
-  local ca = assert(pki.self_signed_ca(ca_key, { cn = prefix .. "-ca", not_after = day }))
-  local srv = assert(pki.sign({ cn = prefix .. "-server", dns = { "localhost" }, ip = { "127.0.0.1", "::1" },
-                                ext_key_usages = { "server auth", "client auth" }, not_after = day }, srv_key, ca, ca_key))
-  local cli = assert(pki.sign({ cn = client_cn, ext_key_usages = { "client auth" }, not_after = day }, cli_key, ca, ca_key))
-  local r = { ca = ca:pem(), server_crt = srv:pem(), server_key = assert(srv_key:pem()),
-              client_crt = cli:pem(), client_key = assert(cli_key:pem()), paths = {} }
-  for _, k in ipairs({ "ca", "server_crt", "server_key", "client_crt", "client_key" }) do
-    r.paths[k] = dir .. "/" .. prefix .. "-" .. k .. ".pem"
-    t.write(r.paths[k], r[k])
-  end
-  return r
-end
 
 local dir = t.tmpdir()
 local pid, url, E, O
 
 local function start_etcd()
-  E = make_pki(dir, "etcd", "kube-apiserver-etcd-client")
-  O = make_pki(dir, "other", "intruder")
+  E = certs.make_kboot(dir, "etcd", "kube-apiserver-etcd-client")
+  O = certs.make_kboot(dir, "other", "intruder")
   local cport, pport = t.free_port(), t.free_port()
   while pport == cport do pport = t.free_port() end
   url = "https://127.0.0.1:" .. cport

@@ -6,28 +6,9 @@ local lu = require("luaunit")
 local t = require("testlib")
 local certs = require("http_certs")
 local em = require("kboot.etcd_members")
-local pki = require("kboot.pki")
 local time = require("kboot.time")
 
 local ETCD, ETCDCTL = "/usr/bin/etcd", "/usr/bin/etcdctl"
-
--- One CA, one server/peer certificate for 127.0.0.1 and 127.0.0.2 (both members), a client
--- certificate as kubeadm's apiserver-etcd-client; prefix-named files in dir.
-local function make_pki(dir, prefix, client_cn)
-  local ca_key, srv_key, cli_key = table.unpack(pki.generate_batch({ "ECDSA-P256", "ECDSA-P256", "ECDSA-P256" }))
-  local day = os.time() + 86400
-  local ca = assert(pki.self_signed_ca(ca_key, { cn = prefix .. "-ca", not_after = day }))
-  local srv = assert(pki.sign({ cn = prefix .. "-server", dns = { "localhost" }, ip = { "127.0.0.1", "127.0.0.2" },
-                                ext_key_usages = { "server auth", "client auth" }, not_after = day }, srv_key, ca, ca_key))
-  local cli = assert(pki.sign({ cn = client_cn, ext_key_usages = { "client auth" }, not_after = day }, cli_key, ca, ca_key))
-  local r = { ca = ca:pem(), server_crt = srv:pem(), server_key = assert(srv_key:pem()),
-              client_crt = cli:pem(), client_key = assert(cli_key:pem()), paths = {} }
-  for _, k in ipairs({ "ca", "server_crt", "server_key", "client_crt", "client_key" }) do
-    r.paths[k] = dir .. "/" .. prefix .. "-" .. k .. ".pem"
-    t.write(r.paths[k], r[k])
-  end
-  return r
-end
 
 local dir = t.tmpdir()
 local E, O
@@ -87,8 +68,8 @@ local function client(extra)
 end
 
 local function start()
-  E = make_pki(dir, "etcd", "kube-apiserver-etcd-client")
-  O = make_pki(dir, "other", "intruder")
+  E = certs.make_kboot(dir, "etcd", "kube-apiserver-etcd-client", { "127.0.0.1", "127.0.0.2" })
+  O = certs.make_kboot(dir, "other", "intruder", { "127.0.0.1", "127.0.0.2" })
   local cport, pport = ports()
   one = spawn_etcd("one", "127.0.0.1", cport, pport, ("one=https://127.0.0.1:%d"):format(pport))
   for _ = 1, 150 do

@@ -55,6 +55,26 @@ function M.spawn(cmd, logfile)
   return t.must(("%s >%s 2>&1 </dev/null & echo $!"):format(cmd, t.q(logfile))):match("%d+")
 end
 
+-- make_kboot(dir, prefix, client_cn [, ips]) -> the same shape as make, made by kboot.pki (ECDSA
+-- P-256), so Go's TLS in etcd checks kboot's certificates: the server certificate (also a client
+-- one, as etcd's peer certificates are) names localhost and ips (default 127.0.0.1 and ::1).
+function M.make_kboot(dir, prefix, client_cn, ips)
+  local pki = require("kboot.pki")
+  local ca_key, srv_key, cli_key = table.unpack(pki.generate_batch({ "ECDSA-P256", "ECDSA-P256", "ECDSA-P256" }))
+  local day = os.time() + 86400
+  local ca = assert(pki.self_signed_ca(ca_key, { cn = prefix .. "-ca", not_after = day }))
+  local srv = assert(pki.sign({ cn = prefix .. "-server", dns = { "localhost" }, ip = ips or { "127.0.0.1", "::1" },
+                                ext_key_usages = { "server auth", "client auth" }, not_after = day }, srv_key, ca, ca_key))
+  local cli = assert(pki.sign({ cn = client_cn, ext_key_usages = { "client auth" }, not_after = day }, cli_key, ca, ca_key))
+  local r = { ca = ca:pem(), server_crt = srv:pem(), server_key = assert(srv_key:pem()),
+              client_crt = cli:pem(), client_key = assert(cli_key:pem()), paths = {} }
+  for _, k in ipairs({ "ca", "server_crt", "server_key", "client_crt", "client_key" }) do
+    r.paths[k] = dir .. "/" .. prefix .. "-" .. k .. ".pem"
+    t.write(r.paths[k], r[k])
+  end
+  return r
+end
+
 function M.kill(pid)
   if not pid then return end
   os.execute(("kill %s 2>/dev/null; for i in $(seq 100); do %s || exit 0; sleep 0.05; done; " ..

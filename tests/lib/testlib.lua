@@ -87,7 +87,8 @@ function M.raises_arg(n, msg, f, ...)
   lu.assertStrContains(tostring(err), "' (" .. msg)
 end
 
-local function my_pid()
+-- pid() -> this test process's pid (peers exit with it)
+function M.pid()
   local f = assert(io.open("/proc/self/stat"))
   local pid = f:read("a"):match("^(%d+)")
   f:close()
@@ -106,7 +107,7 @@ function M.start_peer(script, env)
   table.sort(vars)
   python = table.concat(vars) .. python
   local pid = M.must(("%s %s %s %s >%s 2>&1 </dev/null & echo $!"):format(python,
-    M.q(M.src .. "/tests/lib/" .. script), M.q(pf), my_pid(), M.q(d .. "/log"))):match("%d+")
+    M.q(M.src .. "/tests/lib/" .. script), M.q(pf), M.pid(), M.q(d .. "/log"))):match("%d+")
   for _ = 1, 200 do
     local f = io.open(pf)
     if f then
