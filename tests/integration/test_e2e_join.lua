@@ -391,6 +391,58 @@ function TestE2EJoin:test_7_kubeadm_before_1_24_kubelet_config()
   lu.assertEquals(t.read(B .. "/var/lib/kubelet/config.yaml"), cm.data.kubelet)
 end
 
+-- the CSR not approved: without ClusterRoleBinding kubeadm:node-autoapprove-bootstrap it stays
+-- Pending; denied by an admin, the join says so at once; past timeouts.tlsBootstrap it names the
+-- likely causes; once init phase bootstrap-token put the binding back, a re-run over the same root
+-- finishes. Changes the cluster (and puts it back).
+function TestE2EJoin:test_8_csr_denied_or_pending()
+  kubectl("delete clusterrolebinding kubeadm:node-autoapprove-bootstrap")
+  local ep = "127.0.0.1:" .. cp.api_port
+  local cfg = t.tmpdir() .. "/join.yaml"
+  local function timeout_cfg(s)
+    t.write(cfg, ("apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ntimeouts:\n  tlsBootstrap: %s\n"):format(s))
+  end
+  -- denied while the join waits
+  timeout_cfg("60s")
+  local B, d = t.tmpdir(), t.tmpdir()
+  local before = csrs()
+  t.must(("(timeout 120 %s join %s --config %s %s --root %s --ignore-preflight-errors=all >%s/out 2>&1; echo $? >%s/rc) "
+    .. "</dev/null >/dev/null 2>&1 &"):format(t.q(t.bin), ep, t.q(cfg), token_args(TOKEN, "p1"), t.q(B), d, d))
+  local name
+  for _ = 1, 200 do
+    for n in pairs(csrs()) do if not before[n] then name = n end end
+    if name then break end
+    os.execute("sleep 0.1")
+  end
+  lu.assertNotNil(name, "no CSR appeared: " .. select(2, t.sh("cat " .. d .. "/out")))
+  kubectl("certificate deny " .. name)
+  local rc
+  for _ = 1, 300 do
+    local f = io.open(d .. "/rc")
+    if f then rc = tonumber(f:read("l") or "") f:close() end
+    if rc then break end
+    os.execute("sleep 0.1")
+  end
+  local out = t.read(d .. "/out")
+  lu.assertEquals(rc, 1, out)
+  lu.assertStrContains(out, ("error: error execution phase kubelet-start: CertificateSigningRequest %s was denied"):format(name))
+  lu.assertFalse(t.sh("test -e " .. t.q(B .. "/etc/kubernetes/kubelet.conf")))
+  -- pending past the timeout
+  timeout_cfg("3s")
+  local B2 = t.tmpdir()
+  local ok, code
+  ok, out, code = join(ep, B2, "--config " .. t.q(cfg) .. " " .. token_args(TOKEN, "p2"))
+  lu.assertEquals(code, 1, out)
+  lu.assertStrContains(out, "is still pending after 3s: not approved")
+  lu.assertStrContains(out, "ClusterRoleBinding kubeadm:node-autoapprove-bootstrap is missing")
+  lu.assertFalse(t.sh("test -e " .. t.q(B2 .. "/etc/kubernetes/kubelet.conf")))
+  -- the binding back (kboot's own phase), then the same join again finishes
+  t.must(t.q(t.bin) .. " init phase bootstrap-token --root " .. t.q(A) .. " --config " .. t.q(A .. "/kubeadm.yaml"))
+  ok, out, code = join(ep, B2, "--config " .. t.q(cfg) .. " " .. token_args(TOKEN, "p2"))
+  lu.assertTrue(ok, ("exit %s:\n%s"):format(tostring(code), out))
+  lu.assertStrContains(out, "This node has joined the cluster as p2 (worker)")
+end
+
 local rc = lu.LuaUnit.run("-v")
 if fwd then os.execute("kill " .. fwd.pid .. " 2>/dev/null") end
 if cp then cp:stop() end
