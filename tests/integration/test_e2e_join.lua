@@ -47,12 +47,13 @@ local function my_pid()
   return pid
 end
 
-local function start_forwarder()
+local function start_forwarder(addr)
+  addr = addr or VIP
   local d = t.tmpdir()
   local port = t.free_port()
   local logf = d .. "/fwd.log"
   local pid = t.must(("/usr/bin/python3 %s %s %d 127.0.0.1 %d %s %s >%s/err 2>&1 </dev/null & echo $!"):format(
-    t.q(t.src .. "/tests/lib/tcp_forward.py"), VIP, port, cp.api_port, t.q(logf), my_pid(), d)):match("%d+")
+    t.q(t.src .. "/tests/lib/tcp_forward.py"), addr, port, cp.api_port, t.q(logf), my_pid(), d)):match("%d+")
   for _ = 1, 100 do
     local f = io.open(logf)
     if f then
@@ -198,6 +199,18 @@ function TestE2EJoin:test_2_vip()
   lu.assertStrMatches(t.must(("%s --kubeconfig %s auth can-i create certificatesigningrequests.certificates.k8s.io"):format(
     t.q(KUBECTL), t.q(bconf))), ".*\nyes\n")
   lu.assertTrue(connections() > c2)
+
+  -- a load balancer whose address the API server certificate does not name: the verified
+  -- re-read of cluster-info fails, naming the address; nothing written
+  local lb = start_forwarder("127.0.0.4")
+  local E = t.tmpdir()
+  ok, out, code = join("127.0.0.4:" .. lb.port, E, token_args(TOKEN, "w9"))
+  os.execute("kill " .. lb.pid)
+  lu.assertEquals(code, 1, out)
+  lu.assertStrContains(out, "error: error execution phase discovery: cluster-info from 127.0.0.4:" .. lb.port
+    .. " over TLS verified against its CA")
+  lu.assertStrContains(out, "no alternative certificate subject name matches target host name '127.0.0.4'")
+  lu.assertEquals(t.must("ls -A " .. t.q(E)), "", out)
 end
 
 -- a second join of w1 over the same root: nothing changes, no new CSR
