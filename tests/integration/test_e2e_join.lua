@@ -456,6 +456,36 @@ function TestE2EJoin:test_8_csr_denied_or_pending()
   lu.assertStrContains(out, "This node has joined the cluster as p2 (worker)")
 end
 
+-- the API server down when the join starts (a control-plane restart): discovery keeps polling and
+-- the join finishes once it is back. Last: the control plane is restarted.
+function TestE2EJoin:test_9_api_server_restart_during_discovery()
+  cp:kill("kube-apiserver")
+  local B, d = t.tmpdir(), t.tmpdir()
+  t.must(("(timeout 240 %s join 127.0.0.1:%d %s -v --root %s --ignore-preflight-errors=all >%s/out 2>&1; echo $? >%s/rc) "
+    .. "</dev/null >/dev/null 2>&1 &"):format(t.q(t.bin), cp.api_port, token_args(TOKEN, "r1"), t.q(B), d, d))
+  os.execute("sleep 2")
+  lu.assertFalse(t.sh("test -e " .. d .. "/rc"), "the join did not wait: " .. t.read(d .. "/out"))
+  lu.assertEquals(t.must("ls -A " .. t.q(B)), "")
+  assert(cp:restart("kube-apiserver"))
+  -- the controller-manager and scheduler may have lost their leases while it was down, and exit
+  for _, n in ipairs({ "kube-controller-manager", "kube-scheduler" }) do
+    if not t.sh(("kill -0 %s 2>/dev/null && ! grep -q '^State:.*Z' /proc/%s/status"):format(cp.pids[n], cp.pids[n])) then
+      assert(cp:restart(n))
+    end
+  end
+  local rc
+  for _ = 1, 1800 do
+    local f = io.open(d .. "/rc")
+    if f then rc = tonumber(f:read("l") or "") f:close() end
+    if rc then break end
+    os.execute("sleep 0.1")
+  end
+  local out = t.read(d .. "/out")
+  lu.assertEquals(rc, 0, out .. "\n" .. cp:tail(10))
+  lu.assertStrContains(out, "; retrying")
+  lu.assertStrContains(out, "This node has joined the cluster as r1 (worker)")
+end
+
 local rc = lu.LuaUnit.run("-v")
 if fwd then os.execute("kill " .. fwd.pid .. " 2>/dev/null") end
 if cp then cp:stop() end
