@@ -40,12 +40,13 @@ local function csrs()
 end
 local function count(tbl) local n = 0 for _ in pairs(tbl) do n = n + 1 end return n end
 
-local function start_forwarder()
+local function start_forwarder(addr)
+  addr = addr or VIP
   local d = t.tmpdir()
   local port = t.free_port()
   local logf = d .. "/fwd.log"
   local pid = t.must(("/usr/bin/python3 %s %s %d 127.0.0.1 %d %s %s >%s/err 2>&1 </dev/null & echo $!"):format(
-    t.q(t.src .. "/tests/lib/tcp_forward.py"), VIP, port, cp.api_port, t.q(logf), t.pid(), d)):match("%d+")
+    t.q(t.src .. "/tests/lib/tcp_forward.py"), addr, port, cp.api_port, t.q(logf), t.pid(), d)):match("%d+")
   for _ = 1, 100 do
     local f = io.open(logf)
     if f then
@@ -191,6 +192,18 @@ function TestE2EJoin:test_2_vip()
   lu.assertStrMatches(t.must(("%s --kubeconfig %s auth can-i create certificatesigningrequests.certificates.k8s.io"):format(
     t.q(KUBECTL), t.q(bconf))), ".*\nyes\n")
   lu.assertTrue(connections() > c2)
+
+  -- a load balancer whose address the API server certificate does not name: the verified
+  -- re-read of cluster-info fails, naming the address; nothing written
+  local lb = start_forwarder("127.0.0.4")
+  local E = t.tmpdir()
+  ok, out, code = join("127.0.0.4:" .. lb.port, E, token_args(TOKEN, "w9"))
+  os.execute("kill " .. lb.pid)
+  lu.assertEquals(code, 1, out)
+  lu.assertStrContains(out, "error: error execution phase discovery: cluster-info from 127.0.0.4:" .. lb.port
+    .. " over TLS verified against its CA")
+  lu.assertStrContains(out, "no alternative certificate subject name matches target host name '127.0.0.4'")
+  lu.assertEquals(t.must("ls -A " .. t.q(E)), "", out)
 end
 
 -- a second join of w1 over the same root: nothing changes, no new CSR
@@ -382,6 +395,88 @@ function TestE2EJoin:test_7_kubeadm_before_1_24_kubelet_config()
   kubectl("create -f " .. t.q(saved))
   lu.assertTrue(ok, ("exit %s:\n%s"):format(tostring(code), out))
   lu.assertEquals(t.read(B .. "/var/lib/kubelet/config.yaml"), cm.data.kubelet)
+end
+
+-- the CSR not approved: without ClusterRoleBinding kubeadm:node-autoapprove-bootstrap it stays
+-- Pending; denied by an admin, the join says so at once; past timeouts.tlsBootstrap it names the
+-- likely causes; once init phase bootstrap-token put the binding back, a re-run over the same root
+-- finishes. Changes the cluster (and puts it back).
+function TestE2EJoin:test_8_csr_denied_or_pending()
+  kubectl("delete clusterrolebinding kubeadm:node-autoapprove-bootstrap")
+  local ep = "127.0.0.1:" .. cp.api_port
+  local cfg = t.tmpdir() .. "/join.yaml"
+  local function timeout_cfg(s)
+    t.write(cfg, ("apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ntimeouts:\n  tlsBootstrap: %s\n"):format(s))
+  end
+  -- denied while the join waits
+  timeout_cfg("60s")
+  local B, d = t.tmpdir(), t.tmpdir()
+  local before = csrs()
+  t.must(("(timeout 120 %s join %s --config %s %s --root %s --ignore-preflight-errors=all >%s/out 2>&1; echo $? >%s/rc) "
+    .. "</dev/null >/dev/null 2>&1 &"):format(t.q(t.bin), ep, t.q(cfg), token_args(TOKEN, "p1"), t.q(B), d, d))
+  local name
+  for _ = 1, 200 do
+    for n in pairs(csrs()) do if not before[n] then name = n end end
+    if name then break end
+    os.execute("sleep 0.1")
+  end
+  lu.assertNotNil(name, "no CSR appeared: " .. select(2, t.sh("cat " .. d .. "/out")))
+  kubectl("certificate deny " .. name)
+  local rc
+  for _ = 1, 300 do
+    local f = io.open(d .. "/rc")
+    if f then rc = tonumber(f:read("l") or "") f:close() end
+    if rc then break end
+    os.execute("sleep 0.1")
+  end
+  local out = t.read(d .. "/out")
+  lu.assertEquals(rc, 1, out)
+  lu.assertStrContains(out, ("error: error execution phase kubelet-start: CertificateSigningRequest %s was denied"):format(name))
+  lu.assertFalse(t.sh("test -e " .. t.q(B .. "/etc/kubernetes/kubelet.conf")))
+  -- pending past the timeout
+  timeout_cfg("3s")
+  local B2 = t.tmpdir()
+  local ok, code
+  ok, out, code = join(ep, B2, "--config " .. t.q(cfg) .. " " .. token_args(TOKEN, "p2"))
+  lu.assertEquals(code, 1, out)
+  lu.assertStrContains(out, "is still pending after 3s: not approved")
+  lu.assertStrContains(out, "ClusterRoleBinding kubeadm:node-autoapprove-bootstrap is missing")
+  lu.assertFalse(t.sh("test -e " .. t.q(B2 .. "/etc/kubernetes/kubelet.conf")))
+  -- the binding back (kboot's own phase), then the same join again finishes
+  t.must(t.q(t.bin) .. " init phase bootstrap-token --root " .. t.q(A) .. " --config " .. t.q(A .. "/kubeadm.yaml"))
+  ok, out, code = join(ep, B2, "--config " .. t.q(cfg) .. " " .. token_args(TOKEN, "p2"))
+  lu.assertTrue(ok, ("exit %s:\n%s"):format(tostring(code), out))
+  lu.assertStrContains(out, "This node has joined the cluster as p2 (worker)")
+end
+
+-- the API server down when the join starts (a control-plane restart): discovery keeps polling and
+-- the join finishes once it is back. Last: the control plane is restarted.
+function TestE2EJoin:test_9_api_server_restart_during_discovery()
+  cp:kill("kube-apiserver")
+  local B, d = t.tmpdir(), t.tmpdir()
+  t.must(("(timeout 240 %s join 127.0.0.1:%d %s -v --root %s --ignore-preflight-errors=all >%s/out 2>&1; echo $? >%s/rc) "
+    .. "</dev/null >/dev/null 2>&1 &"):format(t.q(t.bin), cp.api_port, token_args(TOKEN, "r1"), t.q(B), d, d))
+  os.execute("sleep 2")
+  lu.assertFalse(t.sh("test -e " .. d .. "/rc"), "the join did not wait: " .. t.read(d .. "/out"))
+  lu.assertEquals(t.must("ls -A " .. t.q(B)), "")
+  assert(cp:restart("kube-apiserver"))
+  -- the controller-manager and scheduler may have lost their leases while it was down, and exit
+  for _, n in ipairs({ "kube-controller-manager", "kube-scheduler" }) do
+    if not t.sh(("kill -0 %s 2>/dev/null && ! grep -q '^State:.*Z' /proc/%s/status"):format(cp.pids[n], cp.pids[n])) then
+      assert(cp:restart(n))
+    end
+  end
+  local rc
+  for _ = 1, 1800 do
+    local f = io.open(d .. "/rc")
+    if f then rc = tonumber(f:read("l") or "") f:close() end
+    if rc then break end
+    os.execute("sleep 0.1")
+  end
+  local out = t.read(d .. "/out")
+  lu.assertEquals(rc, 0, out .. "\n" .. cp:tail(10))
+  lu.assertStrContains(out, "; retrying")
+  lu.assertStrContains(out, "This node has joined the cluster as r1 (worker)")
 end
 
 local rc = lu.LuaUnit.run("-v")
