@@ -141,7 +141,7 @@ local function kubelet_config(ctx, read)
 end
 
 -- connect(ctx) -> true | nil, kboot.error: ctx.kube (the bootstrap-token client; records writes
--- in a dry run), ctx.cache.bootstrap { kube, read, server, ca_pem }, ctx.cluster, ctx.kubelet.
+-- in a dry run), ctx.cache.bootstrap { kube, read, server, ca_pem, pin }, ctx.cluster, ctx.kubelet.
 function M.connect(ctx)
   if ctx.kube then return true end
   local found, err = discover(ctx)
@@ -167,7 +167,7 @@ function M.connect(ctx)
   kl, err = kubelet_config(ctx, read)
   if not kl then return nil, err end
   ctx.kubelet = kl
-  ctx.cache.bootstrap = { kube = ctx.kube, read = read, server = server, ca_pem = found.ca_pem }
+  ctx.cache.bootstrap = { kube = ctx.kube, read = read, server = server, ca_pem = found.ca_pem, pin = found.pin }
   return true
 end
 

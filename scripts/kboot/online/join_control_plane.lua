@@ -55,6 +55,13 @@ function M.download_certs(ctx)
     return nil, fail(DL, "%s: the --certificate-key is not the one the certificates were uploaded with "
       .. "(the one 'kboot init phase upload-certs --upload-certs' printed)", tostring(oerr))
   end
+  -- the CA in the Secret must be one discovery proved (cluster-info may carry several during a rotation)
+  local first = (files["ca.crt"] or ""):match("%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-.-%-%-%-%-%-END CERTIFICATE%-%-%-%-%-")
+  if not first then return nil, fail(DL, "kubeadm-certs holds no ca.crt") end
+  if not b.ca_pem:find(first, 1, true) then
+    return nil, fail(DL, "the ca.crt in kubeadm-certs is not the cluster CA that discovery verified (%s): "
+      .. "the Secret was uploaded from another cluster's files", b.pin or "the discovery file's CA")
+  end
   local paths = upload_paths(ctx)
   local plan = {}
   for name, data in pairs(files) do
@@ -70,17 +77,19 @@ function M.download_certs(ctx)
       plan[#plan + 1] = { name = name, path = path, data = data, have = have ~= nil }
     end
   end
-  if not files["ca.crt"] or files["ca.crt"] == "" then return nil, fail(DL, "kubeadm-certs holds no ca.crt") end
   table.sort(plan, function(x, y) return x.path < y.path end)
+  local written = 0
   for _, f in ipairs(plan) do
     if f.have then
       ctx.log.debug(DL, "%s is already the cluster's", ctx.fs.path(f.path))
     else
       local ok, werr = ctx.fs.write(f.path, f.data, mode_of(f.name), { mkdir = true, dir_mode = 493 })
       if not ok then return nil, fail(DL, "cannot write %s: %s", ctx.fs.path(f.path), tostring(werr)) end
+      written = written + 1
     end
   end
-  ctx.log.info(DL, "Wrote %d certificates and keys of the cluster under %s", #plan, ctx.fs.path(ctx.cluster.certificatesDir))
+  ctx.log.info(DL, "The cluster's %d certificates and keys are in %s (%d written, %d already there)", #plan,
+    ctx.fs.path(ctx.cluster.certificatesDir), written, #plan - written)
   return true
 end
 
