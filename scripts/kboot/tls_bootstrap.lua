@@ -179,7 +179,8 @@ function M.mint(ctx, o)
   end
   local kok, kerr = kubeconfig.write(M.KUBELET_CONF, M.kubelet_conf(o.server, o.ca_pem))
   if not kok then return nil, fail("cannot write %s: %s", fs.path(M.KUBELET_CONF), tostring(kerr)) end
-  log.info("kubelet-start", "Wrote %s (the kubelet's client certificate, signed by the cluster)", fs.path(M.KUBELET_CONF))
+  log.info("kubelet-start", "%s %s (the kubelet's client certificate, signed by the cluster)",
+           ctx.dry_run and "dry run: would write" or "Wrote", fs.path(M.KUBELET_CONF))
   return true
 end
 

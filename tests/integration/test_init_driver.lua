@@ -127,6 +127,15 @@ function TestInitDriver:test_dry_run_writes_nothing_and_prints_every_file()
   lu.assertEquals(t.tree_hash(root), before)
   lu.assertNotStrContains(out, "PRIVATE KEY")
   lu.assertStrContains(out, "<private key>")
+  -- its log says what it would do, not "Writing" or "Creating"
+  local _, log = t.sh(t.q(t.bin) .. " init --root " .. t.q(root) .. " --config " .. t.q(cfg) ..
+    " --skip-phases " .. SKIP() .. " --dry-run 2>&1 >/dev/null")
+  lu.assertStrContains(log, '[kubeconfig] dry run: would write "admin.conf" kubeconfig file')
+  lu.assertStrContains(log, "[kubelet-start] dry run: would write " .. root .. "/var/lib/kubelet/config.yaml")
+  lu.assertStrContains(log, '[control-plane] dry run: would create static Pod manifest for "kube-apiserver"')
+  lu.assertStrContains(log, "[etcd] dry run: would create static Pod manifest for local etcd")
+  lu.assertNotStrContains(log, "Writing")
+  lu.assertNotStrContains(log, "Creating")
   -- the same run for real: every file it writes was announced by the dry run, with its mode
   local real = t.tmpdir()
   local ok2, out2 = init(real, "--config " .. t.q(cfg) .. " --skip-phases " .. SKIP() .. "")
