@@ -321,6 +321,12 @@ static int l_flush(lua_State *L)
     return ok_or_fail(L, kb_fs_batch_flush(&e), &e);
 }
 
+static int l_prune(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)kb_fs_batch_prune());
+    return 1;
+}
+
 static int l_pending(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)kb_fs_batch_pending());
@@ -426,6 +432,7 @@ int luaopen_kboot_fs(lua_State *L)
         { "lock", l_lock },           { "batch", l_batch },
         { "begin", l_begin },         { "commit", l_commit },
         { "flush", l_flush },         { "pending", l_pending },
+        { "prune", l_prune },
         { NULL, NULL },
     };
     static const luaL_Reg lock_methods[] = {
