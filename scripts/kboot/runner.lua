@@ -27,8 +27,12 @@ function M.phase_argv(argv, cmd, flow, options)
   end
   if only:sub(1, 1) == "-" then cli.usage_error(cmd .. " phase", "give the phase NAME before the options") end
   table.remove(argv, 1)
-  if argv[1] and argv[1]:sub(1, 1) ~= "-" and not only:find("/", 1, true) then
-    local child = table.remove(argv, 1)
+  -- the next word is a child only when the parent has one of that name: `join phase etcd-join
+  -- 10.0.0.1:6443` keeps its endpoint
+  local child = argv[1]
+  if child and child:sub(1, 1) ~= "-" and not only:find("/", 1, true)
+     and (child == "all" or phases.select(list, { only = only .. "/" .. child })) then
+    table.remove(argv, 1)
     if child ~= "all" then only = only .. "/" .. child end
   end
   local _, err = phases.select(list, { only = only })

@@ -11,25 +11,57 @@ local function worker(ctx) return ctx.role ~= "control-plane", "this node joins 
 local function minted(ctx)
   return not ctx.opts.kubelet_bootstrap, "kboot minted kubelet.conf itself (--kubelet-bootstrap leaves it to the kubelet)"
 end
+local function external_etcd(ctx)
+  return ctx.cluster.etcd.external ~= nil, "the cluster's etcd is external"
+end
+local function either(...)
+  local skips = { ... }
+  return function(ctx)
+    for _, s in ipairs(skips) do
+      local yes, why = s(ctx)
+      if yes then return yes, why end
+    end
+    return false
+  end
+end
+local function no_key(ctx)
+  local cp = require("kboot.online.join_control_plane")
+  local has, why = cp.has_certificate_key(ctx)
+  return not has, why
+end
+
+-- a control-plane phase: skipped on a worker, run by kboot.online.join_control_plane
+local function cp_phase(name, help, fn, skip)
+  return { name = name, help = help, online = true, skip = skip and either(worker, skip) or worker,
+           run = function(ctx) return require("kboot.online.join_control_plane")[fn](ctx) end }
+end
 
 -- Every phase needs what discovery finds (the CA, the cluster's configuration): all are online.
 M.phases = {
   { name = "preflight", help = "Run join pre-flight checks", online = true,
     run = function(ctx) return require("kboot.preflight").run(ctx) end },
+  cp_phase("control-plane-prepare/download-certs", "Download certificates shared among control-plane nodes from the kubeadm-certs Secret",
+    "download_certs", no_key),
+  cp_phase("control-plane-prepare/certs", "Generate the certificates for the new control plane components", "certs"),
+  cp_phase("control-plane-prepare/kubeconfig", "Generate the kubeconfig for the new control plane components", "kubeconfigs"),
+  cp_phase("control-plane-prepare/control-plane", "Generate the manifests for the new control plane components", "control_plane"),
   { name = "kubelet-start", help = "Write the kubelet settings and certificates, and (re)start the kubelet", online = true,
     run = function(ctx) return require("kboot.online.join_kubelet").run(ctx) end },
+  cp_phase("etcd-join", "Join this node to the cluster's etcd as a learner, write its etcd manifest, then promote it",
+    "etcd_join", external_etcd),
   { name = "kubelet-wait-bootstrap", help = "Wait for the kubelet to bootstrap itself (with --kubelet-bootstrap)", online = true,
     skip = minted, run = function(ctx) return require("kboot.online.join_kubelet").wait_bootstrap(ctx) end },
+  cp_phase("control-plane-join/mark-control-plane", "Mark a node as a control-plane", "mark_control_plane"),
+  cp_phase("wait-control-plane", "Wait for this node's API server to be healthy", "wait_control_plane"),
 }
 
-M.parents = {}
+M.parents = {
+  ["control-plane-prepare"] = "Prepare the machine for serving a control plane",
+  ["control-plane-join"] = "Join a machine as a control plane instance",
+}
 
 -- prepare(ctx) -> ctx, or nil, kboot.error when this build cannot do what the config asks
 function M.prepare(ctx)
-  if ctx.role == "control-plane" then
-    return nil, kerror.new("join", "joining a control-plane node (--control-plane) is not available in kboot yet: "
-      .. "join this node as a worker, or use 'kubeadm join --control-plane' with the same arguments")
-  end
   return ctx
 end
 
@@ -109,7 +141,7 @@ local function kubelet_config(ctx, read)
 end
 
 -- connect(ctx) -> true | nil, kboot.error: ctx.kube (the bootstrap-token client; records writes
--- in a dry run), ctx.cache.bootstrap { kube, read, server, ca_pem }, ctx.cluster, ctx.kubelet.
+-- in a dry run), ctx.cache.bootstrap { kube, read, server, ca_pem, pin }, ctx.cluster, ctx.kubelet.
 function M.connect(ctx)
   if ctx.kube then return true end
   local found, err = discover(ctx)
@@ -135,7 +167,7 @@ function M.connect(ctx)
   kl, err = kubelet_config(ctx, read)
   if not kl then return nil, err end
   ctx.kubelet = kl
-  ctx.cache.bootstrap = { kube = ctx.kube, read = read, server = server, ca_pem = found.ca_pem }
+  ctx.cache.bootstrap = { kube = ctx.kube, read = read, server = server, ca_pem = found.ca_pem, pin = found.pin }
   return true
 end
 

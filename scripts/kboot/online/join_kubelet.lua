@@ -57,6 +57,11 @@ end
 -- bootstrap-token client, read = a client for reads even in a dry run, server =, ca_pem = }.
 function M.run(ctx)
   local b = ctx.cache.bootstrap
+  if ctx.role == "control-plane" then
+    -- a control-plane node's kubelet talks to its own API server (kubeadm's
+    -- ControlPlaneKubeletLocalMode); the certificate request still goes through the join endpoint
+    b = setmetatable({ server = require("kboot.kubeconfigs").local_endpoint(ctx) }, { __index = b })
+  end
   local err = name_clash(ctx, b)
   if err then return nil, err end
   local ok

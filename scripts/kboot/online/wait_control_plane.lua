@@ -51,7 +51,13 @@ local function apiserver_client(ctx)
   local kc = require("kboot.kubeconfig")
   local t, perr = kc.parse(text, dir .. "/admin.conf")
   if not t then return nil, perr end
-  return kc.client(t, { retries = 0, timeout = 5, connect_timeout = 3 })
+  local o = { retries = 0, timeout = 5, connect_timeout = 3 }
+  if not ctx.api_check_server then return kc.client(t, o) end
+  -- a joining control-plane node checks its own API server, whatever server admin.conf names
+  local cur, cerr = kc.current(t)
+  if not cur then return nil, cerr end
+  o.server, o.ca_pem, o.cert_pem, o.key_pem = ctx.api_check_server, cur.ca_pem, cur.cert_pem, cur.key_pem
+  return require("kboot.http").client(o)
 end
 
 -- livez(client) -> true | nil, why. 404 on /livez (servers before v1.16 or with it off) -> /healthz.
@@ -90,7 +96,8 @@ function M.wait(ctx, o)
   log(ctx).info("kubelet-check", "The kubelet is healthy")
   local ac, aerr = apiserver_client(ctx)
   if not ac then return nil, fail("apiserver", ("cannot reach the API server: %s"):format(tostring(aerr))) end
-  log(ctx).info("api-check", "Waiting for a healthy API server. This can take up to %s", fmt(cp_t))
+  log(ctx).info("api-check", "Waiting for a healthy API server%s. This can take up to %s",
+    ctx.api_check_server and (" at " .. ctx.api_check_server) or "", fmt(cp_t))
   deadline = now() + cp_t
   while true do
     local ok, why = M.livez(ac)
