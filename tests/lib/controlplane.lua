@@ -7,8 +7,9 @@
 -- Pods as a kubelet would.
 --
 -- A second control-plane node runs in another sandbox on its own loopback address (start{ address =
--- "127.0.0.2" }): what its manifests name on that address keeps its port (its etcd really is at
--- https://127.0.0.2:2380, the peer URL registered in etcd), what they name on 127.0.0.1 is moved.
+-- "127.0.0.2" }): what its manifests name on that address (or another node's) keeps its port (its
+-- etcd really is at https://127.0.0.2:2380, the peer URL registered in etcd); what they name on
+-- 127.0.0.1 is moved.
 --
 --   local plan = controlplane.plan{ root = SANDBOX }  -- free ports, a kubeadm config for kboot init
 --   local cp = assert(controlplane.init_offline_and_start(plan))  -- kboot's offline init, then start
@@ -97,14 +98,16 @@ end
 
 -- One flag (or annotation) value: absolute paths under root (when root is given), the well-known
 -- ports mapped, duplicates dropped (kubeadm lists the loopback and the advertise address in etcd's
--- listen URLs; both are 127.0.0.1 on the first node). A URL or host:port on the node's own address
--- keeps its port unless that address is 127.0.0.1, which every sandbox shares.
+-- listen URLs; both are 127.0.0.1 on the first node). On a node whose address is not 127.0.0.1
+-- only what names the loopback every sandbox shares (127.0.0.1, localhost) is moved: its own
+-- address and the other nodes' (etcd's --initial-cluster) keep their ports, which are real.
+local LOOPBACK = { ["127.0.0.1"] = true, localhost = true, ["::1"] = true }
 local function rewrite_value(v, root, ports, address)
   local out, seen = {}, {}
   for part in (v .. ","):gmatch("([^,]*),") do
     if root and part:sub(1, 1) == "/" then part = root .. part end
     local host = (part:match("([^/=@]+):%d+$") or ""):gsub("^%[(.*)%]$", "%1")
-    if not (host == address and address ~= "127.0.0.1") then
+    if address == "127.0.0.1" or LOOPBACK[host] then
       part = part:gsub(":(%d+)$", function(n) return ":" .. (ports[tonumber(n)] or n) end)
     end
     if not seen[part] then seen[part] = true out[#out + 1] = part end
@@ -262,7 +265,13 @@ function CP.post_mirror_pods(self, node_uid)
     tol[#tol + 1] = { operator = "Exists", effect = "NoExecute" }
     pod.spec.tolerations = tol
     pod.status = nil
-    local ok, err = c:json("POST", "/api/v1/namespaces/kube-system/pods", pod)
+    -- right after /livez, kube-system or the system-node-critical PriorityClass may not be there yet
+    local deadline, ok, err = os.time() + 30
+    repeat
+      ok, err = c:json("POST", "/api/v1/namespaces/kube-system/pods", pod)
+      if ok or err.status == 409 then break end
+      os.execute("sleep 0.5")
+    until os.time() >= deadline
     if not ok and err.status ~= 409 then
       c:close()
       return nil, ("mirror Pod %s: %s"):format(name, tostring(err))
@@ -308,7 +317,7 @@ local function node_name_of(kc)
 end
 
 -- Starts the control plane. opts: root (required), address = the node's own address ("127.0.0.1":
--- the API server binds it; on another address the ports there are kept, see rewrite_value),
+-- the API server binds it; on another address only 127.0.0.1's ports are moved, see rewrite_value),
 -- kubelet_port (10248), kubelet_healthz = false to serve no kubelet healthz (a second node's
 -- KubeletConfiguration is the cluster's: the first node's harness serves that port),
 -- node_name (from kubelet.conf), wait_manifests = seconds to wait for kboot (running in the
