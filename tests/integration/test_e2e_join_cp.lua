@@ -190,7 +190,8 @@ function TestE2EJoinCP:test_4_certificates()
   for _, l in ipairs(LEAVES) do
     lu.assertNotEquals(t.read(pb .. l .. ".crt"), t.read(pa .. l .. ".crt"), l .. ".crt is A's")
     lu.assertNotEquals(t.read(pb .. l .. ".key"), t.read(pa .. l .. ".key"), l .. ".key is A's")
-    local ca = l:match("^etcd/") and "etcd/ca.crt" or (l == "front-proxy-client" and "front-proxy-ca.crt" or "ca.crt")
+    local ca = (l:match("^etcd/") or l == "apiserver-etcd-client") and "etcd/ca.crt"
+      or (l == "front-proxy-client" and "front-proxy-ca.crt" or "ca.crt")
     lu.assertStrContains(t.must(("openssl verify -CAfile %s %s"):format(t.q(pa .. ca), t.q(pb .. l .. ".crt"))), ": OK")
     lu.assertEquals(mode(pb .. l .. ".crt"), "644", l)
     lu.assertEquals(mode(pb .. l .. ".key"), "600", l)

@@ -49,7 +49,7 @@ local function bootstrap_conf(ctx, b)
                               token = ctx.join.discovery.tlsBootstrapToken }
   local ok, err = kubeconfig.write(M.BOOTSTRAP_CONF, t)
   if not ok then return nil, fail("cannot write %s: %s", ctx.fs.path(M.BOOTSTRAP_CONF), tostring(err)) end
-  ctx.log.info(P, "Wrote %s (the kubelet requests its own certificate with it)", ctx.fs.path(M.BOOTSTRAP_CONF))
+  ctx.log.info(P, "%s %s (the kubelet requests its own certificate with it)", ctx.dry_run and "dry run: would write" or "Wrote", ctx.fs.path(M.BOOTSTRAP_CONF))
   return true
 end
 
