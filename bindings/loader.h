@@ -19,6 +19,14 @@ extern const struct kb_embedded kb_embedded_scripts[];
 
 const struct kb_embedded *kb_embedded_find(const char *name);
 
+/* The docs/api pages as text (cmake/embed_docs.cmake), for the REPL's help(); ends with a NULL name. */
+struct kb_embedded_doc {
+    const char *name; /* "kube" for docs/api/kube.md */
+    const char *text; /* NUL-terminated */
+    size_t len;
+};
+extern const struct kb_embedded_doc kb_embedded_docs[];
+
 #ifdef LUA_VERSION_NUM
 /* Install the searcher (override dir first, then embedded) right after the preload searcher.
  * override_dir may be NULL. Embedded chunks load as bytecode only ("b"), files from the
