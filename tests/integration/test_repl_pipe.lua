@@ -1,5 +1,5 @@
 -- `kboot repl` with stdin not a terminal: lines are read silently and evaluated like at the
--- prompt, results on stdout, errors on stderr, exit 0 at end of input.
+-- prompt, results on stdout, errors on stderr; at end of input exit 0, or 1 when a chunk failed.
 local lu = require("luaunit")
 local t = require("testlib")
 
@@ -47,7 +47,7 @@ end
 
 function TestReplPipe:test_error_then_continue()
   local out, err, code = run("error('boom')\nnil + 1\nx = = 1\n'still here'\n")
-  lu.assertEquals(code, 0)
+  lu.assertEquals(code, 1) -- the lines that failed make the run fail, the others still ran
   lu.assertEquals(out, '"still here"\n')
   lu.assertEquals(err, "stdin:1: boom\nstdin:1: attempt to perform arithmetic on a nil value\n"
     .. "stdin:1: unexpected symbol near '='\n")
@@ -67,8 +67,9 @@ end
 function TestReplPipe:test_output_interleaves_in_order()
   local d = t.tmpdir()
   t.write(d .. "/in", "print('a')\nerror('b', 0)\n'c'\nlocal _ = io.stderr:write('d\\n')\n5\n")
-  local out = t.must(("%s repl < %s 2>&1"):format(BIN, t.q(d .. "/in")))
+  local _, out, code = t.sh(("%s repl < %s 2>&1"):format(BIN, t.q(d .. "/in")))
   lu.assertEquals(out, 'a\nb\n"c"\nd\n5\n')
+  lu.assertEquals(code, 1)
 end
 
 function TestReplPipe:test_results_pretty_printed()
@@ -94,8 +95,12 @@ error(E.new("http.get", "connection refused"))
 error({ code = 7 })
 error()
 ]])
-  lu.assertEquals(out, "nil\tca.crt: permission denied\n")
-  lu.assertEquals(err, "connection refused\n{ code = 7 }\n(error object is a nil value)\n")
+  -- nil, err (the API's failure, a kboot error) is shown as the error it is
+  lu.assertEquals(out, "")
+  lu.assertEquals(err, "ca.crt: permission denied\nconnection refused\n{ code = 7 }\n(error object is a nil value)\n")
+  -- any other pair of values is a result
+  out, err = run("return nil, 'just a string'\n")
+  lu.assertEquals(out, 'nil\t"just a string"\n')
 end
 
 function TestReplPipe:test_modules_are_globals()
@@ -116,11 +121,13 @@ crypto.hex("A")
   lu.assertEquals(out, "true\n")
 end
 
-function TestReplPipe:test_exit_code_zero_at_eof_even_mid_chunk()
+function TestReplPipe:test_exit_code_at_eof_even_mid_chunk()
   local out, err, code = run("")
   lu.assertEquals({ out, err, code }, { "", "", 0 })
+  out, err, code = run("1\n")
+  lu.assertEquals({ out, err, code }, { "1\n", "", 0 })
   out, err, code = run("function f()\n  return 1\n")
-  lu.assertEquals(code, 0)
+  lu.assertEquals(code, 1) -- an unfinished chunk failed to compile
   lu.assertEquals(out, "")
   lu.assertEquals(err, "stdin:2: 'end' expected (to close 'function' at line 1) near <eof>\n")
   _, _, code = run("os.exit(3)\n")
@@ -168,7 +175,7 @@ repl.complete("string.fo", 'x = "')
   for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
   lu.assertEquals(lines, {
     '{ "string.format" }',
-    '{ "pretty", "print" }',
+    '{ "preflight", "pretty", "print", "probe" }',
     '{ "while" }',
     '{ "s:upper" }',
     '{ "T.a.bcd", "T.a.bce" }',
