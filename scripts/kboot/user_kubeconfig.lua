@@ -21,6 +21,12 @@ M.ADMIN_CONF = "/etc/kubernetes/admin.conf"
 M.DEFAULT_VALIDITY = certs_table.DEFAULT_CERT_VALIDITY -- 8760h, kubeadm's CertificateValidityPeriod
 M.MANAGED_BY = { ["app.kubernetes.io/managed-by"] = "kboot" }
 
+-- a cluster path, and the host path when a root is set
+local function shown(p)
+  local host = fs.path(p)
+  return host == p and p or ("%s (%s)"):format(p, host)
+end
+
 local function err(fmt, ...)
   return nil, kerror.new("kubeconfig", select("#", ...) > 0 and fmt:format(...) or fmt)
 end
@@ -109,13 +115,13 @@ function M.cluster(o)
   local ca, cerr = catch(require("kboot.certs").load_ca, { fs = fs, cluster = cluster_cfg, log = log }, "ca")
   if cerr then return nil, cerr end
   if not ca then
-    return err("no cluster CA certificate %s/ca.crt: run this on a control-plane node, or give --config with its certificatesDir",
-               c.cert_dir)
+    return err("no cluster CA certificate %s: run this on a control-plane node, or give --config with its certificatesDir",
+               shown(c.cert_dir .. "/ca.crt"))
   end
   if ca.cert:expires_in() < 0 then log.warn("kubeconfig", "the cluster CA %s/ca.crt has expired", c.cert_dir) end
   if o.need_key ~= false and not ca.key then
-    return err("no CA key %s/ca.key (external CA): a client certificate cannot be signed here; use --token, or have the external CA sign one",
-               c.cert_dir)
+    return err("no CA key %s (external CA): a client certificate cannot be signed here; use --token, or have the external CA sign one",
+               shown(c.cert_dir .. "/ca.key"))
   end
   c.ca, c.ca_pem, c.ca_key = ca.cert, ca.pem, ca.key
   -- kubeadm makes every key with encryptionAlgorithm; without a config the CA's own key says what it was

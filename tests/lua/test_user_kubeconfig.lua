@@ -100,11 +100,11 @@ function TestUserKubeconfig:test_no_ca_and_external_ca()
   assert(fs.set_root(ROOT))
   local n, err = uk.cluster{ server = "https://127.0.0.1:6443", host = NO_HOST }
   lu.assertNil(n)
-  lu.assertStrContains(tostring(err), "no cluster CA certificate /etc/kubernetes/pki/ca.crt")
+  lu.assertStrContains(tostring(err), "no cluster CA certificate /etc/kubernetes/pki/ca.crt (" .. ROOT .. "/etc/kubernetes/pki/ca.crt)")
   node{ external = true }
   n, err = uk.cluster{ host = NO_HOST }
   lu.assertNil(n)
-  lu.assertStrContains(tostring(err), "no CA key /etc/kubernetes/pki/ca.key (external CA)")
+  lu.assertStrContains(tostring(err), "no CA key /etc/kubernetes/pki/ca.key (" .. ROOT .. "/etc/kubernetes/pki/ca.key) (external CA)")
   -- a token user needs no CA key
   local c = assert(uk.cluster{ host = NO_HOST, need_key = false })
   local kc = assert(uk.user(c, { name = "bot", token = "abcdef.0123456789abcdef" }))
