@@ -28,7 +28,7 @@ local globals = {
   pki = "kboot.pki", crypto = "kboot.crypto", yaml = "kboot.yaml", json = "kboot.json",
   fs = "kboot.fs", http = "kboot.http", log = "kboot.log", kubeconfig = "kboot.kubeconfig",
   cli = "kboot.cli", pretty = "kboot.pretty", repl = "kboot.repl", time = "kboot.time",
-  net = "kboot.net",
+  net = "kboot.net", build = "kboot.build",
 }
 local log = require("kboot.log")
 for name, mod in pairs(globals) do
