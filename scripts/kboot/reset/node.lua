@@ -130,7 +130,7 @@ end
 -- Which directories reset may empty
 
 local SYSTEM_TOP = { usr = true, bin = true, sbin = true, lib = true, lib32 = true, lib64 = true, boot = true,
-                     dev = true, proc = true, sys = true, run = true, home = true, root = true, srv = true }
+                     dev = true, proc = true, sys = true, run = true, home = true, root = true }
 local PROTECTED = { "/etc/kubernetes", M.KUBELET_DIR, "/var/lib", "/etc/cni" }
 
 local function depth(p) local n = 0 for _ in p:gmatch("[^/]+") do n = n + 1 end return n end
