@@ -6,7 +6,7 @@ local kerror = require("kboot.error")
 
 local M = {}
 
-M.WARNING = "WARNING: Changes made to this host by 'kboot init' or 'kboot join' (or kubeadm's) will be reverted."
+M.WARNING = "Changes made to this host by 'kboot init' or 'kboot join' (or kubeadm's) will be reverted."
 M.QUESTION = "[reset] Are you sure you want to proceed? [y/N]: "
 
 local function isatty(fd) return require("kboot.repl").isatty(fd) end
@@ -22,7 +22,9 @@ function M.confirm(ctx, term)
       .. "give --force (-f) to reset without asking")
   end
   ctx.log.warn("reset", "%s", M.WARNING)
-  local write = term.write or function(s) io.stdout:write(s); io.stdout:flush() end
+  -- on stdout as kubeadm, unless that is not the terminal the answer comes from
+  local out = tty(1) and io.stdout or io.stderr
+  local write = term.write or function(s) out:write(s); out:flush() end
   local read = term.read or function() return io.stdin:read("l") end
   write(M.QUESTION)
   local answer = read()
