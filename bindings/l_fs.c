@@ -336,6 +336,12 @@ static int l_flush(lua_State *L)
     return ok_or_fail(L, kb_fs_batch_flush(&e), &e);
 }
 
+static int l_prune(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)kb_fs_batch_prune());
+    return 1;
+}
+
 static int l_pending(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)kb_fs_batch_pending());
@@ -441,7 +447,7 @@ int luaopen_kboot_fs(lua_State *L)
         { "lock", l_lock },           { "batch", l_batch },
         { "begin", l_begin },         { "commit", l_commit },
         { "flush", l_flush },         { "pending", l_pending },
-        { "unmount", l_unmount },
+        { "prune", l_prune },         { "unmount", l_unmount },
         { NULL, NULL },
     };
     static const luaL_Reg lock_methods[] = {

@@ -48,6 +48,10 @@ static struct fsys *g_fsys;
 static size_t g_nfsys, g_capfsys;
 static struct ddir *g_dirs;
 static size_t g_ndirs, g_capdirs;
+/* Host paths of the directories made while the batch is open, oldest first, kept until its
+ * outermost end (a flush keeps them): what kb_fs_batch_prune may take back. */
+static char **g_made;
+static size_t g_nmade, g_capmade;
 
 static int grow(void **arr, size_t *cap, size_t n, size_t size)
 {
@@ -120,6 +124,35 @@ int fs_batch_defer_dir(int dfd, const char *hp)
     g_dirs[g_ndirs].hp = copy;
     g_dirs[g_ndirs++].dev = dev;
     return 0;
+}
+
+int fs_batch_made_dir(const char *hp)
+{
+    char *copy = strdup(hp);
+    if (!copy || grow((void **)&g_made, &g_capmade, g_nmade, sizeof *g_made)) {
+        free(copy);
+        return errno = ENOMEM, -1;
+    }
+    g_made[g_nmade++] = copy;
+    return 0;
+}
+
+static void forget_made(void)
+{
+    for (size_t i = 0; i < g_nmade; i++)
+        free(g_made[i]);
+    g_nmade = 0;
+}
+
+size_t kb_fs_batch_prune(void)
+{
+    size_t n = 0;
+    /* newest first: a directory made inside another made one goes before its parent */
+    for (size_t i = g_nmade; i-- > 0;)
+        if (rmdir(g_made[i]) == 0)
+            n++;
+    forget_made();
+    return n;
 }
 
 int fs_pend_put(const struct loc *l, int dfd, const char *tmpname)
@@ -279,18 +312,23 @@ int kb_fs_batch_commit(kb_err *e)
             e->code = EINVAL;
         return -1;
     }
-    return --g_depth > 0 ? 0 : kb_fs_batch_flush(e);
+    if (--g_depth > 0)
+        return 0;
+    forget_made();
+    return kb_fs_batch_flush(e);
 }
 
 int kb_fs_batch_close(kb_err *e)
 {
     g_depth = 0;
+    forget_made();
     return kb_fs_batch_flush(e);
 }
 
 void kb_fs_batch_discard(void)
 {
     forget(0);
+    forget_made();
     g_depth = 0;
 }
 
@@ -300,10 +338,12 @@ void fs_batch_free(void)
     free(g_pend);
     free(g_fsys);
     free(g_dirs);
+    free(g_made);
     g_pend = NULL;
     g_fsys = NULL;
     g_dirs = NULL;
-    g_cappend = g_capfsys = g_capdirs = 0;
+    g_made = NULL;
+    g_cappend = g_capfsys = g_capdirs = g_capmade = 0;
 }
 
 size_t kb_fs_batch_pending(void) { return g_npend; }

@@ -17,6 +17,8 @@ const char *fs_pend_path(size_t i);                        /* cluster path of pe
 int fs_pend_is_temp(const char *dir_cp, const char *name); /* is name in dir a pending temp? */
 /* A directory entry was made in dfd (host path hp) and not synced: the commit syncs it. */
 int fs_batch_defer_dir(int dfd, const char *hp);
+/* Directory hp was made in the batch (kb_fs_batch_prune's list). -1 (ENOMEM): not noted. */
+int fs_batch_made_dir(const char *hp);
 void fs_batch_free(void);
 
 #endif

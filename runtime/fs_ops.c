@@ -184,6 +184,8 @@ int fs_mkdir_p(const struct loc *l, unsigned mode, int *created, kb_err *e)
             /* Exactly mode, whatever the umask; and make the new entry durable. */
             if (chmod(p.hp, mode) != 0)
                 return fs_fail(e, errno, "mkdir", "chmod directory", &p);
+            if (fs_batching() && fs_batch_made_dir(p.hp))
+                return fs_nomem(e, "mkdir");
             struct loc pp;
             fs_loc_parent(&p, &pp);
             int dfd = open(pp.hp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

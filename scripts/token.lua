@@ -95,10 +95,16 @@ local function create(args)
   if not ok then cli.usage_error(name, "invalid TOKEN: %s", why) end
   local ttl, terr = tokens.ttl(opts.ttl)
   if not ttl then cli.usage_error(name, "invalid --ttl: %s", terr) end
+  if #opts.usages == 0 then opts.usages = { "signing", "authentication" } end -- kubeadm defaults an empty list too
   ok, why = tokens.check_usages(opts.usages)
   if not ok then cli.usage_error(name, "invalid --usages: %s", why) end
   ok, why = tokens.check_groups(opts.groups, opts.usages)
-  if not ok then cli.usage_error(name, "invalid --groups: %s", why) end
+  if not ok and not opts._given.groups then
+    -- kubeadm's check fails on its own default here, which the user never typed: name it
+    cli.usage_error(name, "--usages %s has no authentication, which the default --groups %s needs (kubeadm refuses it too): "
+      .. "add authentication, or give --groups '' for a token that only signs", table.concat(opts.usages, ","), tokens.DEFAULT_GROUP)
+  end
+  if not ok then cli.usage_error(name, "invalid --groups %s: %s", table.concat(opts.groups, ","), why) end
   if opts.certificate_key then
     local key = crypto.unhex(opts.certificate_key)
     if not key or #key ~= 32 then cli.usage_error(name, "invalid --certificate-key: want 64 hex characters") end

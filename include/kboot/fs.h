@@ -154,6 +154,11 @@ int kb_fs_batch_flush(kb_err *e);
 int kb_fs_batch_close(kb_err *e);
 /* Drop every pending write (temps removed, targets untouched) and close every level. */
 void kb_fs_batch_discard(void);
+/* Take back the directories made while the batch is open (kb_fs_mkdir, the mkdir option,
+ * kb_fs_lock's) that are empty now, newest first; for a run that failed. Returns how many were
+ * removed; the batch stays open and forgets them all. Directories that were already there, or
+ * that hold anything (a pending temp too), stay. */
+size_t kb_fs_batch_prune(void);
 size_t kb_fs_batch_pending(void); /* pending writes (0 outside a batch) */
 int kb_fs_batch_depth(void);      /* 0 when no batch is open */
 

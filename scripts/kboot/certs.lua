@@ -326,7 +326,8 @@ function M.ensure_sa(ctx)
       end
       log(ctx).info("certs", "Using the existing \"sa\" key")
     else
-      log(ctx).info("certs", "Writing the missing public key %s for the existing \"sa\" key", pub_path)
+      log(ctx).info("certs", "%s the missing public key %s for the existing \"sa\" key",
+                    ctx.dry_run and "dry run: would write" or "Writing", pub_path)
       write(ctx, op, pub_path, key:public_pem(), M.KEY_MODE)
     end
     return true

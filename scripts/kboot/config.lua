@@ -190,8 +190,9 @@ end
 -- defaults (kubeadm v1beta4 defaults.go)
 local function default_token(t)
   t.ttl = t.ttl or "24h0m0s"
-  t.usages = t.usages or { "signing", "authentication" }
-  t.groups = t.groups or { M.DEFAULT_TOKEN_GROUP }
+  -- as kubeadm (len == 0): an empty list is a missing one
+  if not t.usages or #t.usages == 0 then t.usages = { "signing", "authentication" } end
+  if not t.groups or #t.groups == 0 then t.groups = { M.DEFAULT_TOKEN_GROUP } end
   return t
 end
 

@@ -86,6 +86,11 @@ function M.validate(init, cluster, kubelet, errs, warnings)
       local ok, why = tokens.check_group(g)
       if not ok then e(("%s.groups[%d]"):format(p, j - 1), "%s", why) end
     end
+    local auth = false
+    for _, u in ipairs(t.usages or {}) do auth = auth or u == "authentication" end
+    if #(t.groups or {}) > 0 and not auth then
+      e(p .. ".groups", 'token groups (%s) cannot be specified unless usages includes "authentication"', table.concat(t.groups, ","))
+    end
     if t.ttl then
       local _, why = tokens.ttl(t.ttl)
       if why then e(p .. ".ttl", "%s", why) end

@@ -10,7 +10,8 @@ local json = require("cjson.safe")
 local M = {}
 local OP = "etcd"
 M.DEFAULT_TIMEOUT = 120        -- kubeadm's timeouts.etcdAPICall (2m)
-M.POLL_INTERVAL = 0.5
+M.POLL_INTERVAL = 0.5  -- the longest wait between two tries
+M.FIRST_POLL = 0.05    -- the first one: a new member catches up in tens of ms; doubled up to POLL_INTERVAL
 M.NOT_IN_SYNC = "can only promote a learner member which is in sync with leader"
 M.NOT_LEARNER = "can only promote a learner member"
 M.NOT_FOUND = "member not found"
@@ -151,14 +152,15 @@ local function transient(err)
   return RETRY_CODES[err.code] == true
 end
 
--- poll(timeout, fn, failed): calls fn() every POLL_INTERVAL until it returns a non-nil first
+-- poll(timeout, fn, failed): calls fn() (waiting FIRST_POLL, doubled each time up to POLL_INTERVAL, between calls) until it returns a non-nil first
 -- value (returned), or nil, err, false (err returned), or timeout seconds passed after
 -- nil, err, true; then one line: failed() .. " within Ns: last error: " .. etcd's message.
 local function poll(timeout, fn, failed)
   local deadline = time.now() + timeout
-  local last
+  local last, interval = nil, M.FIRST_POLL
   while true do
-    local tick = time.now() + M.POLL_INTERVAL
+    local tick = time.now() + interval
+    interval = math.min(interval * 2, M.POLL_INTERVAL)
     local r = table.pack(fn())
     if r[1] ~= nil then return table.unpack(r, 1, r.n) end
     if not r[3] then return nil, r[2] end

@@ -154,7 +154,7 @@ function M.ensure(ctx, name)
     cert_pem = cert:pem(),
     key_pem = certs.key_pem(key),
   }
-  log(ctx).info("kubeconfig", "Writing %q kubeconfig file", s.file)
+  log(ctx).info("kubeconfig", "%s %q kubeconfig file", ctx.dry_run and "dry run: would write" or "Writing", s.file)
   local dir = ctx.kubeconfig_dir or M.DIR
   local ok, err = ctx.fs.mkdir(dir, 493) -- 0755
   if ok then ok, err = kubeconfig().write(path, t) end

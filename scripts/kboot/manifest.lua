@@ -310,7 +310,7 @@ end
 function M.static_pod(C)
   C.log_tag = C.log_tag or "control-plane"
   C.before = C.before or function(ctx)
-    ctx.log.info("control-plane", "Creating static Pod manifest for %q", C.name)
+    ctx.log.info("control-plane", "%s static Pod manifest for %q", ctx.dry_run and "dry run: would create" or "Creating", C.name)
     M.node_facts(ctx)
     return true
   end

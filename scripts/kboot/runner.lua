@@ -71,7 +71,10 @@ function M.start(ctx)
   local ok, err = fs.mkdir("/etc/kubernetes", 493)
   if not ok then cli.fail("cannot create %s: %s", fs.path("/etc/kubernetes"), tostring(err)) end
   local lock, lerr = fs.lock(LOCK)
-  if not lock then cli.fail("%s", tostring(lerr)) end
+  if not lock then
+    fs.prune()
+    cli.fail("%s", tostring(lerr))
+  end
   return lock
 end
 
@@ -124,12 +127,17 @@ function M.finish(ctx, lock, cmd)
 end
 
 -- run(ctx, selected, flow, lock): the phases; a failure ends the command with its one line, the
--- lock released and what the phases before it finished committed (each phase is safe to re-run)
+-- lock released, what the phases before it finished committed (each phase is safe to re-run) and
+-- the directories this run made that are still empty removed (the lock's /etc/kubernetes on a
+-- fresh node: a run that fails early leaves the node as it was)
 function M.run(ctx, selected, flow, lock)
   local ok, failures = phases.run(ctx, selected, { connect = flow.connect })
   if ok then return end
   release(lock)
-  if not ctx.dry_run then fs.commit() end
+  if not ctx.dry_run then
+    fs.prune()
+    fs.commit()
+  end
   cli.fail("%s", phases.error_line(failures[1]))
 end
 

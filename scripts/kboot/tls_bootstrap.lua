@@ -74,9 +74,14 @@ local WHY = {
     .. "(or has no --cluster-signing-cert-file/--cluster-signing-key-file)",
 }
 
--- wait(k, name, timeout [, interval]) -> certificate PEM | nil, kboot.error naming the CSR's state
-function M.wait(k, name, timeout, interval)
+-- The re-check starts short and doubles: csrapproving and the signer answer within tens of ms on
+-- a healthy cluster, and a fixed poll made the join wait out the whole first interval.
+M.POLL_FIRST, M.POLL_MAX = 0.02, 1
+
+-- wait(k, name, timeout) -> certificate PEM | nil, kboot.error naming the CSR's state
+function M.wait(k, name, timeout)
   local deadline = time.now() + timeout
+  local interval = M.POLL_FIRST
   local last, lerr
   while true do
     local csr, err = k:get(CSR_API, "CertificateSigningRequest", nil, name)
@@ -98,7 +103,8 @@ function M.wait(k, name, timeout, interval)
       return nil, fail("CertificateSigningRequest %s is still %s after %s: %s", name, s,
                        time.format_duration(timeout), WHY[s] or s)
     end
-    time.sleep(interval or 0.5)
+    time.sleep(interval)
+    interval = math.min(interval * 2, M.POLL_MAX)
   end
 end
 
@@ -173,7 +179,8 @@ function M.mint(ctx, o)
   end
   local kok, kerr = kubeconfig.write(M.KUBELET_CONF, M.kubelet_conf(o.server, o.ca_pem))
   if not kok then return nil, fail("cannot write %s: %s", fs.path(M.KUBELET_CONF), tostring(kerr)) end
-  log.info("kubelet-start", "Wrote %s (the kubelet's client certificate, signed by the cluster)", fs.path(M.KUBELET_CONF))
+  log.info("kubelet-start", "%s %s (the kubelet's client certificate, signed by the cluster)",
+           ctx.dry_run and "dry run: would write" or "Wrote", fs.path(M.KUBELET_CONF))
   return true
 end
 

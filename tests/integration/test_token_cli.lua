@@ -25,7 +25,7 @@ function TestTokenCli:test_bad_input_is_usage_error()
   usage("create --ttl -1h", "negative")
   usage("create --usages signing,sign", "invalid bootstrap token usage string: sign, valid usage options: signing,authentication")
   usage("create --groups system:masters", 'bootstrap group "system:masters" is invalid')
-  usage("create --usages signing", 'token groups cannot be specified unless --usages includes "authentication"')
+  usage("create --usages signing --groups system:bootstrappers:ci", 'token groups cannot be specified unless --usages includes "authentication"')
   usage("create --certificate-key abc --print-join-command", "invalid --certificate-key")
   usage("create --certificate-key " .. ("a"):rep(64), "cannot use --certificate-key without --print-join-command")
   usage("create a b", 'unexpected argument "b"')
@@ -36,8 +36,25 @@ function TestTokenCli:test_bad_input_is_usage_error()
   usage("frobnicate", 'unknown command "frobnicate"')
 end
 
+-- kubeadm (v1.20 run, v1.31 read) defaults --groups to system:bootstrappers:kubeadm:default-node-token
+-- and then refuses a token whose usages lack authentication, given groups or defaulted ones; kboot
+-- does too, with one line that says which (the user who gave no --groups is told about the default
+-- and the way out kboot has: --groups '')
+function TestTokenCli:test_groups_need_the_authentication_usage()
+  for _, c in ipairs({
+    { "create --usages signing", "--usages signing has no authentication, which the default --groups "
+      .. "system:bootstrappers:kubeadm:default-node-token needs (kubeadm refuses it too): add authentication, "
+      .. "or give --groups '' for a token that only signs" },
+    { "create --usages signing --groups system:bootstrappers:ci,system:bootstrappers:ci2",
+      'invalid --groups system:bootstrappers:ci,system:bootstrappers:ci2: token groups cannot be specified unless --usages includes "authentication"' },
+  }) do
+    local out = usage(c[1], c[2])
+    lu.assertEquals(select(2, out:gsub("\n", "")), 1, out) -- one line
+  end
+end
+
 function TestTokenCli:test_good_input_reaches_the_kubeconfig()
-  for _, args in ipairs({ "create", "create abcdef.0123456789abcdef --ttl 0 --usages signing --groups ''",
+  for _, args in ipairs({ "create", "create abcdef.0123456789abcdef --ttl 0 --usages signing --groups ''", "create --usages ''",
                           "list", "delete abcdef abcdef.0123456789abcdef" }) do
     local ok, out, code = t.kboot("token " .. args .. " " .. NOCONF)
     lu.assertFalse(ok)

@@ -1,9 +1,15 @@
 -- A real Kubernetes control plane for tests, started from kboot init's own static Pod manifests.
 -- No kubelet or container runtime exists here, so this plays the kubelet's part: it reads the
 -- `command:` of etcd, kube-apiserver, kube-controller-manager and kube-scheduler from
--- SANDBOX/etc/kubernetes/manifests, re-roots every absolute path under SANDBOX, moves every port to
--- a free one, runs them as ordinary processes (logs in SANDBOX/cp-logs), serves the kubelet's
--- healthz and registers the Node object as a kubelet would once the API server answers.
+-- SANDBOX/etc/kubernetes/manifests, re-roots every absolute path under SANDBOX, moves every port on
+-- 127.0.0.1 to a free one, runs them as ordinary processes (logs in SANDBOX/cp-logs), serves the
+-- kubelet's healthz, and once the API server answers registers the Node object and posts the mirror
+-- Pods as a kubelet would.
+--
+-- A second control-plane node runs in another sandbox on its own loopback address (start{ address =
+-- "127.0.0.2" }): what its manifests name on that address (or another node's) keeps its port (its
+-- etcd really is at https://127.0.0.2:2380, the peer URL registered in etcd); what they name on
+-- 127.0.0.1 is moved.
 --
 --   local plan = controlplane.plan{ root = SANDBOX }  -- free ports, a kubeadm config for kboot init
 --   local cp = assert(controlplane.init_offline_and_start(plan))  -- kboot's offline init, then start
@@ -77,34 +83,43 @@ function M.plan(opts)
   return p
 end
 
-local function read_command(root, name)
+-- The static Pod of one component (decoded) and its command.
+local function read_manifest(root, name)
   local path = root .. "/etc/kubernetes/manifests/" .. name .. ".yaml"
   local f = io.open(path, "rb")
   if not f then return nil, path .. " does not exist (did kboot init run its manifest phases?)" end
-  local pod = assert(yaml.decode(f:read("a")))
+  local text = f:read("a")
   f:close()
+  local pod = assert(yaml.decode(text))
   local cmd = pod.spec and pod.spec.containers and pod.spec.containers[1] and pod.spec.containers[1].command
   if not cmd then return nil, path .. ": no spec.containers[0].command" end
-  return cmd
+  return pod, cmd, text
 end
 
--- One flag value: absolute paths under root, the well-known ports mapped, duplicates dropped
--- (kubeadm lists the loopback and the advertise address in etcd's listen URLs; both are 127.0.0.1 here).
-local function rewrite_value(v, root, ports)
+-- One flag (or annotation) value: absolute paths under root (when root is given), the well-known
+-- ports mapped, duplicates dropped (kubeadm lists the loopback and the advertise address in etcd's
+-- listen URLs; both are 127.0.0.1 on the first node). On a node whose address is not 127.0.0.1
+-- only what names the loopback every sandbox shares (127.0.0.1, localhost) is moved: its own
+-- address and the other nodes' (etcd's --initial-cluster) keep their ports, which are real.
+local LOOPBACK = { ["127.0.0.1"] = true, localhost = true, ["::1"] = true }
+local function rewrite_value(v, root, ports, address)
   local out, seen = {}, {}
   for part in (v .. ","):gmatch("([^,]*),") do
-    if part:sub(1, 1) == "/" then part = root .. part end
-    part = part:gsub(":(%d+)$", function(n) return ":" .. (ports[tonumber(n)] or n) end)
+    if root and part:sub(1, 1) == "/" then part = root .. part end
+    local host = (part:match("([^/=@]+):%d+$") or ""):gsub("^%[(.*)%]$", "%1")
+    if address == "127.0.0.1" or LOOPBACK[host] then
+      part = part:gsub(":(%d+)$", function(n) return ":" .. (ports[tonumber(n)] or n) end)
+    end
     if not seen[part] then seen[part] = true out[#out + 1] = part end
   end
   return table.concat(out, ",")
 end
 
-local function rewrite(cmd, root, ports, add)
+local function rewrite(cmd, root, ports, add, address)
   local args = {}
   for i = 2, #cmd do
     local flag, v = cmd[i]:match("^(%-%-[%w%-]+)=(.*)$")
-    if flag and add[flag] == nil then args[#args + 1] = flag .. "=" .. rewrite_value(v, root, ports)
+    if flag and add[flag] == nil then args[#args + 1] = flag .. "=" .. rewrite_value(v, root, ports, address)
     elseif not flag then args[#args + 1] = cmd[i] end
   end
   for flag, v in pairs(add) do args[#args + 1] = flag .. "=" .. v end
@@ -208,49 +223,125 @@ end
 
 -- What a kubelet does on registration: create its Node object with its own credentials (kubelet.conf,
 -- system:node:<name>, allowed by the Node authorizer and NodeRestriction). Existing is fine.
+-- Returns the Node as the API server has it.
 function CP.register_node(self)
-  local c = assert(kubeconfig.client(self.root .. "/etc/kubernetes/kubelet.conf", { timeout = 10 }))
+  local c = assert(kubeconfig.client(self.kubelet_conf, { timeout = 10 }))
   local node = { apiVersion = "v1", kind = "Node", metadata = { name = self.node_name, labels = {
     ["kubernetes.io/hostname"] = self.node_name, ["kubernetes.io/os"] = "linux", ["kubernetes.io/arch"] = "amd64",
     ["beta.kubernetes.io/os"] = "linux", ["beta.kubernetes.io/arch"] = "amd64" } } }
-  local ok, err = c:json("POST", "/api/v1/nodes", node)
+  local got, err = c:json("POST", "/api/v1/nodes", node)
+  if not got and err.status == 409 then got, err = c:json("GET", "/api/v1/nodes/" .. self.node_name) end
   c:close()
-  if not ok and err.status ~= 409 then return nil, err end
+  if not got then return nil, err end
+  return got
+end
+
+-- What a kubelet posts for each static Pod it runs: the mirror Pod <name>-<node> in kube-system,
+-- bound to the node, marked by kubernetes.io/config.mirror, owned by the Node (when its uid is
+-- known), with the default NoExecute toleration of static Pods. The annotations are rewritten as
+-- the flags were, so etcd's kubeadm.kubernetes.io/etcd.advertise-client-urls is where that etcd
+-- really listens (kubeadm's control-plane join finds the members there). Existing is fine.
+function CP.post_mirror_pods(self, node_uid)
+  local c = assert(kubeconfig.client(self.super_admin_conf, { timeout = 10 }))
+  for _, n in ipairs(M.COMPONENTS) do
+    local pod, _, text = assert(read_manifest(self.root, n))
+    local m = pod.metadata or {}
+    pod.metadata = m
+    local name = (m.name or n) .. "-" .. self.node_name
+    local hash = t.must("printf %s " .. t.q(text) .. " | md5sum"):match("^(%x+)")
+    local ann = {}
+    for k, v in pairs(m.annotations or {}) do
+      ann[k] = type(v) == "string" and rewrite_value(v, nil, self.ports, self.address) or v
+    end
+    ann["kubernetes.io/config.hash"], ann["kubernetes.io/config.mirror"] = hash, hash
+    ann["kubernetes.io/config.source"] = "file"
+    m.annotations, m.name, m.namespace = ann, name, "kube-system"
+    m.creationTimestamp = nil
+    if node_uid then
+      m.ownerReferences = { { apiVersion = "v1", kind = "Node", name = self.node_name, uid = node_uid, controller = true } }
+    end
+    pod.spec.nodeName = self.node_name
+    local tol = pod.spec.tolerations or setmetatable({}, yaml.array_mt)
+    tol[#tol + 1] = { operator = "Exists", effect = "NoExecute" }
+    pod.spec.tolerations = tol
+    pod.status = nil
+    -- right after /livez, kube-system or the system-node-critical PriorityClass may not be there yet
+    local deadline, ok, err = os.time() + 30
+    repeat
+      ok, err = c:json("POST", "/api/v1/namespaces/kube-system/pods", pod)
+      if ok or err.status == 409 then break end
+      os.execute("sleep 0.5")
+    until os.time() >= deadline
+    if not ok and err.status ~= 409 then
+      c:close()
+      return nil, ("mirror Pod %s: %s"):format(name, tostring(err))
+    end
+  end
+  c:close()
   return true
 end
 
-local function wait_manifests(root, timeout)
+-- kboot init writes the kubeconfigs before the manifests; a control-plane join writes kubelet.conf
+-- before etcd's manifest, the last one. All of them are needed.
+local function wait_files(root, timeout)
   local deadline = os.time() + timeout
+  local want = { "etc/kubernetes/admin.conf", "etc/kubernetes/kubelet.conf" }
+  for _, n in ipairs(M.COMPONENTS) do want[#want + 1] = "etc/kubernetes/manifests/" .. n .. ".yaml" end
   repeat
     local all = true
-    for _, n in ipairs(M.COMPONENTS) do
-      if not t.sh("test -s " .. t.q(root .. "/etc/kubernetes/manifests/" .. n .. ".yaml")) then all = false end
+    for _, f in ipairs(want) do
+      if not t.sh("test -s " .. t.q(root .. "/" .. f)) then all = false end
     end
     if all then return true end
     os.execute("sleep 0.2")
   until os.time() >= deadline
-  return nil, "static Pod manifests did not appear in " .. root .. "/etc/kubernetes/manifests"
+  return nil, "static Pod manifests and kubeconfigs did not appear in " .. root .. "/etc/kubernetes"
 end
 
--- Starts the control plane. opts: root (required), kubelet_port (10248), node_name (from kubelet.conf),
--- wait_manifests = seconds to wait for kboot init (running in the background) to write the manifests,
--- register_node = false to leave the Node object to the test. Returns cp, or raises with the logs.
+-- kubelet.conf after a TLS bootstrap names its certificate by the node's path
+-- (/var/lib/kubelet/pki/kubelet-client-current.pem): a copy that names it under the sandbox.
+local function kubelet_conf(root, log_dir)
+  local conf = root .. "/etc/kubernetes/kubelet.conf"
+  local text = t.read(conf)
+  if not text:find(" /var/lib/kubelet/", 1, true) then return conf end
+  conf = log_dir .. "/kubelet.conf"
+  t.write(conf, (text:gsub(" /var/lib/kubelet/", " " .. root .. "/var/lib/kubelet/")))
+  return conf
+end
+
+local function node_name_of(kc)
+  local n = kc.user:match("^system:node:(.+)$")
+  if n or not kc.cert_pem then return n end
+  local cert = require("kboot.pki").load_cert(kc.cert_pem)
+  return cert and (cert:info().subject.cn or ""):match("^system:node:(.+)$")
+end
+
+-- Starts the control plane. opts: root (required), address = the node's own address ("127.0.0.1":
+-- the API server binds it; on another address only 127.0.0.1's ports are moved, see rewrite_value),
+-- kubelet_port (10248), kubelet_healthz = false to serve no kubelet healthz (a second node's
+-- KubeletConfiguration is the cluster's: the first node's harness serves that port),
+-- node_name (from kubelet.conf), wait_manifests = seconds to wait for kboot (running in the
+-- background) to write the manifests and kubeconfigs, register_node = false to leave the Node
+-- object to the test, mirror_pods = false to post no mirror Pods. Returns cp, or raises with the logs.
 function M.start(opts)
   local root = assert(opts.root, "controlplane.start: root is required")
   local why = M.missing()
   if why then error(why) end
-  if opts.wait_manifests then assert(wait_manifests(root, opts.wait_manifests)) end
+  if opts.wait_manifests then assert(wait_files(root, opts.wait_manifests)) end
   local bin = M.bin_dir()
   local self = setmetatable({ root = root, pids = {}, order = {}, commands = {}, log_dir = root .. "/cp-logs",
-                              bin = bin }, CP)
+                              bin = bin, address = opts.address or "127.0.0.1" }, CP)
   t.must("mkdir -p " .. t.q(self.log_dir) .. " && : >" .. t.q(self.log_dir .. "/pids"))
   self.admin_conf = root .. "/etc/kubernetes/admin.conf"
+  -- a joined control-plane node has no super-admin.conf (kubeadm writes it on init only)
   self.super_admin_conf = root .. "/etc/kubernetes/super-admin.conf"
+  if not t.sh("test -e " .. t.q(self.super_admin_conf)) then self.super_admin_conf = self.admin_conf end
   local kc = assert(kubeconfig.current(assert(kubeconfig.load(self.admin_conf))))
   self.server = kc.server
   self.api_port = tonumber(kc.server:match(":(%d+)$"))
-  local kubelet = assert(kubeconfig.current(assert(kubeconfig.load(root .. "/etc/kubernetes/kubelet.conf"))))
-  self.node_name = opts.node_name or kubelet.user:match("^system:node:(.+)$") or "kbnode"
+  self.kubelet_conf = kubelet_conf(root, self.log_dir)
+  local kubelet = assert(kubeconfig.current(assert(kubeconfig.load(self.kubelet_conf))))
+  self.node_name = opts.node_name or node_name_of(kubelet) or "kbnode"
   self.kubelet_port = opts.kubelet_port or 10248
   self.kubectl = ("%s --kubeconfig %s"):format(t.q(bin .. "/kubectl"), t.q(self.admin_conf))
   self.kubectl_super = ("%s --kubeconfig %s"):format(t.q(bin .. "/kubectl"), t.q(self.super_admin_conf))
@@ -260,14 +351,16 @@ function M.start(opts)
     .. " >/dev/null 2>&1 </dev/null & echo $!"):format(t.q(self.log_dir .. "/pids"))):match("%d+")
 
   local cmds = {}
-  for _, n in ipairs(M.COMPONENTS) do cmds[n] = assert(read_command(root, n)) end
-  -- every port a manifest names, moved to a free one (the API server's is already free: see plan)
+  for _, n in ipairs(M.COMPONENTS) do cmds[n] = select(2, assert(read_manifest(root, n))) end
+  -- every well-known port a manifest names on 127.0.0.1, moved to a free one (the API server's is
+  -- already free: see plan)
   local ports = {}
   for _, known in ipairs({ 2379, 2380, 2381, 10257, 10259 }) do ports[known] = port() end
+  self.ports = ports
   self.etcd_port = ports[2379]
   local adds = {
     etcd = {},
-    ["kube-apiserver"] = { ["--bind-address"] = "127.0.0.1" },
+    ["kube-apiserver"] = { ["--bind-address"] = self.address },
     ["kube-controller-manager"] = { ["--secure-port"] = tostring(ports[10257]) },
     ["kube-scheduler"] = { ["--secure-port"] = tostring(ports[10259]) },
   }
@@ -275,31 +368,35 @@ function M.start(opts)
   local ok, err = pcall(function()
     for _, n in ipairs(M.COMPONENTS) do
       local exe = n == "etcd" and "/usr/bin/etcd" or (bin .. "/" .. n)
-      local args = rewrite(cmds[n], root, ports, adds[n])
+      local args = rewrite(cmds[n], root, ports, adds[n], self.address)
       self.commands[n] = { exe = exe, args = args }
       spawn(self, n, exe, args)
     end
-    -- the kubelet's healthz endpoint, which wait-control-plane polls
-    local py = "import http.server as h\n" ..
-      "class H(h.BaseHTTPRequestHandler):\n" ..
-      "  def do_GET(s):\n" ..
-      "    ok = s.path == '/healthz'\n" ..
-      "    s.send_response(200 if ok else 404); s.send_header('Content-Type','text/plain'); s.end_headers()\n" ..
-      "    s.wfile.write(b'ok' if ok else b'not found')\n" ..
-      "  def log_message(s, *a): pass\n" ..
-      ("h.HTTPServer(('127.0.0.1', %d), H).serve_forever()\n"):format(self.kubelet_port)
-    spawn(self, "kubelet-healthz", "python3", { "-c", py })
-    self.kubelet_healthz = ("http://127.0.0.1:%d/healthz"):format(self.kubelet_port)
+    if opts.kubelet_healthz ~= false then
+      -- the kubelet's healthz endpoint, which wait-control-plane polls
+      local py = "import http.server as h\n" ..
+        "class H(h.BaseHTTPRequestHandler):\n" ..
+        "  def do_GET(s):\n" ..
+        "    ok = s.path == '/healthz'\n" ..
+        "    s.send_response(200 if ok else 404); s.send_header('Content-Type','text/plain'); s.end_headers()\n" ..
+        "    s.wfile.write(b'ok' if ok else b'not found')\n" ..
+        "  def log_message(s, *a): pass\n" ..
+        ("h.HTTPServer(('127.0.0.1', %d), H).serve_forever()\n"):format(self.kubelet_port)
+      spawn(self, "kubelet-healthz", "python3", { "-c", py })
+      self.kubelet_healthz = ("http://127.0.0.1:%d/healthz"):format(self.kubelet_port)
+    end
     assert(self:wait_live(opts.timeout or 90))
-    if opts.register_node ~= false then assert(self:register_node()) end
+    local node
+    if opts.register_node ~= false then node = assert(self:register_node()) end
+    if opts.mirror_pods ~= false then assert(self:post_mirror_pods(node and node.metadata.uid)) end
   end)
   if not ok then
     local tail = self:tail(20)
     self:stop()
     error(("control plane did not start: %s\n%s"):format(tostring(err), tail), 2)
   end
-  log.debug("controlplane", "API server %s, etcd 127.0.0.1:%d, kubelet healthz %s", self.server, self.etcd_port,
-            self.kubelet_healthz)
+  log.debug("controlplane", "API server %s, etcd %s:%d, kubelet healthz %s", self.server, self.address,
+            self.etcd_port, tostring(self.kubelet_healthz))
   return self
 end
 

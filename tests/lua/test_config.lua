@@ -147,6 +147,26 @@ function TestValidate:test_bootstrap_tokens_follow_kboot_tokens_rules()
   lu.assertNotStrContains(errs, "usages[0]")
   lu.assertNotStrContains(errs, ".token:")
 end
+function TestValidate:test_bootstrap_token_groups_need_authentication_as_kubeadm()
+  -- kubeadm (v1.20 run, v1.31 read) defaults an empty usages or groups list as a missing one, then
+  -- refuses groups, given or defaulted, on a token that does not authenticate
+  local G = "kubeadm.k8s.io/v1beta4"
+  local function init(t)
+    return { { apiVersion = G, kind = "InitConfiguration", localAPIEndpoint = { advertiseAddress = "10.0.0.1" },
+               bootstrapTokens = { t } } }
+  end
+  local want = 'InitConfiguration.bootstrapTokens[0].groups: token groups (system:bootstrappers:kubeadm:default-node-token) '
+    .. 'cannot be specified unless usages includes "authentication"'
+  lu.assertStrContains(errors_of(init{ token = "abcdef.0123456789abcdef", usages = { "signing" } }), want)
+  lu.assertStrContains(errors_of(init{ token = "abcdef.0123456789abcdef", usages = { "signing" }, groups = {} }), want)
+  lu.assertStrContains(errors_of(init{ usages = { "signing" }, groups = { "system:bootstrappers:a", "system:bootstrappers:b" } }),
+    "groups: token groups (system:bootstrappers:a,system:bootstrappers:b) cannot be specified")
+  local p = must_load(init{ token = "abcdef.0123456789abcdef", usages = {}, groups = {} })
+  lu.assertEquals(p.init.bootstrapTokens[1].usages, { "signing", "authentication" })
+  lu.assertEquals(p.init.bootstrapTokens[1].groups, { "system:bootstrappers:kubeadm:default-node-token" })
+  must_load(init{ usages = { "authentication" } })
+end
+
 function TestValidate:test_many_problems_reported_together()
   local errs = errors_of({ { apiVersion = G .. "v1beta4", kind = "ClusterConfiguration",
     networking = { serviceSubnet = "10.96.0.0/30", dnsDomain = "UPPER" }, encryptionAlgorithm = "DSA",

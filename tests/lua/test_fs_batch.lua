@@ -145,6 +145,43 @@ function TestBatch:test_begin_commit_flush_nesting_and_misuse()
   lu.assertTrue(fs.flush()) -- nothing pending, no batch: fine
 end
 
+function TestBatch:test_prune_takes_back_only_the_empty_dirs_the_batch_made()
+  t.must("mkdir -p " .. t.q(host("/had/empty")))
+  fs.begin()
+  assert(fs.mkdir("/had/empty/new/deeper", "0755"))       -- made: new, deeper (empty)
+  assert(fs.mkdir("/etc/kubernetes", "0755"))              -- made: etc, kubernetes
+  local lock = assert(fs.lock("/var/lib/x/.lock", { mkdir = true }))  -- made: var, lib, x
+  assert(fs.write("/srv/a/file", "x", "0644", { mkdir = true }))       -- made: srv, a (a pending temp inside)
+  assert(fs.remove("/var/lib/x/.lock"))  -- (commits the pending write)
+  lock:close()
+  assert(fs.write("/etc/kubernetes/pki/p", "y", "0600", { mkdir = true }))  -- made: pki; only a temp in it
+  lu.assertEquals(fs.prune(), 5)  -- deeper, new, var/lib/x, var/lib, var
+  lu.assertEquals(fs.prune(), 0)  -- forgotten
+  lu.assertEquals({ fs.pending() }, { 1, 1 })
+  assert(fs.commit())
+  lu.assertEquals(t.must("cd " .. t.q(root) .. " && find . | LC_ALL=C sort"),
+    ".\n./etc\n./etc/kubernetes\n./etc/kubernetes/pki\n./etc/kubernetes/pki/p\n./had\n./had/empty\n./srv\n./srv/a\n./srv/a/file\n")
+  -- a dry run makes nothing and so takes nothing back; outside a batch nothing is noted
+  fs.set_dry_run(true)
+  fs.begin()
+  assert(fs.mkdir("/dry", "0755"))
+  lu.assertEquals(fs.prune(), 0)
+  assert(fs.commit())
+  fs.set_dry_run(false)
+  assert(fs.mkdir("/unbatched", "0755"))
+  fs.begin()
+  lu.assertEquals(fs.prune(), 0)
+  assert(fs.commit())
+  lu.assertTrue(t.sh("test -d " .. t.q(host("/unbatched"))))
+  -- a commit ends what prune may take back
+  fs.begin()
+  assert(fs.mkdir("/later", "0755"))
+  assert(fs.commit())
+  fs.begin()
+  lu.assertEquals(fs.prune(), 0)
+  assert(fs.commit())
+end
+
 function TestBatch:test_dry_run_batch_writes_nothing()
   fs.set_dry_run(true)
   local r = fs.batch(function()

@@ -115,4 +115,38 @@ function TestJoinFlow:test_worker_join_keeps_the_endpoint_given()
   lu.assertEquals(t.tree_hash(root), before)
 end
 
+-- A dry run writes nothing and its log says so: no "Writing" or "Wrote" for files it does not write.
+function TestJoinFlow:test_dry_run_log_says_would_write()
+  seed(API.url)
+  local root = t.tmpdir()
+  local before = t.tree_hash(root)
+  local ok, out = join(root, ("%s --token %s --discovery-token-ca-cert-hash %s --node-name w1 --ignore-preflight-errors=all --dry-run")
+    :format(API.endpoint, TOKEN, CA:spki_pin()))
+  lu.assertTrue(ok, out)
+  lu.assertEquals(t.tree_hash(root), before)
+  lu.assertStrContains(out, "[kubelet-start] dry run: would write " .. root .. "/var/lib/kubelet/config.yaml")
+  lu.assertStrContains(out, "[kubelet-start] dry run: would write " .. root .. "/etc/kubernetes/kubelet.conf")
+  lu.assertNotStrContains(out, "Writing")
+  lu.assertNotStrContains(out, "Wrote")
+end
+
+-- A join that fails after discovery (in preflight; in kubelet-start, before it writes) leaves a
+-- fresh root as it was: no /etc/kubernetes made for the lock and left empty.
+function TestJoinFlow:test_failed_join_leaves_a_fresh_root_as_it_was()
+  seed(API.url)
+  local fresh = t.tree_hash(t.tmpdir())
+  local root = t.tmpdir()
+  local args = ("%s --token %s --discovery-token-ca-cert-hash %s --node-name w1"):format(API.endpoint, TOKEN, CA:spki_pin())
+  local ok, out = join(root, args)
+  lu.assertFalse(ok, out)
+  lu.assertStrContains(out, "error execution phase preflight")
+  lu.assertEquals(t.tree_hash(root), fresh)
+  API:put{ apiVersion = "v1", kind = "Node", metadata = { name = "w1" },
+           status = { conditions = { { type = "Ready", status = "True" } } } }
+  ok, out = join(root, args .. " --ignore-preflight-errors=all")
+  lu.assertFalse(ok, out)
+  lu.assertStrContains(out, 'error execution phase kubelet-start: a Node named "w1" is already Ready')
+  lu.assertEquals(t.tree_hash(root), fresh)
+end
+
 os.exit(lu.LuaUnit.run())

@@ -112,6 +112,46 @@ function TestMint:test_pending_then_issued_then_kept()
   lu.assertFalse((tls.current(c, b.server, b.ca_pem)))
 end
 
+function TestMint:test_signed_soon_is_seen_soon()
+  -- csrapproving and the signer answer within tens of ms: signed between the first and the
+  -- second look, the wait must not sit out a long fixed interval
+  local c = ctx(t.tmpdir())
+  local time = require("kboot.time")
+  local k, gets, t0 = API:kube(), 0, nil
+  local real_get = k.get
+  k.get = function(self, ...)
+    gets = gets + 1
+    if gets == 1 then t0 = time.now() end
+    if gets == 2 then approve_and_sign() end
+    return real_get(self, ...)
+  end
+  local ok, err = tls.mint(c, { kube = k, server = "https://10.0.0.1:6443", ca_pem = CA:pem() })
+  lu.assertTrue(ok, tostring(err))
+  lu.assertEquals(gets, 2)
+  lu.assertTrue(time.now() - t0 < 0.25, ("took %.3fs"):format(time.now() - t0))
+end
+
+function TestMint:test_poll_backs_off_to_a_cap_and_keeps_the_timeout()
+  -- on a virtual clock: 20 ms doubling to 1 s, and the same timeout and diagnosis as ever
+  local time = require("kboot.time")
+  local real_now, real_sleep = time.now, time.sleep
+  local clock, sleeps = 1000, {}
+  time.now = function() return clock end
+  time.sleep = function(s) sleeps[#sleeps + 1] = s; clock = clock + s end
+  local k = API:kube()
+  local name = "node-csr-pending"
+  assert(k:create{ apiVersion = "certificates.k8s.io/v1", kind = "CertificateSigningRequest",
+                   metadata = { name = name }, spec = { signerName = tls.SIGNER } })
+  local pem, err = tls.wait(k, name, 5)
+  time.now, time.sleep = real_now, real_sleep
+  lu.assertNil(pem)
+  lu.assertStrContains(tostring(err), "CertificateSigningRequest node-csr-pending is still pending after 5s: not approved")
+  lu.assertEquals(sleeps[1], 0.02)
+  for i = 2, #sleeps do lu.assertTrue(sleeps[i] == math.min(sleeps[i - 1] * 2, 1), tostring(sleeps[i])) end
+  lu.assertEquals(sleeps[#sleeps], 1)
+  lu.assertTrue(clock - 1000 >= 5 and clock - 1000 < 6, tostring(clock - 1000))
+end
+
 function TestMint:test_denied_is_said()
   local c = ctx(t.tmpdir())
   local b = { kube = API:kube(), server = "https://10.0.0.1:6443", ca_pem = CA:pem() }

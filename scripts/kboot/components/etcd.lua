@@ -118,7 +118,8 @@ function M.render(ctx)
 end
 
 function M.before(ctx)
-  ctx.log.info("etcd", "Creating static Pod manifest for local etcd in %q", ctx.fs.path(mf.DIR))
+  ctx.log.info("etcd", "%s static Pod manifest for local etcd in %q", ctx.dry_run and "dry run: would create" or "Creating",
+               ctx.fs.path(mf.DIR))
   return true
 end
 

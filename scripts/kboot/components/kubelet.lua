@@ -152,7 +152,8 @@ end
 
 -- the generic save, with a line per file
 function M.save(ctx, a)
-  for _, f in ipairs(a.files) do ctx.log.info("kubelet-start", "Writing %s", ctx.fs.path(f.path)) end
+  local verb = ctx.dry_run and "dry run: would write" or "Writing"
+  for _, f in ipairs(a.files) do ctx.log.info("kubelet-start", "%s %s", verb, ctx.fs.path(f.path)) end
   return require("kboot.component").save(ctx, a)
 end
 

@@ -28,8 +28,9 @@ local function upload_paths(ctx)
   return out
 end
 
--- kubeadm's copycerts: certificates 0644 (certutil.WriteCert), keys and sa.pub 0600 (keyutil.WriteKey)
-local function mode_of(name) return name:match("%.crt$") and "0644" or "0600" end
+-- kubeadm's copycerts since v1.22 (kubernetes#103313): private keys 0600, certificates and sa.pub
+-- 0644 (init's certs phase writes sa.pub 0600: kubeadm differs there too)
+local function mode_of(name) return name:match("%.key$") and "0600" or "0644" end
 
 function M.has_certificate_key(ctx)
   local key = ctx.join.controlPlane and ctx.join.controlPlane.certificateKey

@@ -49,7 +49,7 @@ local function bootstrap_conf(ctx, b)
                               token = ctx.join.discovery.tlsBootstrapToken }
   local ok, err = kubeconfig.write(M.BOOTSTRAP_CONF, t)
   if not ok then return nil, fail("cannot write %s: %s", ctx.fs.path(M.BOOTSTRAP_CONF), tostring(err)) end
-  ctx.log.info(P, "Wrote %s (the kubelet requests its own certificate with it)", ctx.fs.path(M.BOOTSTRAP_CONF))
+  ctx.log.info(P, "%s %s (the kubelet requests its own certificate with it)", ctx.dry_run and "dry run: would write" or "Wrote", ctx.fs.path(M.BOOTSTRAP_CONF))
   return true
 end
 
@@ -64,21 +64,23 @@ function M.run(ctx)
   end
   local err = name_clash(ctx, b)
   if err then return nil, err end
-  local ok
-  ok, err = write_ca(ctx, b)
-  if not ok then return nil, err end
   local kubelet = require("kboot.components.kubelet")
-  local a
+  local a, ok
   a, err = kubelet.render(ctx)
   if not a then return nil, err end
+  -- the certificate first: a CSR that is denied or never approved leaves this node as it was
+  if not ctx.opts.kubelet_bootstrap then
+    ok, err = tls.mint(ctx, b)
+    if not ok then return nil, err end
+  end
+  ok, err = write_ca(ctx, b)
+  if not ok then return nil, err end
   ok, err = kubelet.save(ctx, a)
   if not ok then return nil, err end
   if ctx.opts.kubelet_bootstrap then
     ok, err = bootstrap_conf(ctx, b)
-  else
-    ok, err = tls.mint(ctx, b)
+    if not ok then return nil, err end
   end
-  if not ok then return nil, err end
   ok, err = kubelet.start(ctx)
   if ok == nil then return nil, err end
   return true
