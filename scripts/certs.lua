@@ -50,8 +50,9 @@ local function setup(name, opts, need_host)
   -- kubeadm's defaults alone warn about nothing of the admin's
   if opts.config then for _, w in ipairs(warnings or {}) do log.warn("config", "%s", w) end end
   if not parts then
+    if #errs == 1 then cli.exit(2, ("%s: invalid configuration: %s; nothing was read or written"):format(name, errs[1])) end
     for _, e in ipairs(errs) do io.stderr:write(e, "\n") end
-    cli.exit(2, ("%s: invalid configuration (%d problem(s)); nothing was read or written"):format(name, #errs))
+    cli.exit(2, ("%s: invalid configuration (%d problems); nothing was read or written"):format(name, #errs))
   end
   if not opts.config then
     local dir = parts.cluster.certificatesDir

@@ -253,7 +253,7 @@ function M.inspect(ctx, o)
     if r.cert then
       check(ctx, it, r, ca, o.config)
       row.not_after = r.info.not_after
-      row.residual = r.info.not_after - now
+      row.residual = M.residual(r.info.not_after, now)
     end
     report.certificates[#report.certificates + 1] = row
   end
@@ -263,7 +263,7 @@ function M.inspect(ctx, o)
                   problems = ca and ca.problems or {}, external = ca ~= nil and ca.external == true }
     if ca and ca.cert then
       local info = ca.cert:info()
-      row.not_after, row.residual = info.not_after, info.not_after - now
+      row.not_after, row.residual = info.not_after, M.residual(info.not_after, now)
       if not info.is_ca then row.problems[#row.problems + 1] = "it is not a CA certificate" end
     end
     report.authorities[#report.authorities + 1] = row
@@ -271,15 +271,24 @@ function M.inspect(ctx, o)
   return report
 end
 
--- apimachinery's ShortHumanDuration (what kubeadm prints as RESIDUAL TIME), for whole seconds.
+-- residual(not_after, now) -> seconds left (a float): the wall clock is, on average, half a second
+-- past os.time(), so a certificate renewed this second has 364d and some hours left, as kubeadm
+-- (which counts nanoseconds) shows it, not 365d.
+function M.residual(not_after, now) return not_after - now - 0.5 end
+
+-- apimachinery's ShortHumanDuration (what kubeadm prints as RESIDUAL TIME): every unit truncated
+-- toward zero, as Go's int() of a float.
+local function trunc(x) return math.tointeger(x < 0 and math.ceil(x) or math.floor(x)) end
 function M.short_duration(d)
-  if d < -1 then return "<invalid>" end
-  if d < 0 then return "0s" end
-  if d < 60 then return d .. "s" end
-  if d < 3600 then return (d // 60) .. "m" end
-  if d < 86400 then return (d // 3600) .. "h" end
-  if d // 3600 < 24 * 365 then return (d // 86400) .. "d" end
-  return (d // (86400 * 365)) .. "y"
+  local s = trunc(d)
+  if s < -1 then return "<invalid>" end
+  if s < 0 then return "0s" end
+  if s < 60 then return s .. "s" end
+  if trunc(d / 60) < 60 then return trunc(d / 60) .. "m" end
+  local h = trunc(d / 3600)
+  if h < 24 then return h .. "h" end
+  if h < 24 * 365 then return (h // 24) .. "d" end
+  return trunc(d / 3600 / 24 / 365) .. "y"
 end
 
 -- Go's "Jan 02, 2006 15:04 MST" for a UTC time (x509 times are UTC).
@@ -355,7 +364,8 @@ local function entry(r, leaf)
   local null = require("kboot.yaml").null
   local found = r.not_after ~= nil -- kubeadm gives a missing one its name and missing: true only
   e[#e + 1] = { "expirationDate", found and rfc3339(r.not_after) or null }
-  e[#e + 1] = { "residualTime", found and r.residual or 0 }
+  -- int64(d / time.Second): toward zero
+  e[#e + 1] = { "residualTime", found and trunc(r.residual) or 0 }
   e[#e + 1] = { "externallyManaged", found and r.external == true }
   if found and leaf and r.ca and r.ca ~= "" then e[#e + 1] = { "caName", r.ca } end -- omitempty
   e[#e + 1] = { "missing", not found }
@@ -462,7 +472,7 @@ function M.plan_renew(ctx, names, o)
     elseif r.invalid then
       fail(op, "%s: %s; nothing was renewed", it.name, r.problems[1])
     elseif o.within and r.info.not_after - now > o.within then
-      plan.left[#plan.left + 1] = { item = it, residual = r.info.not_after - now }
+      plan.left[#plan.left + 1] = { item = it, residual = M.residual(r.info.not_after, now) }
     else
       if it.kind == "kubeconfig" and not r.embedded then
         fail(op, "%s: %s does not embed its client certificate and key (client-certificate-data, client-key-data); nothing was renewed",

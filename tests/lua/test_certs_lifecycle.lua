@@ -28,6 +28,11 @@ function TestFormat:test_short_duration_is_apimachinery_s()
     { 3599, "59m" }, { 3600, "1h" }, { DAY - 1, "23h" }, { DAY, "1d" }, { 355 * DAY, "355d" },
     { 365 * DAY - 1, "364d" }, { 365 * DAY, "1y" }, { 3640 * DAY, "9y" }, { 3650 * DAY, "10y" } }
   for _, c in ipairs(cases) do lu.assertEquals(lc.short_duration(c[1]), c[2], tostring(c[1])) end
+  -- Go truncates every unit toward zero
+  lu.assertEquals(lc.short_duration(-1.5), "0s")
+  lu.assertEquals(lc.short_duration(-2.5), "<invalid>")
+  lu.assertEquals(lc.short_duration(365 * DAY - 0.5), "364d")
+  lu.assertEquals(lc.short_duration(59.9), "59s")
 end
 
 function TestFormat:test_dates_are_go_s_layout_in_utc()
@@ -155,17 +160,18 @@ end
 
 function TestLifecycle:test_residual_times_of_a_pki_made_ten_days_ago()
   cf.resign(self.ctx, "apiserver", { not_after = NOW + 30 * DAY + 3600 })
-  cf.resign(self.ctx, "admin.conf", { not_after = NOW + 5 * 3600 })
+  cf.resign(self.ctx, "admin.conf", { not_after = NOW + 5 * 3600 + 60 })
   cf.resign(self.ctx, "etcd-peer", { not_before = NOW - 400 * DAY, not_after = NOW - 3 * DAY })
   local rep = lc.inspect(self.ctx, { config = true })
   local c, a = by_name(rep.certificates), by_name(rep.authorities)
   lu.assertEquals(lc.short_duration(c["apiserver"].residual), "30d")
   lu.assertEquals(lc.short_duration(c["admin.conf"].residual), "5h")
   lu.assertEquals(lc.short_duration(c["etcd-peer"].residual), "<invalid>")
-  lu.assertEquals(c["scheduler.conf"].residual, 355 * DAY)
-  lu.assertEquals(lc.short_duration(c["front-proxy-client"].residual), "355d")
+  -- exactly 355 days at NOW: half a second less by the wall clock, as kubeadm counts
+  lu.assertEquals(c["scheduler.conf"].residual, 355 * DAY - 0.5)
+  lu.assertEquals(lc.short_duration(c["front-proxy-client"].residual), "354d")
   lu.assertEquals(lc.short_duration(a["ca"].residual), "9y")
-  lu.assertEquals(a["ca"].residual, 3640 * DAY)
+  lu.assertEquals(a["ca"].residual, 3640 * DAY - 0.5)
   for _, r in ipairs(rep.certificates) do
     lu.assertEquals(r.problems, {}, r.name)
     lu.assertFalse(r.external, r.name)
