@@ -276,20 +276,10 @@ end
 -- (which counts nanoseconds) shows it, not 365d.
 function M.residual(not_after, now) return not_after - now - 0.5 end
 
--- apimachinery's ShortHumanDuration (what kubeadm prints as RESIDUAL TIME): every unit truncated
--- toward zero, as Go's int() of a float.
+-- apimachinery's ShortHumanDuration (what kubeadm prints as RESIDUAL TIME) of a float: Go truncates
+-- the seconds toward zero, and for whole seconds every larger unit is the same (kboot.tokens has it).
 local function trunc(x) return math.tointeger(x < 0 and math.ceil(x) or math.floor(x)) end
-function M.short_duration(d)
-  local s = trunc(d)
-  if s < -1 then return "<invalid>" end
-  if s < 0 then return "0s" end
-  if s < 60 then return s .. "s" end
-  if trunc(d / 60) < 60 then return trunc(d / 60) .. "m" end
-  local h = trunc(d / 3600)
-  if h < 24 then return h .. "h" end
-  if h < 24 * 365 then return (h // 24) .. "d" end
-  return trunc(d / 3600 / 24 / 365) .. "y"
-end
+function M.short_duration(d) return require("kboot.tokens").short_duration(trunc(d)) end
 
 -- Go's "Jan 02, 2006 15:04 MST" for a UTC time (x509 times are UTC).
 function M.format_date(t) return os.date("!%b %d, %Y %H:%M UTC", t) end
