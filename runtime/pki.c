@@ -285,7 +285,7 @@ EVP_PKEY *kb_pki_load_key(const char *pem, size_t len, kb_err *e)
     EVP_PKEY *k = NULL;
     if (der) {
         /* The PEM type names the key type: a decoder for that type alone is set up several
-         * times faster than the one that tries every format (what kubeadm's files all are). */
+         * times faster than the one that tries every format (traditional PEM is the common case). */
         const unsigned char *p = der;
         ERR_set_mark();
         k = d2i_PrivateKey(type[0] == 'R' ? EVP_PKEY_RSA : EVP_PKEY_EC, NULL, &p, (long)dlen);

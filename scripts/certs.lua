@@ -32,9 +32,11 @@ end
 local NO_HOST = { hostname = "node", default_address = "127.0.0.1", systemd_resolved = false, proxy_env = {} }
 
 -- ctx for the command: --root, the configuration (the file, else kubeadm's defaults), --cert-dir,
--- --kubeconfig-dir. Without --config, external etcd is assumed when this node has neither the etcd
--- CA nor an etcd static Pod manifest. Bad input ends here (exit 2), before anything is read.
-local function setup(name, opts, need_host)
+-- --kubeconfig-dir. o.existing (a command about a node's existing PKI): without --config, external
+-- etcd is assumed when this node has neither the etcd CA nor an etcd static Pod manifest. o.host:
+-- this machine's facts even without --config (the SANs come from them). Bad input ends here (exit
+-- 2), before anything is read.
+local function setup(name, opts, o)
   if opts.root then
     local ok, err = fs.set_root(opts.root)
     if not ok then cli.usage_error(name, "--root %s: %s", opts.root, tostring(err)) end
@@ -45,7 +47,7 @@ local function setup(name, opts, need_host)
     end
   end
   local context = require("kboot.context")
-  local host = (need_host or opts.config) and context.host_facts() or NO_HOST
+  local host = (o.host or opts.config) and context.host_facts() or NO_HOST
   local parts, errs, warnings = require("kboot.config").load({ file = opts.config, flags = opts, host = host })
   -- kubeadm's defaults alone warn about nothing of the admin's
   if opts.config then for _, w in ipairs(warnings or {}) do log.warn("config", "%s", w) end end
@@ -54,7 +56,7 @@ local function setup(name, opts, need_host)
     for _, e in ipairs(errs) do io.stderr:write(e, "\n") end
     cli.exit(2, ("%s: invalid configuration (%d problems); nothing was read or written"):format(name, #errs))
   end
-  if not opts.config then
+  if o.existing and not opts.config then
     local dir = parts.cluster.certificatesDir
     if not fs.exists(dir .. "/etcd/ca.crt") and not fs.exists("/etc/kubernetes/manifests/etcd.yaml") then
       parts.cluster.etcd = { external = { endpoints = {} } }
@@ -123,7 +125,7 @@ local function check_expiration(args)
     max_args = 0, examples = { "kboot certs check-expiration", "kboot certs check-expiration --config kubeadm.yaml -o json" } })
   local fmt = ({ text = lc.format_text, json = lc.format_json, yaml = lc.format_yaml })[opts.output]
   if not fmt then cli.usage_error(name, "invalid --output %q: want text, json or yaml", opts.output) end
-  local ctx = setup(name, opts)
+  local ctx = setup(name, opts, { existing = true })
   io.stdout:write(fmt(lc.inspect(ctx, { config = ctx.config_given })))
 end
 
@@ -158,7 +160,7 @@ local function renew(args)
     within, why = lc.parse_duration(opts.expiring_within)
     if not within then cli.usage_error(name, "invalid --expiring-within %q: %s", opts.expiring_within, why) end
   end
-  local ctx = setup(name, opts)
+  local ctx = setup(name, opts, { existing = true })
   for _, n in ipairs(pos) do
     if n ~= "all" and not lc.item(ctx, n) then
       local names = {}
@@ -206,7 +208,7 @@ local function generate_csr(args)
       .. "files exists.",
     options = common({ { "dry-run", help = "write nothing; list the files that would be written" } }), max_args = 0,
     examples = { "kboot certs generate-csr --kubeconfig-dir /tmp/etc-k8s --cert-dir /tmp/etc-k8s/pki" } })
-  local ctx = setup(name, opts, true)
+  local ctx = setup(name, opts, { host = true })
   if opts.dry_run then fs.set_dry_run(true); ctx.dry_run = true end
   local lines = batched(ctx, function() return lc.generate_csr(ctx, lc.plan_csr(ctx)) end)
   io.stdout:write(table.concat(lines, "\n"), "\n")

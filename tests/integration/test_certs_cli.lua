@@ -243,6 +243,18 @@ function TestCertsCli:test_bad_input_is_one_line_and_changes_nothing()
   lu.assertTrue(ok, out)
 end
 
+function TestCertsCli:test_generate_csr_on_a_new_node_without_config_includes_etcd()
+  -- nothing exists yet on a node about to be set up: kubeadm's defaults (local etcd) decide
+  local root = t.tmpdir()
+  local out = must_certs(root, "generate-csr --dry-run")
+  lu.assertStrContains(out, "  etcd/server\n")
+  lu.assertStrContains(out, "--- /etc/kubernetes/pki/etcd/peer.csr (mode 0644")
+  lu.assertEquals(t.must("find " .. t.q(root) .. " -mindepth 1"), "", "a dry run writes nothing")
+  out = must_certs(root, "generate-csr")
+  t.must("openssl req -verify -noout -in " .. t.q(root .. "/etc/kubernetes/pki/etcd/server.csr"))
+  lu.assertStrContains(out, "  kubelet.conf\n")
+end
+
 function TestCertsCli:test_external_ca_flow_generate_csr_sign_init_check_renew()
   local root = t.tmpdir()
   fs.set_root(root)
