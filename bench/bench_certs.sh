@@ -56,8 +56,9 @@ printf '  %-52s %8.1f ms  (goal < 20 ms)\n' "certs check-expiration (whole proce
 printf '  %-52s %8.1f ms\n' "certs check-expiration --config (SANs compared too)" "$(med check_cfg)"
 printf '  %-52s %8.1f ms\n' "process start (empty script)" "$(med start)"
 if [ -n "$BASE" ]; then
-  printf '  %-52s %8.1f ms  (after/before %s)\n' "check-expiration on BASE's runtime ($BASE)" "$(med base)" \
+  printf '  %-52s %8.1f ms  (after/before %s)\n' "check-expiration on BASE's C runtime" "$(med base)" \
     "$(ratio "$(med check)" "$(med base)")"
+  echo "    BASE: $BASE"
 fi
 printf '  %-52s %8.1f ms\n' "certs renew all ($KEYS RSA-2048 keys, whole process)" "$(med renew)"
 printf '  %-52s %8.1f ms  (renew/serial %s)\n' "floor: $KEYS keys one by one (generate_key)" "$(med serial)" \
