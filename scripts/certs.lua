@@ -165,7 +165,7 @@ local function renew(args)
     if n ~= "all" and not lc.item(ctx, n) then
       local names = {}
       for _, it in ipairs(lc.items(ctx)) do names[#names + 1] = it.name end
-      local known = lc.item(setmetatable({ cluster = { etcd = {}, certificatesDir = "/" } }, { __index = ctx }), n)
+      local known = lc.item({ cluster = { etcd = {} } }, n) -- a name of a cluster with local etcd
       cli.usage_error(name, "unknown certificate %q%s; want one of %s, or all", n,
         known and " (this cluster's etcd is external)" or "", table.concat(names, ", "))
     end
