@@ -330,6 +330,12 @@ static int l_commit(lua_State *L)
     return ok_or_fail(L, kb_fs_batch_commit(&e), &e);
 }
 
+static int l_discard(lua_State *L)
+{
+    kb_fs_batch_discard();
+    return 0;
+}
+
 static int l_flush(lua_State *L)
 {
     kb_err e;
@@ -448,6 +454,7 @@ int luaopen_kboot_fs(lua_State *L)
         { "begin", l_begin },         { "commit", l_commit },
         { "flush", l_flush },         { "pending", l_pending },
         { "prune", l_prune },         { "unmount", l_unmount },
+        { "discard", l_discard },
         { NULL, NULL },
     };
     static const luaL_Reg lock_methods[] = {
