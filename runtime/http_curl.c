@@ -1,4 +1,5 @@
-/* kboot.http: loading libcurl (see http_curl.h) and the server URL check that needs its URL parser. */
+/* kboot.http: loading libcurl (see http_curl.h), its version, and the server URL check that needs its
+ * URL parser. */
 #include "http_curl.h"
 
 #include <pthread.h>
@@ -37,6 +38,16 @@ int kb_http_global_init(kb_err *e)
     pthread_once(&global_once, global_init);
     if (global_err[0])
         return kb_err_set(e, "http", "%s", global_err);
+    return 0;
+}
+
+int kb_http_curl_version(const char **version, const char **ssl, kb_err *e)
+{
+    if (kb_http_global_init(e) < 0)
+        return -1;
+    const curl_version_info_data *d = sym_curl_version_info(CURLVERSION_NOW);
+    *version = d && d->version ? d->version : "unknown";
+    *ssl = d ? d->ssl_version : NULL;
     return 0;
 }
 

@@ -20,7 +20,7 @@
     X(curl_easy_getinfo) X(curl_easy_perform) X(curl_easy_strerror) X(curl_easy_escape)         \
     X(curl_free) X(curl_share_init) X(curl_share_setopt) X(curl_share_cleanup)                  \
     X(curl_slist_append) X(curl_slist_free_all) X(curl_url) X(curl_url_set) X(curl_url_get)     \
-    X(curl_url_cleanup) X(curl_url_strerror)
+    X(curl_url_cleanup) X(curl_url_strerror) X(curl_version_info)
 
 #define CURL_SYM_DECL(f) extern __typeof__(f) *sym_##f;
 CURL_SYMS(CURL_SYM_DECL)

@@ -42,7 +42,7 @@ local opts, args = cli.parse({ ... }, {
 -- unless that name is taken (a Lua builtin such as error, or a console helper such as certs).
 -- One that fails to load is skipped, not fatal (kboot -v repl says why).
 local C_MODULES = { "kboot.pki", "kboot.crypto", "kboot.yaml", "kboot.json", "kboot.fs", "kboot.http", "kboot.log",
-                    "kboot.repl", "kboot.time", "kboot.error" }
+                    "kboot.repl", "kboot.time", "kboot.error", "kboot.build" }
 local loaded = {}
 do
   local names = {}

@@ -87,6 +87,10 @@ typedef struct kb_http_client kb_http_client;
  * later call gives the same error. kb_http_check_server and kb_http_client_new call it too. */
 int kb_http_global_init(kb_err *e);
 
+/* The loaded libcurl's version ("7.88.1") and its TLS library ("OpenSSL/3.0.17", NULL when it has
+ * none): static strings of libcurl's. Loads libcurl as kb_http_global_init does, with its error. */
+int kb_http_curl_version(const char **version, const char **ssl, kb_err *e);
+
 /* 0 if server is an absolute http(s) URL with a host and nothing after the path; else -1. */
 int kb_http_check_server(const char *server, kb_err *e);
 

@@ -189,9 +189,14 @@ function TestA_Data:test_certs_of_the_node()
   local list = assert(on_node(console.certs))
   local names = {}
   for _, r in ipairs(list) do names[#names + 1] = r.name end
-  lu.assertEquals(names, { "apiserver", "apiserver-etcd-client", "apiserver-kubelet-client", "etcd-healthcheck-client",
-    "etcd-peer", "etcd-server", "front-proxy-client", "admin.conf", "controller-manager.conf", "scheduler.conf",
-    "super-admin.conf", "ca", "etcd-ca", "front-proxy-ca" })
+  -- kboot certs check-expiration's rows, in its order
+  lu.assertEquals(names, { "admin.conf", "apiserver", "apiserver-etcd-client", "apiserver-kubelet-client",
+    "controller-manager.conf", "etcd-healthcheck-client", "etcd-peer", "etcd-server", "front-proxy-client",
+    "scheduler.conf", "super-admin.conf", "ca", "etcd-ca", "front-proxy-ca" })
+  local text = t.must(("%s certs check-expiration --root %s"):format(BIN, t.q(root)))
+  for _, r in ipairs(list) do
+    lu.assertNotNil(text:find("\n" .. r.name:gsub("%-", "%%-") .. " +%u%l%l %d%d, %d%d%d%d %d%d:%d%d UTC +" .. r.expiry:gsub("^in ", "")), r.name)
+  end
   for _, r in ipairs(list) do
     lu.assertEquals(r.status, "ok", r.name .. ": " .. table.concat(r.problems, "; "))
     lu.assertEquals(r.problems, {})
@@ -239,7 +244,7 @@ function TestA_Data:test_certs_problems_flagged()
   assert(ok, list)
   local function row(n) return assert(by(list, "name", n), n) end
   lu.assertEquals(row("apiserver-kubelet-client").status, "problem")
-  lu.assertStrContains(row("apiserver-kubelet-client").problems[1], "does not belong to it")
+  lu.assertStrContains(row("apiserver-kubelet-client").problems[1], "apiserver-kubelet-client.key does not match it")
   lu.assertEquals(row("front-proxy-client").status, "problem")
   lu.assertStrContains(row("front-proxy-client").problems[1], 'not signed by the "front-proxy-ca" CA')
   lu.assertEquals(row("apiserver").status, "problem")

@@ -156,7 +156,8 @@ function TestReplTTY:test_session()
   wait_text("> 1+1\n2\n>")
 
   -- Ctrl-C at the prompt drops the line being typed
-  type_text("half_typed_line"); keys("C-c")
+  -- (the whole line on screen first: a Ctrl-C while the line editor still reads the keys races them)
+  type_text("half_typed_line"); wait_text("> half_typed_line"); keys("C-c")
   wait_for("a fresh prompt", function(x) return last_line(x) == ">" end)
   type_text("3+4"); keys("Enter")
   s = wait_text("> 3+4\n7\n>")

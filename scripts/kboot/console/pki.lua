@@ -34,90 +34,29 @@ local function read_opt(path)
   return nil, err
 end
 
--- The kubeconfigs whose client certificates kubeadm's check-expiration lists (super-admin.conf
--- only where it exists: kubeadm writes it on init, not on join).
-M.KUBECONFIGS = { "admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf" }
-
--- The rows, before presentation: { name, kind = "ca" | "certificate" | "kubeconfig", file, cert,
--- not_after, ca, external, missing, problems }. This is check-expiration's row builder until
--- kboot.certs_lifecycle (its own) is in this build; only this function would change.
+-- The rows, before presentation: kboot certs check-expiration's (kboot.certs_lifecycle.inspect: the
+-- certificates and kubeconfigs sorted by name, then the CAs), each with its kind, file and
+-- certificate for the checks only this node can make.
 local function report(ctx)
-  local out, cas = {}, {}
-  local function load_ca(name)
-    if cas[name] ~= nil then return cas[name] or nil end
-    local crt, key = tbl.paths(tbl.get(name), ctx)
-    local pem = read_opt(crt)
-    local c = pem and pki.load_cert(pem)
-    cas[name] = c and { cert = c, pem = pem, path = crt, external = not fs.exists(key) } or false
-    return cas[name] or nil
+  local lc = require("kboot.certs_lifecycle")
+  local rep = lc.inspect(ctx, { config = false })
+  local items = {}
+  for _, it in ipairs(lc.items(ctx)) do items[it.name] = it end
+  local out = {}
+  for _, r in ipairs(rep.certificates) do
+    local it = items[r.name]
+    local loaded = it and lc.load_item(ctx, it)
+    out[#out + 1] = { name = r.name, kind = it and it.kind == "kubeconfig" and "kubeconfig" or "certificate",
+                      file = it and lc.path(ctx, it), cert = loaded and loaded.cert, not_after = r.not_after,
+                      residual = r.residual, ca = r.ca, external = r.external, missing = r.missing, problems = r.problems }
   end
-  local function add(r, ca_name)
-    r.problems = r.problems or {}
-    if r.cert and ca_name and r.kind ~= "ca" then
-      local ca = load_ca(ca_name)
-      if not ca then r.problems[#r.problems + 1] = ("its CA %s is missing"):format((tbl.paths(tbl.get(ca_name), ctx)))
-      elseif not r.cert:issued_by(ca.cert) then r.problems[#r.problems + 1] = ("it is not signed by the %q CA (%s)"):format(ca_name, ca.path) end
-    end
-    out[#out + 1] = r
+  for _, r in ipairs(rep.authorities) do
+    local ca = lc.load_ca(ctx, r.name)
+    out[#out + 1] = { name = r.name, kind = "ca", file = (tbl.paths(tbl.get(r.name), ctx)), cert = ca and ca.cert,
+                      not_after = r.not_after, residual = r.residual, external = r.external, missing = r.missing,
+                      problems = r.problems }
   end
-  local function key_check(r, key_pem, key_path)
-    if not key_pem then
-      if r.kind ~= "ca" or not r.external then r.problems[#r.problems + 1] = ("its key %s is missing"):format(key_path) end
-      return
-    end
-    local k = pki.load_key(key_pem)
-    if not k then r.problems[#r.problems + 1] = ("%s is not a valid private key"):format(key_path)
-    elseif not k:matches(r.cert) then r.problems[#r.problems + 1] = ("%s does not belong to it (different public key)"):format(key_path) end
-  end
-  for _, e in ipairs(tbl.list(ctx)) do
-    local crt, key = tbl.paths(e, ctx)
-    local r = { name = e.name, kind = e.is_ca and "ca" or "certificate", file = crt, ca = e.ca, problems = {} }
-    local pem, err = read_opt(crt)
-    if not pem then
-      r.missing = true
-      if err then r.problems[1] = tostring(err) end
-    else
-      r.cert = pki.load_cert(pem)
-      if not r.cert then r.problems[1] = ("%s is not a valid PEM certificate"):format(crt)
-      else
-        if e.is_ca then
-          r.external = not fs.exists(key)
-          if not r.cert:info().is_ca then r.problems[#r.problems + 1] = "it is not a CA certificate" end
-        end
-        key_check(r, read_opt(key), key)
-      end
-    end
-    add(r, e.ca)
-  end
-  for _, name in ipairs(M.KUBECONFIGS) do
-    local path = ctx.kubeconfig_dir .. "/" .. name
-    if fs.exists(path) or name ~= "super-admin.conf" then
-      local r = { name = name, kind = "kubeconfig", file = path, ca = "ca", problems = {} }
-      local t, err = kubeconfig.load(path)
-      local cur, cerr = t and kubeconfig.current(t)
-      if not fs.exists(path) then r.missing = true
-      elseif not cur then r.problems[1] = tostring(cerr or err)
-      elseif not cur.cert_pem then r.problems[1] = "it holds no client certificate"
-      else
-        r.cert = pki.load_cert(cur.cert_pem)
-        if not r.cert then r.problems[1] = "its client certificate is not valid PEM"
-        else
-          key_check(r, cur.key_pem, "its client key")
-          local ca = load_ca("ca")
-          local kc_ca = cur.ca_pem and pki.load_cert(cur.ca_pem)
-          if ca and not (kc_ca and kc_ca == ca.cert) then
-            r.problems[#r.problems + 1] = ("its certificate-authority-data is not %s"):format(ca.path)
-          end
-        end
-      end
-      add(r, "ca")
-    end
-  end
-  for _, r in ipairs(out) do
-    if r.cert then r.not_after = r.cert:info().not_after end
-    if r.kind == "ca" then r.ca = nil end
-  end
-  return out
+  return out, rep.now
 end
 M.report = report
 
@@ -139,28 +78,20 @@ local CERT_COLUMNS = { "name", { "not_after", title = "EXPIRES", format = date }
 
 -- certs() -> rows { name, kind, file, subject, not_after (epoch), residual (seconds), expiry ("in
 -- 364d" | "EXPIRED 3d ago"), ca, external, status ("ok" | "expiring" | "expired" | "missing" |
--- "problem"), problems = { ... } }: certificates, then kubeconfigs, then CAs, each sorted by name.
+-- "problem"), problems = { ... } }: check-expiration's certificates (and kubeconfigs) by name, then
+-- its CAs.
 function M.certs()
   local ctx = M.node_ctx()
-  local now = os.time()
   local list = report(ctx)
-  local order = { certificate = 1, kubeconfig = 2, ca = 3 }
-  table.sort(list, function(a, b)
-    if a.kind ~= b.kind then return order[a.kind] < order[b.kind] end
-    return a.name < b.name
-  end)
   local out = {}
   for _, r in ipairs(list) do
     san_problems(r, ctx)
     local row = { name = r.name, kind = r.kind, file = r.file, ca = r.ca, external = r.external or false,
-                  problems = r.problems, not_after = r.not_after }
+                  problems = r.problems, not_after = r.not_after, residual = r.residual }
     if r.cert then row.subject = r.cert:info().subject_string end
-    if r.not_after then
-      row.residual = r.not_after - now
-      row.expiry = pretty.expiry(row.residual)
-    end
-    row.status = r.missing and "missing" or #r.problems > 0 and "problem" or not r.not_after and "problem"
-      or row.residual < 0 and "expired" or row.residual < M.EXPIRING and "expiring" or "ok"
+    if r.residual then row.expiry = pretty.expiry(r.residual) end
+    row.status = r.missing and "missing" or #r.problems > 0 and "problem" or not r.residual and "problem"
+      or r.residual < 0 and "expired" or r.residual < M.EXPIRING and "expiring" or "ok"
     out[#out + 1] = row
   end
   return rows.rows(out, CERT_COLUMNS, { level = function(r)
