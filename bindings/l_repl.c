@@ -376,7 +376,9 @@ static int l_modules(lua_State *L)
     lua_newtable(L);
     lua_Integer n = 0;
     for (const struct kb_embedded *e = kb_embedded_scripts; e->name; e++)
-        if (strchr(e->name, '.')) { /* entry scripts (init, repl) are commands, not modules */
+        /* the library, kboot.*: entry scripts (init, repl) and examples (examples.tenants) are
+         * programs that run when loaded */
+        if (strncmp(e->name, "kboot.", 6) == 0) {
             lua_pushstring(L, e->name);
             lua_rawseti(L, -2, ++n);
         }

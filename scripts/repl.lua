@@ -54,16 +54,24 @@ do
     elseif not ok then log.debug("repl", "%s not loaded: %s", mod, (tostring(m):match("[^\n]*"))) end
   end
 end
+-- kboot.components.etcd sits in a plain table kboot.components; a module's own parts
+-- (kboot.console.connect) are left to require: a module table is never written to.
 local kboot = {}
-for mod, m in pairs(loaded) do
-  local parts = {}
-  for p in mod:gsub("^kboot%.", ""):gmatch("[^.]+") do parts[#parts + 1] = p end
-  local t = kboot
-  for i = 1, #parts - 1 do
-    if t[parts[i]] == nil then t[parts[i]] = {} end
-    t = type(t[parts[i]]) == "table" and t[parts[i]] or {}
+do
+  local names, is_module = {}, {}
+  for mod in pairs(loaded) do names[#names + 1] = mod; is_module[mod] = true end
+  table.sort(names)
+  for _, mod in ipairs(names) do
+    local parts, prefix, t = {}, "kboot", kboot
+    for p in mod:gsub("^kboot%.", ""):gmatch("[^.]+") do parts[#parts + 1] = p end
+    for i = 1, #parts - 1 do
+      prefix = prefix .. "." .. parts[i]
+      if is_module[prefix] then t = nil break end
+      t[parts[i]] = t[parts[i]] or {}
+      t = t[parts[i]]
+    end
+    if t then t[parts[#parts]] = loaded[mod] end
   end
-  if t[parts[#parts]] == nil then t[parts[#parts]] = m end
 end
 _G.kboot = kboot
 

@@ -160,6 +160,8 @@ function M.name_of(fn, modules, globals)
       end
     end
   end
+  local is_module = { [_G] = true }
+  for _, m in pairs(modules) do is_module[m] = true end
   for _, n in ipairs(names) do
     local m = modules[n]
     if type(m) == "table" then
@@ -168,7 +170,8 @@ function M.name_of(fn, modules, globals)
           for i = 1, 60 do
             local un, uv = debug.getupvalue(f, i)
             if not un then break end
-            if type(uv) == "table" and uv ~= m then
+            -- a class's method table, not the environment or another module
+            if type(uv) == "table" and not is_module[uv] then
               for k, v in pairs(uv) do
                 if v == fn and type(k) == "string" then return n:gsub("^kboot%.", "") .. ":" .. k end
               end
