@@ -97,7 +97,7 @@ function M.diagnose()
       out[#out + 1] = { check = c, status = "skipped", problem = SKIPPED[c] }
     end
   end
-  return rows.rows(out, { "check", "status", "problem", "fix" }, { level = function(r)
+  return rows.rows(out, { "check", "status", { "problem", flex = true }, { "fix", flex = true } }, { level = function(r)
     return r.status == "fail" and "error" or nil
   end })
 end

@@ -9,11 +9,12 @@ local M = {}
 local function column(c)
   if type(c) == "string" then c = { c } end
   if type(c) ~= "table" or type(c[1]) ~= "string" then error("rows: a column is a key or { key, title=, format= }", 3) end
-  return { key = c[1], title = c.title or c[1]:upper():gsub("_", "-"), format = c.format }
+  return { key = c[1], title = c.title or c[1]:upper():gsub("_", "-"), format = c.format, flex = c.flex }
 end
 
 -- rows(list, columns [, { level = function(row) -> "error" | "warn" | nil }]) -> list, marked.
--- columns: { "name", { "age", format = pretty.duration }, ... }.
+-- columns: { "name", { "age", format = pretty.duration }, { "message", flex = true }, ... }; a flex
+-- column (free text) is cut first when the table is too wide.
 function M.rows(list, columns, o)
   if type(list) ~= "table" then error("rows.rows: list expected", 2) end
   local cols = {}
@@ -106,19 +107,22 @@ local function text_of(c, row)
   return M.cell(v)
 end
 
--- Column widths that fit total: one column at a time, always the widest, gives a column,
--- none below its title (at most 12 wide) or 6.
-local function fit(widths, titles, total)
+-- Column widths that fit total: the flexible columns (free text) give first, then the others; in
+-- each round the widest gives a column, none below its title (at most 12) or 6.
+local function fit(widths, cols, total)
   local over = 2 * (#widths - 1) - total
   for _, w in ipairs(widths) do over = over + w end
-  while over > 0 do
-    local best, bw = nil, 0
-    for i, w in ipairs(widths) do
-      if w > math.max(math.min(width(titles[i]), 12), 6) and w > bw then best, bw = i, w end
+  for _, only_flex in ipairs({ true, false }) do
+    while over > 0 do
+      local best, bw = nil, 0
+      for i, w in ipairs(widths) do
+        local min = math.max(math.min(width(cols[i].title), 12), 6)
+        if (cols[i].flex or not only_flex) and w > min and w > bw then best, bw = i, w end
+      end
+      if not best then break end
+      widths[best] = bw - 1
+      over = over - 1
     end
-    if not best then return end
-    widths[best] = bw - 1
-    over = over - 1
   end
 end
 
@@ -134,7 +138,7 @@ local function render_table(list, cols, level, o)
       widths[i] = math.max(widths[i], width(s))
     end
   end
-  if o.width and o.width > 0 then fit(widths, titles, o.width) end
+  if o.width and o.width > 0 then fit(widths, cols, o.width) end
   local function line(vals)
     local out = {}
     for i, s in ipairs(vals) do

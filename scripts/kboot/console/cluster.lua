@@ -45,8 +45,8 @@ local function kubelet_cert_expiry(name)
   if mine == name and cert then return cert:info().not_after end
 end
 
-local NODE_COLUMNS = { "name", "status", "roles", "version", { "age", format = duration }, "taints", "internal_ip",
-                       { "kubelet_cert", title = "KUBELET-CERT", format = expiry }, "reason" }
+local NODE_COLUMNS = { "name", "status", "roles", "version", { "age", format = duration }, { "taints", flex = true },
+                       "internal_ip", { "kubelet_cert", title = "KUBELET-CERT", format = expiry }, { "reason", flex = true } }
 
 -- nodes() -> rows { name, ready (true|false|nil: unknown), status, roles, version, age, taints,
 -- internal_ip, kubelet_cert (epoch, this node only), reason (why not Ready) }
@@ -140,7 +140,8 @@ end
 ---------------------------------------------------------------------------------------------------
 -- events
 
-local EVENT_COLUMNS = { { "last_seen", title = "LAST-SEEN", format = duration }, "type", "reason", "object", "message", "count" }
+local EVENT_COLUMNS = { { "last_seen", title = "LAST-SEEN", format = duration }, "type", "reason", { "object", flex = true },
+                        { "message", flex = true }, "count" }
 
 -- events([ns]) -> rows { last_seen (seconds ago), type, reason, object ("Pod/name"), message,
 -- count, namespace, time (epoch) }, the most recent first; Warnings are highlighted.
@@ -267,7 +268,7 @@ local function etcd_row()
   return r
 end
 
-local COMPONENT_COLUMNS = { "name", "status", "endpoint", "detail" }
+local COMPONENT_COLUMNS = { "name", "status", "endpoint", { "detail", flex = true } }
 
 -- components() -> rows { name, status ("ok" | "unhealthy" | "down" | "unknown"), endpoint, detail }
 -- for kube-apiserver (/livez and /readyz, the failing checks named), kube-controller-manager and

@@ -432,7 +432,7 @@ local function verify_with(chain, ca_pem)
   return chain[1]:verify(intermediates(chain, list))
 end
 
-local CHAIN_COLUMNS = { "subject", "issuer", "sans", { "not_after", title = "EXPIRES", format = function(v) return pretty.expiry(v - os.time()) end } }
+local CHAIN_COLUMNS = { { "subject", flex = true }, { "issuer", flex = true }, { "sans", flex = true }, { "not_after", title = "EXPIRES", format = function(v) return pretty.expiry(v - os.time()) end } }
 local TIMING_FIELDS = {}
 for _, k in ipairs({ "dns", "connect", "tls", "first_byte", "total" }) do
   TIMING_FIELDS[#TIMING_FIELDS + 1] = { k, format = function(v) return ("%.1f ms"):format(v * 1000) end }

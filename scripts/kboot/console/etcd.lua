@@ -87,7 +87,8 @@ local function ask(t, url, method, path, body)
   return got, gerr, took
 end
 
-local HEALTH_COLUMNS = { "endpoint", "name", "healthy", { "took", format = function(v) return ("%.1f ms"):format(v * 1000) end }, "error" }
+local HEALTH_COLUMNS = { "endpoint", "name", "healthy", { "took", format = function(v) return ("%.1f ms"):format(v * 1000) end },
+                         { "error", flex = true } }
 
 -- health([o]) -> rows { endpoint, name, healthy, took (seconds), error } per endpoint (etcd's
 -- GET /health, which needs a quorum read to say true).
@@ -115,7 +116,8 @@ local STATUS_COLUMNS = { "endpoint", "name", "version", { "db_size", title = "DB
   if type(v) ~= "number" then return tostring(v) end
   if v >= 1048576 then return ("%.1f MB"):format(v / 1048576) end
   return ("%.1f kB"):format(v / 1024)
-end }, "is_leader", "leader", "raft_term", "raft_index", "errors" }
+end }, "is_leader", { "leader", format = function(v, row) return row.leader_name or v end }, "raft_term", "raft_index",
+  { "errors", flex = true } }
 
 -- status([o]) -> rows { endpoint, name, id, version, db_size (bytes), db_size_in_use, leader (hex id),
 -- leader_name, is_leader, raft_term, raft_index, raft_applied_index, errors } per endpoint

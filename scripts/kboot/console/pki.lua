@@ -74,7 +74,7 @@ end
 local function date(t) return os.date("!%b %d, %Y %H:%M UTC", t) end
 
 local CERT_COLUMNS = { "name", { "not_after", title = "EXPIRES", format = date }, { "expiry", title = "RESIDUAL" }, "ca",
-                       { "external", title = "EXTERNALLY-MANAGED" }, "status", "problems" }
+                       "external", "status", { "problems", flex = true } }
 
 -- certs() -> rows { name, kind, file, subject, not_after (epoch), residual (seconds), expiry ("in
 -- 364d" | "EXPIRED 3d ago"), ca, external, status ("ok" | "expiring" | "expired" | "missing" |
@@ -195,7 +195,7 @@ local function from_text(text, where)
       list[i] = { type = r.type, subject = r.subject, issuer = r.issuer, key = r.key, not_after = r.not_after,
                   expiry = r.expiry }
     end
-    return rows.rows(list, { "type", "subject", "issuer", "key", { "expiry", title = "EXPIRES" } }, { level = function(r)
+    return rows.rows(list, { "type", { "subject", flex = true }, { "issuer", flex = true }, "key", { "expiry", title = "EXPIRES" } }, { level = function(r)
       return r.not_after and r.not_after < os.time() and "error" or nil end })
   end
   local t, err = kubeconfig.parse(text, where)
