@@ -415,6 +415,18 @@ function TestB_Failures:test_wrong_port_and_unknown_host()
   lu.assertEquals(err.step, "kubeconfig")
 end
 
+-- No credentials at all: /version is public, /api is not for system:anonymous.
+function TestB_Failures:test_anonymous_is_forbidden()
+  local cur = assert(kubeconfig.current(assert(kubeconfig.load(SUPER))))
+  local path = dir .. "/anonymous.conf"
+  t.write(path, ("apiVersion: v1\nkind: Config\nclusters:\n- name: k\n  cluster:\n    server: %s\n    certificate-authority-data: %s\n"
+    .. "contexts:\n- name: a\n  context:\n    cluster: k\ncurrent-context: a\n"):format(cur.server, require("kboot.crypto").base64(cur.ca_pem)))
+  local _, err = on_node(console.connect, path)
+  lu.assertEquals(err.step, "auth")
+  lu.assertEquals(err.status, 403)
+  lu.assertStrContains(err.msg, "connect " .. cp.server .. ': auth: 403 Forbidden as system:anonymous: forbidden: User "system:anonymous" cannot get path "/api"')
+end
+
 function TestB_Failures:test_deleted_token()
   local id, secret = "kbcon1", "0123456789abcdef"
   local obj = { apiVersion = "v1", kind = "Secret", type = "bootstrap.kubernetes.io/token",
@@ -437,6 +449,45 @@ function TestB_Failures:test_deleted_token()
   lu.assertEquals(err.msg, ("connect %s: auth: 401 Unauthorized as system:bootstrap:%s: the token is unknown to the server (deleted, expired or mistyped)")
     :format(cp.server, id))
   assert(on_node(console.connect))
+end
+
+-- etcd gone: the API server still answers, and its /livez and /readyz name the failing check.
+function TestB_Failures:test_etcd_killed_failing_checks_named()
+  cp:kill("etcd")
+  local ok, err = pcall(function()
+    local list = eventually("the API server to notice", function()
+      local l = on_node(console.components)
+      local a = by(l, "name", "kube-apiserver")
+      return a.status == "unhealthy" and l, a.status .. ": " .. tostring(a.detail)
+    end, 60)
+    local a = by(list, "name", "kube-apiserver")
+    lu.assertStrContains(a.detail, "/readyz 500: etcd failed")
+    lu.assertEquals(getmetatable(list).level(a), "error")
+    local e = by(list, "name", "etcd")
+    lu.assertEquals(e.status, "down")
+    lu.assertStrContains(e.detail, "Couldn't connect to server")
+    lu.assertStrContains(e.detail, "no etcd process runs from this node's files (/etc/kubernetes/manifests/etcd.yaml)")
+    local h = assert(on_node(console.etcd.health))
+    lu.assertFalse(h[1].healthy)
+    lu.assertStrContains(h[1].error, "Couldn't connect")
+  end)
+  cp:restart("etcd")
+  -- the controller-manager and the scheduler may lose their Leases meanwhile and exit
+  eventually("the API server to be ready again", function()
+    local a = by(on_node(console.components), "name", "kube-apiserver")
+    return a.status == "ok", a.detail
+  end, 90)
+  local lost = assert(on_node(console.components))
+  for _, name in ipairs({ "kube-controller-manager", "kube-scheduler" }) do
+    if by(lost, "name", name).status ~= "ok" then cp:kill(name) cp:restart(name) end
+  end
+  assert(ok, err)
+  eventually("every component to be healthy again", function()
+    for _, r in ipairs(on_node(console.components)) do
+      if r.status ~= "ok" then return nil, r.name .. ": " .. tostring(r.detail) end
+    end
+    return true
+  end, 90)
 end
 
 function TestB_Failures:test_scheduler_killed()
@@ -591,6 +642,30 @@ function TestD_Terminal:test_debugging_session()
     s:wait_text("> 1+1\n2\n>")
     s:keys("C-d")
     lu.assertEquals(s:exit_status(), 0)
+  end)
+  s:stop()
+  assert(ok, err)
+end
+
+-- A narrow terminal: every line of a table fits it (capture-pane -J joins the lines tmux wrapped).
+function TestD_Terminal:test_tables_fit_a_narrow_terminal()
+  local d = t.tmpdir()
+  local s = tty.start({ cmd = ("HOME=%s %s repl --no-history --root %s --kubeconfig %s"):format(t.q(d), BIN, t.q(root), t.q(SUPER)),
+                        width = 90, height = 50 })
+  local ok, err = pcall(function()
+    s:wait_prompt()
+    s:type("components()"); s:keys("Enter")
+    s:wait_text("\netcd ")
+    s:type("certs()"); s:keys("Enter")
+    s:wait_text("\nfront-proxy-ca ")
+    local joined = s:tmux("capture-pane -p -J -t s")
+    local n = 0
+    for line in joined:gmatch("[^\n]+") do
+      n = n + 1
+      lu.assertTrue(utf8.len((line:gsub("%s+$", ""))) <= 90, line)
+    end
+    lu.assertTrue(n > 20)
+    lu.assertStrContains(joined, "…") -- the components' details were cut
   end)
   s:stop()
   assert(ok, err)

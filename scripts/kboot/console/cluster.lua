@@ -262,9 +262,13 @@ local function etcd_row()
   for _, e in ipairs(h) do if not e.healthy then bad[#bad + 1] = e.endpoint .. ": " .. tostring(e.error) end end
   local st = etcd.status()
   local leader = st and st[1] and st[1].leader_name or (st and st[1] and st[1].leader)
-  r.status = #bad == 0 and "ok" or "unhealthy"
+  r.status = #bad == 0 and "ok" or #bad == #h and "down" or "unhealthy"
   r.detail = (#bad == 0 and ("%d member(s) healthy"):format(#h) or table.concat(bad, "; "))
     .. (leader and ("; leader " .. leader) or "")
+  local e = node.etcd()
+  if r.status == "down" and e and e["local"] and not node.process("etcd") then
+    r.detail = ("%s; no etcd process runs from this node's files (%s)"):format(r.detail, node.MANIFESTS .. "/etcd.yaml")
+  end
   return r
 end
 
