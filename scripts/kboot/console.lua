@@ -8,13 +8,14 @@ local yaml = require("kboot.yaml")
 local rows = require("kboot.rows")
 local node = require("kboot.console.node")
 local connect = require("kboot.console.connect")
+local probe = require("kboot.console.probe")
 local cluster = require("kboot.console.cluster")
 local pki = require("kboot.console.pki")
 
 local M = {}
 
 M.state = connect.state
-M.connect, M.disconnect, M.client, M.probe = connect.connect, connect.disconnect, connect.client, connect.probe
+M.connect, M.disconnect, M.client, M.probe = connect.connect, connect.disconnect, connect.client, probe.probe
 M.nodes, M.pods, M.events, M.components, M.watch = cluster.nodes, cluster.pods, cluster.events, cluster.components, cluster.watch
 M.certs, M.inspect = pki.certs, pki.inspect
 M.etcd = require("kboot.console.etcd")

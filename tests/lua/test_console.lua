@@ -9,6 +9,7 @@ local pki = require("kboot.pki")
 local kubeconfig = require("kboot.kubeconfig")
 local console = require("kboot.console")
 local connect = require("kboot.console.connect")
+local tls = require("kboot.console.tls")
 
 local now = os.time()
 local ca_key = pki.generate_key("ECDSA-P256")
@@ -35,6 +36,7 @@ function TestConsole:test_which_kubeconfig()
   local d = t.tmpdir()
   t.write(d .. "/script.lua", [[
 local connect = require("kboot.console.connect")
+local tls = require("kboot.console.tls")
 local out = {}
 for _, c in ipairs(connect.candidates()) do out[#out + 1] = (c.node and "node:" or "") .. c.path end
 print(table.concat(out, " "))
@@ -83,7 +85,7 @@ end
 
 function TestConsole:test_steps_of_transport_errors()
   local E = require("kboot.error").new
-  local S = connect.step_of
+  local S = tls.step_of
   lu.assertEquals(S(E("GET", "GET https://x:1/version: Couldn't resolve host name", { code = 6 })), "dns")
   lu.assertEquals(S(E("GET", "GET https://x:1/version: Couldn't connect to server", { code = 7 })), "tcp")
   lu.assertEquals(S(E("GET", "GET https://x:1/version: Timeout was reached (Connection timed out after 5001 milliseconds)", { code = 28 })), "tcp")
@@ -91,9 +93,9 @@ function TestConsole:test_steps_of_transport_errors()
   lu.assertEquals(S(E("GET", "GET https://x:1/version: TLS verification failed: ...; check the CA", { code = 60 })), "tls")
   lu.assertEquals(S(E("GET", "GET https://x:1/: Failure when receiving data from the peer (OpenSSL SSL_read: error:0A000412:SSL routines::sslv3 alert bad certificate)", { code = 56 })), "tls")
   -- no server needed for these two lines
-  local _, err = connect.transport_error("https://no.such:6443", "/version", E("GET", "GET https://no.such:6443/version: Couldn't resolve host name (Could not resolve host: no.such)", { code = 6 }))
+  local _, err = tls.transport_error("https://no.such:6443", "/version", E("GET", "GET https://no.such:6443/version: Couldn't resolve host name (Could not resolve host: no.such)", { code = 6 }))
   lu.assertEquals(err.msg, "connect https://no.such:6443: DNS: cannot resolve no.such (Couldn't resolve host name (Could not resolve host: no.such))")
-  _, err = connect.transport_error("https://[::1]:7", "/", E("GET", "x", { code = 7 }), { what = "probe" })
+  _, err = tls.transport_error("https://[::1]:7", "/", E("GET", "x", { code = 7 }), { what = "probe" })
   lu.assertEquals(err.msg, "probe https://[::1]:7: TCP: cannot connect: nothing accepts connections on [::1] port 7 (is the server running? is the port right?)")
   lu.assertEquals(err.step, "tcp")
 end
@@ -102,10 +104,10 @@ function TestConsole:test_names_host()
   local c = pki.sign({ cn = "x", dns = { "kubernetes", "*.example.com" }, ip = { "10.0.0.1", "::1" }, ext_key_usages = { "server auth" } }, key, ca, ca_key)
   local i = c:info()
   for _, h in ipairs({ "kubernetes", "KUBERNETES", "a.example.com", "10.0.0.1", "[::1]", "0:0::1" }) do
-    lu.assertTrue(connect.names_host(i, h), h)
+    lu.assertTrue(tls.names_host(i, h), h)
   end
   for _, h in ipairs({ "example.com", "a.b.example.com", "10.0.0.2", "kubernetes.default" }) do
-    lu.assertFalse(connect.names_host(i, h), h)
+    lu.assertFalse(tls.names_host(i, h), h)
   end
 end
 

@@ -189,7 +189,7 @@ local function apiserver_row()
     local resp, rerr = k.http:request("GET", ep, { query = { verbose = true }, retries = 0, timeout = 10 })
     if not resp then
       r.status = "down"
-      r.detail = tostring(rerr)
+      r.detail = tostring(select(2, require("kboot.console.tls").transport_error(r.endpoint, ep, rerr)))
       return r
     end
     if resp.status == 404 and ep == "/livez" then resp = k.http:request("GET", "/healthz", { retries = 0, timeout = 10 }) or resp end
@@ -238,7 +238,7 @@ local function secure_row(name)
     r.detail = ("/healthz %d: %s"):format(resp.status, (resp.body or ""):sub(1, 160):gsub("%s+", " "))
   else
     r.status = "down"
-    local why = connect.step_of(err) == "tcp" and "connection refused" or tostring(err)
+    local why = require("kboot.console.tls").step_of(err) == "tcp" and "connection refused" or tostring(err)
     if not proc then
       why = ("%s; no %s process runs from this node's files (%s)"):format(why, name, node.MANIFESTS .. "/" .. name .. ".yaml")
     else

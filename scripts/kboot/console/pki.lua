@@ -66,7 +66,7 @@ local function san_problems(r, ctx)
   local want = ctx.endpoint.address
   if not want or not r.cert then return end
   if r.name ~= "apiserver" and r.name ~= "etcd-server" and r.name ~= "etcd-peer" then return end
-  if not require("kboot.console.connect").names_host(r.cert:info(), want) then
+  if not require("kboot.console.tls").names_host(r.cert:info(), want) then
     r.problems[#r.problems + 1] = ("its SANs miss the advertise address %s"):format(want)
   end
 end
