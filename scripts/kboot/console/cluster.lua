@@ -39,10 +39,11 @@ local function condition(obj, type_)
   end
 end
 
--- The kubelet's client certificate expiry, where this machine can see it: the node this root is.
-local function kubelet_cert_expiry(name)
+-- The kubelet's client certificate expiry, where this machine can see it: the node this root is
+-- (kubelet.conf's certificate): name -> epoch.
+local function kubelet_cert_expiry()
   local mine, cert = node.node_name()
-  if mine == name and cert then return cert:info().not_after end
+  return mine and cert and { [mine] = cert:info().not_after } or {}
 end
 
 local NODE_COLUMNS = { "name", "status", "roles", "version", { "age", format = duration }, { "taints", flex = true },
@@ -55,7 +56,7 @@ function M.nodes()
   if not k then return nil, err end
   local items, lerr = k:list("v1", "Node")
   if not items then return nil, lerr end
-  local now, out = os.time(), {}
+  local now, out, kubelet_cert = os.time(), {}, kubelet_cert_expiry()
   for _, n in ipairs(items) do
     local m = n.metadata or {}
     local r = { name = m.name, roles = {}, taints = {}, age = age_of(m, now) }
@@ -82,7 +83,7 @@ function M.nodes()
     end
     r.version = n.status and n.status.nodeInfo and n.status.nodeInfo.kubeletVersion
     if r.version == "" then r.version = nil end
-    r.kubelet_cert = kubelet_cert_expiry(m.name)
+    r.kubelet_cert = kubelet_cert[m.name]
     out[#out + 1] = r
   end
   return rows.rows(out, NODE_COLUMNS, { level = function(r) return r.ready ~= true and "error" or nil end })
