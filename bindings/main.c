@@ -24,6 +24,7 @@ static const luaL_Reg preloads[] = {
     { "kboot.crypto", luaopen_kboot_crypto }, { "kboot.yaml", luaopen_kboot_yaml },
     { "kboot.http", luaopen_kboot_http },     { "kboot.repl", luaopen_kboot_repl },
     { "kboot.time", luaopen_kboot_time },     { "kboot.build", luaopen_kboot_build },
+    { "kboot.hostfs", luaopen_kboot_hostfs },
     { "cjson", luaopen_cjson },               { "cjson.safe", luaopen_cjson_safe },
     { "kboot.json", luaopen_cjson },          { NULL, NULL },
 };
