@@ -1,11 +1,12 @@
 /* kboot.hostfs: the admin's own files on this machine, which are never under --root: the
- * directories a config names (kubeadm's patches), site script trees. Reading only; kboot.fs is for
+ * directories a config names (patch files), site script trees. Reading only; kboot.fs is for
  * what kboot writes. io.open reads a host file; this adds what Lua's io lacks. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -91,9 +92,24 @@ static int l_stat(lua_State *L)
     return 1;
 }
 
+/* hostfs.cwd() -> the working directory | nil, err (to make a relative path absolute) */
+static int l_cwd(lua_State *L)
+{
+    char buf[4096];
+    if (!getcwd(buf, sizeof buf)) {
+        int code = errno;
+        kb_fail(L, "hostfs", "cannot get the working directory: %s", strerror(code));
+        lua_pushinteger(L, code);
+        lua_setfield(L, -2, "code");
+        return 2;
+    }
+    lua_pushstring(L, buf);
+    return 1;
+}
+
 int luaopen_kboot_hostfs(lua_State *L)
 {
-    static const luaL_Reg fns[] = { { "list", l_list }, { "stat", l_stat }, { NULL, NULL } };
+    static const luaL_Reg fns[] = { { "list", l_list }, { "stat", l_stat }, { "cwd", l_cwd }, { NULL, NULL } };
     luaL_newlib(L, fns);
     return 1;
 }
