@@ -1,5 +1,6 @@
 /* kboot.scripts: the Lua scripts this binary holds (bytecode to run, source text to read) and where
  * each would be loaded from: the override directory (--scripts DIR, KBOOT_SCRIPTS) or built in. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,11 +84,26 @@ static int l_origin(lua_State *L)
     return 2;
 }
 
+/* scripts.load_builtin(name) -> the built-in chunk (bytecode, whatever overrides it) | nil, err: what
+ * an override loads to wrap the module it replaces */
+static int l_load_builtin(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const struct kb_embedded *e = kb_embedded_find(name);
+    if (!e)
+        return kb_fail(L, "scripts", "no built-in script '%s'", name);
+    char chunkname[256];
+    snprintf(chunkname, sizeof chunkname, "=%s", e->path);
+    if (luaL_loadbufferx(L, (const char *)e->bytecode, e->len, chunkname, "b") != LUA_OK)
+        return kb_fail(L, "scripts", "%s", lua_tostring(L, -1));
+    return 1;
+}
+
 int luaopen_kboot_scripts(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        { "list", l_list }, { "source", l_source }, { "override_dir", l_override_dir }, { "origin", l_origin },
-        { NULL, NULL },
+        { "list", l_list },     { "source", l_source },           { "override_dir", l_override_dir },
+        { "origin", l_origin }, { "load_builtin", l_load_builtin }, { NULL, NULL },
     };
     luaL_newlib(L, fns);
     return 1;

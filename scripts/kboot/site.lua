@@ -78,6 +78,16 @@ function M.source(name, o)
   return text, "built-in " .. file
 end
 
+-- builtin(name) -> the value of the built-in module name, loaded afresh from the binary even when
+-- the override directory replaces it: an override that changes a little of a module starts from it
+--   local M = require("kboot.site").builtin("kboot.preflight")   -- in DIR/kboot/preflight.lua
+-- (It is a second copy: package.loaded[name] is the override itself.)
+function M.builtin(name)
+  local chunk, err = scripts.load_builtin(name)
+  if not chunk then error(tostring(err), 2) end
+  return chunk(name, ":builtin")
+end
+
 -- export(dir [, names [, { force = bool }]]) -> written, unchanged | nil, kboot.error: the built-in
 -- sources (all, or the named ones) written under dir as a tree --scripts dir takes as it is (files
 -- 0644, directories 0755, atomically, in one batch). A file already there that differs is an error
