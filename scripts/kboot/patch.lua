@@ -257,16 +257,29 @@ local ORDER_PREFIX, DELETE_PREFIX = "$setElementOrder/", "$deleteFromPrimitiveLi
 
 local function field(schema, k) return schema and schema.fields and schema.fields[k] or nil end
 
--- the patch's null map entries dropped, all the way down (IgnoreUnmatchedNulls)
+local function directive(k)
+  return type(k) == "string" and (k == DIRECTIVE or k == RETAIN or k:sub(1, #ORDER_PREFIX) == ORDER_PREFIX
+    or k:sub(1, #DELETE_PREFIX) == DELETE_PREFIX)
+end
+
+-- A patch value taken as it is (nothing in the original to merge it with): its null entries dropped
+-- all the way down (IgnoreUnmatchedNulls) and its directives too, as apimachinery leaves them: an
+-- object holding $patch is dropped (nil), and so is a list item that holds one.
 local function no_nulls(v)
   local k = kind(v)
   if k == "map" then
+    if v[DIRECTIVE] ~= nil then return nil end
     local t = map()
-    for key, x in pairs(v) do if x ~= null then t[key] = no_nulls(x) end end
+    for key, x in pairs(v) do
+      if x ~= null and not directive(key) then t[key] = no_nulls(x) end
+    end
     return t
   elseif k == "list" then
     local t = list()
-    for i, x in ipairs(v) do t[i] = no_nulls(x) end
+    for _, x in ipairs(v) do
+      local c = no_nulls(x)
+      if c ~= nil then t[#t + 1] = c end
+    end
     return t
   end
   return v
@@ -467,7 +480,7 @@ function merge_map(original, patch, schema, path)
       out[k] = no_nulls(pv)
     else
       local v, err = merge_value(out[k], pv, field(schema, k), path .. "." .. tostring(k))
-      if v == nil then return nil, err end
+      if v == nil and err then return nil, err end
       out[k] = v
     end
   end

@@ -276,6 +276,11 @@ local POD_CASES = {
   '{"metadata":{"labels":{"tier":null,"extra":"v"},"annotations":{"a":"b"}},"spec":{"tolerations":[{"operator":"Exists"}],"dnsPolicy":"ClusterFirstWithHostNet"}}',
   '{"spec":{"securityContext":{"$patch":"replace","runAsUser":0},"containers":[{"name":"kube-apiserver","livenessProbe":null,"startupProbe":{"failureThreshold":50}}]}}',
   '{"spec":{"initContainers":[{"name":"init","image":"busybox"}],"containers":[{"name":"kube-apiserver","ports":[{"containerPort":6443,"name":"https"}]}]}}',
+  -- directives in values with nothing to merge into: what apimachinery leaves of them
+  '{"spec":{"affinity":{"$patch":"replace","nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":'
+    .. '{"nodeSelectorTerms":[{"matchExpressions":[{"key":"a","operator":"Exists"}]}]}}}}}',
+  '{"spec":{"initContainers":[{"$patch":"replace"},{"name":"i","image":"b","env":[{"name":"x","value":"1"},{"$patch":"delete","name":"y"}]}]}}',
+  '{"spec":{"dnsConfig":{"options":[{"name":"a","value":null}],"nameservers":null}}}',
 }
 local DEPLOYMENT_CASES = {
   '{"spec":{"replicas":3,"template":{"spec":{"containers":[{"name":"coredns","resources":{"limits":{"memory":"300Mi"}}}]}}}}',
