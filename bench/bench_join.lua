@@ -19,16 +19,8 @@ local VIP = "127.0.0.3"
 local why = controlplane.missing()
 if why then io.stderr:write("bench_join: ", why, "\n"); os.exit(1) end
 
-local function now()
-  local p = io.popen("date +%s%N"); local ns = tonumber(p:read("a")); p:close()
-  return ns / 1e6
-end
-local function median(xs)
-  local s = { table.unpack(xs) }
-  table.sort(s)
-  local n = #s
-  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
-end
+local now = t.now_ms
+local median = t.median
 
 local root = t.tmpdir()
 local plan = controlplane.plan{ root = root, cert_sans = { VIP } }

@@ -22,16 +22,8 @@ local runs = tonumber(arg and arg[1]) or 5
 local why = controlplane.missing()
 if why then io.stderr:write("bench_join_cp: ", why, "\n"); os.exit(1) end
 
-local function now()
-  local p = io.popen("date +%s%N"); local ns = tonumber(p:read("a")); p:close()
-  return ns / 1e6
-end
-local function median(xs)
-  local s = { table.unpack(xs) }
-  table.sort(s)
-  local n = #s
-  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
-end
+local now = t.now_ms
+local median = t.median
 
 local KEY = ("5a"):rep(32)
 local TOKEN = "bcpj00.q7w8e9r0t1y2u3i4"

@@ -9,15 +9,8 @@ local runs = tonumber(arg[1]) or 5
 local why = controlplane.missing()
 if why then io.stderr:write("bench_online: ", why, "\n"); return 1 end
 
-local function now()
-  local p = io.popen("date +%s%N"); local ns = tonumber(p:read("a")); p:close()
-  return ns / 1e6
-end
-local function median(xs)
-  table.sort(xs)
-  local n = #xs
-  return n % 2 == 1 and xs[(n + 1) // 2] or (xs[n // 2] + xs[n // 2 + 1]) / 2
-end
+local now = t.now_ms
+local median = t.median
 
 local root = t.tmpdir()
 local plan = controlplane.plan{ root = root }

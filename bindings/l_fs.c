@@ -205,6 +205,21 @@ static int l_remove(lua_State *L)
     return ok_or_fail(L, kb_fs_remove(p, recursive, &e), &e);
 }
 
+/* unmount(path [, {force=, detach=, expire=}]): never follows a symlink at path */
+static int l_unmount(lua_State *L)
+{
+    const char *p = checkpath(L, 1);
+    int flags = 0;
+    if (kb_opt_boolean(L, 2, "force", 0))
+        flags |= KB_FS_UMOUNT_FORCE;
+    if (kb_opt_boolean(L, 2, "detach", 0))
+        flags |= KB_FS_UMOUNT_DETACH;
+    if (kb_opt_boolean(L, 2, "expire", 0))
+        flags |= KB_FS_UMOUNT_EXPIRE;
+    kb_err e;
+    return ok_or_fail(L, kb_fs_unmount(p, flags, &e), &e);
+}
+
 static int l_chmod(lua_State *L)
 {
     const char *p = checkpath(L, 1);
@@ -313,6 +328,12 @@ static int l_commit(lua_State *L)
         return luaL_error(L, "fs.commit: no batch is open (call fs.begin first)");
     kb_err e;
     return ok_or_fail(L, kb_fs_batch_commit(&e), &e);
+}
+
+static int l_discard(lua_State *L)
+{
+    kb_fs_batch_discard();
+    return 0;
 }
 
 static int l_flush(lua_State *L)
@@ -432,7 +453,8 @@ int luaopen_kboot_fs(lua_State *L)
         { "lock", l_lock },           { "batch", l_batch },
         { "begin", l_begin },         { "commit", l_commit },
         { "flush", l_flush },         { "pending", l_pending },
-        { "prune", l_prune },
+        { "prune", l_prune },         { "unmount", l_unmount },
+        { "discard", l_discard },
         { NULL, NULL },
     };
     static const luaL_Reg lock_methods[] = {

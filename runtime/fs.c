@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -230,6 +231,31 @@ int kb_fs_remove(const char *path, int recursive, kb_err *e)
         return kb_err_sys(e, EXDEV, "remove", "cannot remove %s: %s is a mount point of another file system",
                           l.cp, rel);
     return kb_err_sys(e, err, "remove", "cannot remove %s: %s", l.cp, rel);
+}
+
+#ifndef UMOUNT_NOFOLLOW
+#define UMOUNT_NOFOLLOW 0x00000008
+#endif
+
+int kb_fs_unmount(const char *path, int flags, kb_err *e)
+{
+    struct loc l;
+    if (fs_resolve(path, &l, e))
+        return -1;
+    if (strcmp(l.cp, "/") == 0)
+        return kb_err_sys(e, EINVAL, "unmount", "refusing to unmount the root %s", kb_fs_root());
+    if (fs_state()->dry)
+        return 0;
+    int f = UMOUNT_NOFOLLOW;
+    if (flags & KB_FS_UMOUNT_FORCE)
+        f |= MNT_FORCE;
+    if (flags & KB_FS_UMOUNT_DETACH)
+        f |= MNT_DETACH;
+    if (flags & KB_FS_UMOUNT_EXPIRE)
+        f |= MNT_EXPIRE;
+    if (umount2(l.hp, f) != 0)
+        return fs_fail(e, errno, "unmount", "unmount", &l);
+    return 0;
 }
 
 int kb_fs_chmod(const char *path, unsigned mode, kb_err *e)

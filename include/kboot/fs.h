@@ -82,6 +82,12 @@ int kb_fs_chmod(const char *path, unsigned mode, kb_err *e);
 /* Atomic create-or-replace of a symlink (temp name + rename); target stored verbatim. */
 int kb_fs_symlink(const char *target, const char *path, int *changed, kb_err *e);
 int kb_fs_readlink(const char *path, char **target, kb_err *e); /* malloc'd */
+/* umount2(2) of the mount point at path (root-prefixed), always with UMOUNT_NOFOLLOW, so a
+ * symlink at path is never followed to whatever it names; flags adds KB_FS_UMOUNT_FORCE,
+ * _DETACH, _EXPIRE. In dry run nothing is unmounted (0 returned): the caller says what it
+ * would do. Errors: EINVAL (not a mount point, or a symlink), EBUSY, EPERM, ... */
+enum { KB_FS_UMOUNT_FORCE = 1, KB_FS_UMOUNT_DETACH = 2, KB_FS_UMOUNT_EXPIRE = 4 };
+int kb_fs_unmount(const char *path, int flags, kb_err *e);
 /* Remove leftover temp files in dir; returns how many (dry run: counts, removes none). */
 int kb_fs_clean_temps(const char *dir, kb_err *e);
 

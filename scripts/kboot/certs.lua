@@ -223,7 +223,8 @@ local function ensure_ca(ctx, e)
     if c.key then
       log(ctx).info("certs", "Using the existing %q certificate and key", e.name)
     else
-      log(ctx).info("certs", "External CA mode: using the existing %q certificate (no %s)", e.name, key_path)
+      log(ctx).info("certs", "External CA mode: using the existing %q certificate; its key %s is absent, so it is "
+        .. "externally managed: kboot signs nothing with it and never replaces it", e.name, key_path)
     end
     return c
   end

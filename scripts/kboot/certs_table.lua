@@ -98,33 +98,51 @@ M.etcd_peer_sans = etcd_sans("peerCertSANs", "etcd/peer.crt")
 -- The table. name = kubeadm's cert name (phase certs/<name>), base = file base name under
 -- certificatesDir, ca = name of the signing CA (nil for CAs), cn/o = subject (cn may be a
 -- function of ctx), sans = function(ctx) -> {dns=, ip=}, ekus = extended key usages,
--- etcd = only with local etcd.
+-- etcd = only with local etcd, pods = the static Pods that load a leaf (kboot certs renew names
+-- the ones to restart; the healthcheck client certificate is for admins' etcdctl, no Pod reads it).
 M.certs = {
   { name = "ca", base = "ca", cn = "kubernetes", is_ca = true,
     long = "self-signed Kubernetes CA to provision identities for other Kubernetes components" },
   { name = "apiserver", base = "apiserver", ca = "ca", cn = "kube-apiserver", ekus = { "server auth" },
-    sans = M.apiserver_sans, long = "certificate for serving the Kubernetes API" },
+    sans = M.apiserver_sans, pods = { "kube-apiserver" }, long = "certificate for serving the Kubernetes API" },
   { name = "apiserver-kubelet-client", base = "apiserver-kubelet-client", ca = "ca",
     cn = "kube-apiserver-kubelet-client", o = { "kubeadm:cluster-admins" }, ekus = { "client auth" },
-    long = "certificate for the API server to connect to kubelet" },
+    pods = { "kube-apiserver" }, long = "certificate for the API server to connect to kubelet" },
   { name = "front-proxy-ca", base = "front-proxy-ca", cn = "front-proxy-ca", is_ca = true,
     long = "self-signed CA to provision identities for front proxy" },
   { name = "front-proxy-client", base = "front-proxy-client", ca = "front-proxy-ca",
-    cn = "front-proxy-client", ekus = { "client auth" }, long = "certificate for the front proxy client" },
+    cn = "front-proxy-client", ekus = { "client auth" }, pods = { "kube-apiserver" },
+    long = "certificate for the front proxy client" },
   { name = "etcd-ca", base = "etcd/ca", cn = "etcd-ca", is_ca = true, etcd = true,
     long = "self-signed CA to provision identities for etcd" },
   -- etcd 3.2+ wants client auth on its serving certificate too (etcd-io/etcd#9785).
   { name = "etcd-server", base = "etcd/server", ca = "etcd-ca", cn = node_name, etcd = true,
-    ekus = { "server auth", "client auth" }, sans = M.etcd_server_sans, long = "certificate for serving etcd" },
+    ekus = { "server auth", "client auth" }, sans = M.etcd_server_sans, pods = { "etcd" },
+    long = "certificate for serving etcd" },
   { name = "etcd-peer", base = "etcd/peer", ca = "etcd-ca", cn = node_name, etcd = true,
     ekus = { "server auth", "client auth" }, sans = M.etcd_peer_sans,
-    long = "certificate for etcd nodes to communicate with each other" },
+    pods = { "etcd" }, long = "certificate for etcd nodes to communicate with each other" },
   { name = "etcd-healthcheck-client", base = "etcd/healthcheck-client", ca = "etcd-ca", etcd = true,
     cn = "kube-etcd-healthcheck-client", ekus = { "client auth" },
-    long = "certificate for liveness probes to healthcheck etcd" },
+    pods = {}, long = "certificate for liveness probes to healthcheck etcd" },
   { name = "apiserver-etcd-client", base = "apiserver-etcd-client", ca = "etcd-ca", etcd = true,
     cn = "kube-apiserver-etcd-client", ekus = { "client auth" },
-    long = "certificate the apiserver uses to access etcd" },
+    pods = { "kube-apiserver" }, long = "certificate the apiserver uses to access etcd" },
+}
+
+-- The client certificates embedded in kubeconfig files that `kboot certs` checks and renews, as
+-- kubeadm's renewal manager lists them (name = the file name, kubeconfig = the kboot.kubeconfigs
+-- entry). kubelet.conf is not one: the kubelet rotates its own client certificate.
+M.kubeconfig_certs = {
+  { name = "admin.conf", kubeconfig = "admin", ca = "ca", pods = {},
+    long = "certificate embedded in the kubeconfig file for the admin to use and for kubeadm itself" },
+  { name = "controller-manager.conf", kubeconfig = "controller-manager", ca = "ca",
+    pods = { "kube-controller-manager" },
+    long = "certificate embedded in the kubeconfig file for the controller manager to use" },
+  { name = "scheduler.conf", kubeconfig = "scheduler", ca = "ca", pods = { "kube-scheduler" },
+    long = "certificate embedded in the kubeconfig file for the scheduler manager to use" },
+  { name = "super-admin.conf", kubeconfig = "super-admin", ca = "ca", pods = {},
+    long = "certificate embedded in the kubeconfig file for the super-admin" },
 }
 
 -- The service account signing key pair: sa.key (private) and sa.pub (public), no certificate.

@@ -61,8 +61,14 @@ function M.remove_files(ctx, paths)
 end
 
 -- empty_dir(ctx, dir) -> true | nil, err: everything inside dir removed (a symlink as a link), dir kept.
+-- A dir that is itself a symlink is not followed: that is an error, and nothing is removed.
 function M.empty_dir(ctx, dir)
-  if not ctx.fs.exists(dir) then return true end
+  local st = ctx.fs.stat(dir)
+  if not st then return true end
+  if st.type == "link" then
+    return nil, kerror.new("clean", ("not emptying %s: it is a symlink (to %s), which is not followed"):format(
+      ctx.fs.path(dir), tostring(ctx.fs.readlink(dir))))
+  end
   local names, lerr = ctx.fs.list(dir)
   if not names then return nil, kerror.new("clean", ("cannot list %s: %s"):format(ctx.fs.path(dir), tostring(lerr))) end
   for _, n in ipairs(names) do

@@ -99,6 +99,12 @@ M.v1beta4 = {
   },
 }
 
+-- ResetConfiguration exists from v1beta4 on (kboot.reset_config).
+M.v1beta4.ResetConfiguration = with_meta {
+  cleanupTmpDir = B, certificatesDir = S, criSocket = S, dryRun = B, force = B,
+  ignorePreflightErrors = list(S), skipPhases = list(S), unmountFlags = list(S), timeouts = timeouts,
+}
+
 -- Other kinds a kubeadm config file may hold: accepted and checked lightly (see config.lua).
 M.component_kinds = {
   KubeletConfiguration = "kubelet.config.k8s.io/v1beta1",

@@ -1,4 +1,4 @@
--- The ctx every flow (init, and later join and reset) hands its phases and components
+-- The ctx every flow (init, join and reset) hands its phases and components
 -- (docs/api/context.md): the defaulted configuration under flow-neutral names, the run's settings,
 -- fs/log/clock, per-run caches under ctx.cache, and ctx.host, the facts of the machine kboot runs on.
 -- Host facts are read from the real host (io.open, never kboot.fs): under --root the node's files are
@@ -193,6 +193,11 @@ local FLOWS = {
     local cp = p.join.controlPlane
     return { doc = p.join, ep = cp and cp.localAPIEndpoint or {}, role = cp and "control-plane" or "worker" }
   end,
+  -- a node reset has no endpoint of its own to configure: what it needs it reads from the node
+  reset = function(p)
+    if type(p.reset) ~= "table" then return nil, "parts must be kboot.reset_config.load's result (reset)" end
+    return { doc = p.reset, ep = {}, role = "worker" }
+  end,
 }
 
 -- set_cluster(ctx, cluster [, version]): the ClusterConfiguration (and the version entry of its
@@ -207,7 +212,8 @@ end
 -- new{ flow=, parts=, opts=, host=, fs=, log=, now=, role= } -> ctx
 --   parts: what kboot.config.load returns for init ({ init=, cluster=, kubelet=, kubeproxy=,
 --   version=, cert_validity=, ca_validity= }), kboot.join_config.load for join ({ join=, cluster=
---   (optional), kubelet= }); host: a test's own facts (default: host_facts()).
+--   (optional), kubelet= }), kboot.reset_config.load's { reset= } for reset (its ctx.cluster is
+--   kboot.flows.reset's to set); host: a test's own facts (default: host_facts()).
 function M.new(o)
   if type(o) ~= "table" then error("context.new: want a table of options", 2) end
   local flow = o.flow or "init"

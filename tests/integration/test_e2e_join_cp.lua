@@ -258,10 +258,12 @@ end
 -- SIGKILL during a control-plane join of cp3 (127.0.0.4), at a random moment up to the wait for
 -- its etcd member (which cannot start: no harness runs for cp3 yet); then the same join again, and
 -- cp3's harness. A member added for cp3's peer URL before the kill is reused, not added again.
+local CP3 -- { root =, addr = } of the node test_8 joins, for the reset test
 function TestE2EJoinCP:test_8_sigkill_then_rerun()
   lu.assertEquals(join_rc, 0, "the first join failed")
   local C3, d1, d2 = t.tmpdir(), t.tmpdir(), t.tmpdir()
   local addr = free_address("127.0.0.4")
+  CP3 = { root = C3, addr = addr }
   local port, peer = t.free_port(), "https://" .. addr .. ":2380"
   t.must(("(sh -c 'echo $$ >%s/pid; exec %s' >%s/out 2>&1; echo $? >%s/rc) </dev/null >/dev/null 2>&1 &"):format(
     d1, join_cmd(C3, "cp3", addr, port):gsub("'", "'\\''"), d1, d1))
@@ -313,6 +315,27 @@ end
 function TestE2EJoinCP:test_9_no_kubeadm_certs_secret()
   kubectl("-n kube-system delete secret kubeadm-certs")
   bad(KEY, { "kboot init phase upload-certs --upload-certs" })
+end
+
+-- After the rest: `kboot reset` on the joined nodes, one after the other, removes each one's etcd
+-- member through its own etcd (3 members, then 2, then 1: init's node), and the cluster still serves
+function TestE2EJoinCP:test_9z_reset_joined_nodes()
+  lu.assertEquals(join_rc, 0, "the first join failed")
+  lu.assertNotNil(CP3, "test_8 did not run")
+  local list, raw = members()
+  lu.assertEquals(#list, 3, raw)
+  for i, n in ipairs({ { root = CP3.root, addr = CP3.addr, name = "cp3" }, { root = B, addr = B_ADDR, name = "cp2" } }) do
+    local ok, out, code = t.kboot(("reset --force --root %s"):format(t.q(n.root)))
+    lu.assertTrue(ok, ("reset of %s exited %s:\n%s"):format(n.name, tostring(code), out))
+    list, raw = members()
+    lu.assertEquals(#list, 3 - i, raw)
+    lu.assertEquals(#by_peer(list, "https://" .. n.addr .. ":2380"), 0, raw)
+    lu.assertEquals(t.must("ls -A " .. t.q(n.root .. "/etc/kubernetes/pki")), "", n.name .. "'s certificates are left")
+    lu.assertFalse(t.sh("test -e " .. t.q(n.root .. "/etc/kubernetes/admin.conf")), n.name)
+    lu.assertStrContains(out, "kubectl delete node " .. n.name)
+  end
+  lu.assertEquals(list[1].name, cpA.node_name, raw)
+  lu.assertStrContains(kubectl("get nodes"), cpA.node_name)
 end
 
 local rc = lu.LuaUnit.run("-v")

@@ -194,10 +194,12 @@ CP.__gc = CP.stop
 -- Kills one component (fault tests) and can start it again with the same command.
 function CP.kill(self, name)
   os.execute(("kill -9 %s 2>/dev/null"):format(self.pids[name]))
-  for _ = 1, 50 do
+  -- a loaded machine can take seconds to reap it; a restart before it is gone cannot bind its port
+  for _ = 1, 300 do
     if not alive(self.pids[name]) then return end
     os.execute("sleep 0.1")
   end
+  error(("%s (pid %s) is still alive 30 s after kill -9"):format(name, self.pids[name]), 2)
 end
 function CP.restart(self, name)
   local c = self.commands[name]

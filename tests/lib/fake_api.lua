@@ -117,6 +117,21 @@ function Api:put(obj)
   return json.decode(r.body)
 end
 
+-- seed_join{ server=, ca_pem=, token_id=, token_secret= }: what a join reads before it writes: kube-public/cluster-info
+-- naming server (default self.url) with ca_pem, signed for the token as the bootstrapsigner
+-- signs it; kubeadm-config (v1.31.2, ECDSA-P256) and kubelet-config
+function Api:seed_join(o)
+  local tokens, crypto, yaml = require("kboot.tokens"), require("kboot.crypto"), require("kboot.yaml")
+  local cm = tokens.cluster_info(o.server or self.url, o.ca_pem)
+  cm.data["jws-kubeconfig-" .. o.token_id] = crypto.jws_sign(cm.data.kubeconfig, o.token_id, o.token_secret)
+  self:put(cm)
+  self:put{ apiVersion = "v1", kind = "ConfigMap", metadata = { name = "kubeadm-config", namespace = "kube-system" },
+            data = { ClusterConfiguration = yaml.encode{ apiVersion = "kubeadm.k8s.io/v1beta4", kind = "ClusterConfiguration",
+                                                        kubernetesVersion = "v1.31.2", encryptionAlgorithm = "ECDSA-P256" } } }
+  self:put{ apiVersion = "v1", kind = "ConfigMap", metadata = { name = "kubelet-config", namespace = "kube-system" },
+            data = { kubelet = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n" } }
+end
+
 function Api:stop()
   if self.http then self.http:close() end
   os.execute("kill " .. self.pid .. " 2>/dev/null")

@@ -122,4 +122,13 @@ function M.start_peer(script, env)
 end
 
 math.randomseed(os.time() ~ tonumber(tostring({}):match("0x(%x+)") or "0", 16))
+-- Benchmarks: now_ms() on the monotonic clock, median(xs) of a list of numbers (xs unchanged).
+function M.now_ms() return require("kboot.time").now() * 1000 end
+function M.median(xs)
+  local s = { table.unpack(xs) }
+  table.sort(s)
+  local n = #s
+  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
 return M

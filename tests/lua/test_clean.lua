@@ -76,6 +76,16 @@ function TestClean:test_static_pods_certs_kubeconfigs_kubelet()
   lu.assertFalse(exists("/var/lib/kubelet/kubeadm-flags.env"))
 end
 
+function TestClean:test_a_symlinked_dir_is_not_followed()
+  -- the certificates dir replaced by a link to a directory outside the root
+  t.must(("mkdir -p %s/pki && echo k > %s/pki/ca.key && rm -rf %s/etc/kubernetes/pki && ln -s %s/pki %s/etc/kubernetes/pki"):format(
+    t.q(outside), t.q(outside), t.q(root), t.q(outside), t.q(root)))
+  local ok, err = require("kboot.certs").clean(ctx())
+  lu.assertNil(ok)
+  lu.assertStrContains(tostring(err), "not emptying " .. root .. "/etc/kubernetes/pki: it is a symlink (to " .. outside .. "/pki)")
+  lu.assertEquals(t.read(outside .. "/pki/ca.key"), "k\n")
+end
+
 function TestClean:test_a_failure_names_the_path_under_the_root()
   -- a directory where a file is expected cannot be removed as a file
   t.must(("rm -f %s/etc/kubernetes/scheduler.conf && mkdir -p %s/etc/kubernetes/scheduler.conf/x"):format(t.q(root), t.q(root)))

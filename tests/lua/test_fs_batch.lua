@@ -1,4 +1,4 @@
--- kboot.fs batches from Lua: fs.batch / fs.begin / fs.commit / fs.flush / fs.pending; pending
+-- kboot.fs batches from Lua: fs.batch / fs.begin / fs.commit / fs.flush / fs.discard / fs.pending; pending
 -- writes seen by kboot's reads but not on disk (checked with io.open, stat and ls, not kboot.fs);
 -- errors raised inside a batch; a commit failing; the host committing a batch a script left open
 -- (return, error) but not after os.exit; the number of syncs, counted with strace.
@@ -96,6 +96,23 @@ function TestBatch:test_error_inside_is_raised_after_commit()
   ok, err = pcall(fs.batch, function() error("plain") end)
   lu.assertFalse(ok)
   lu.assertStrContains(err, "plain")
+end
+
+function TestBatch:test_discard_leaves_the_old_files_and_no_temps()
+  assert(fs.write("/a", "old a", "0644"))
+  fs.begin()
+  fs.begin()
+  assert(fs.write("/a", "new a", "0600"))
+  assert(fs.write("/b", "new b", "0644"))
+  lu.assertEquals(fs.read("/a"), "new a")
+  fs.discard()
+  lu.assertEquals({ fs.pending() }, { 0, 0 })
+  lu.assertEquals(on_disk("/a"), "old a")
+  lu.assertEquals(mode_of("/a"), "644")
+  lu.assertNil(on_disk("/b"))
+  lu.assertEquals(fs.read("/a"), "old a")
+  lu.assertFalse(fs.exists("/b"))
+  lu.assertEquals(temps("/"), {})
 end
 
 function TestBatch:test_commit_failure_returns_nil_err()

@@ -7,11 +7,9 @@
 local lu = require("luaunit")
 local t = require("testlib")
 local json = require("cjson")
-local crypto = require("kboot.crypto")
 local pki = require("kboot.pki")
 local tokens = require("kboot.tokens")
 local kubeconfig = require("kboot.kubeconfig")
-local yaml = require("kboot.yaml")
 
 local VEC = json.decode(t.read((os.getenv("KBOOT_VECTORS") or (t.src .. "/../shared/vectors")) .. "/kubeadm-certs.json"))
 local KEY = VEC.certificate_key
@@ -34,14 +32,7 @@ local function put_certs_secret()
 end
 
 local function seed(certs_secret)
-  local cm = tokens.cluster_info(API.url, CA:pem())
-  cm.data["jws-kubeconfig-" .. ID] = crypto.jws_sign(cm.data.kubeconfig, ID, SECRET)
-  API:put(cm)
-  API:put{ apiVersion = "v1", kind = "ConfigMap", metadata = { name = "kubeadm-config", namespace = "kube-system" },
-           data = { ClusterConfiguration = yaml.encode{ apiVersion = "kubeadm.k8s.io/v1beta4", kind = "ClusterConfiguration",
-                                                       kubernetesVersion = "v1.31.2", encryptionAlgorithm = "ECDSA-P256" } } }
-  API:put{ apiVersion = "v1", kind = "ConfigMap", metadata = { name = "kubelet-config", namespace = "kube-system" },
-           data = { kubelet = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n" } }
+  API:seed_join{ ca_pem = CA:pem(), token_id = ID, token_secret = SECRET }
   if certs_secret then API:put(certs_secret) else put_certs_secret() end
   API:forget()
 end

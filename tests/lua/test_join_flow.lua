@@ -6,9 +6,7 @@ local lu = require("luaunit")
 local t = require("testlib")
 local crypto = require("kboot.crypto")
 local pki = require("kboot.pki")
-local tokens = require("kboot.tokens")
 local kubeconfig = require("kboot.kubeconfig")
-local yaml = require("kboot.yaml")
 
 local CA_KEY = assert(pki.generate_key("ECDSA-P256"))
 local CA = assert(pki.self_signed_ca(CA_KEY, { cn = "kubernetes", not_before = os.time() - 300, not_after = os.time() + 86400 }))
@@ -21,14 +19,7 @@ local API = require("fake_api").start{ tls = { cert_pem = SERVER:pem(), key_pem 
 local TOKEN, ID, SECRET = "k8stst.q1w2e3r4t5y6u7i8", "k8stst", "q1w2e3r4t5y6u7i8"
 
 local function seed(cluster_info_server)
-  local cm = tokens.cluster_info(cluster_info_server, CA:pem())
-  cm.data["jws-kubeconfig-" .. ID] = crypto.jws_sign(cm.data.kubeconfig, ID, SECRET)
-  API:put(cm)
-  API:put{ apiVersion = "v1", kind = "ConfigMap", metadata = { name = "kubeadm-config", namespace = "kube-system" },
-           data = { ClusterConfiguration = yaml.encode{ apiVersion = "kubeadm.k8s.io/v1beta4", kind = "ClusterConfiguration",
-                                                       kubernetesVersion = "v1.31.2", encryptionAlgorithm = "ECDSA-P256" } } }
-  API:put{ apiVersion = "v1", kind = "ConfigMap", metadata = { name = "kubelet-config", namespace = "kube-system" },
-           data = { kubelet = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n" } }
+  API:seed_join{ server = cluster_info_server, ca_pem = CA:pem(), token_id = ID, token_secret = SECRET }
   API:forget()
 end
 

@@ -204,6 +204,23 @@ static void test_remove_tree_not_links(void **state)
     assert_int_equal(e.code, EINVAL);
 }
 
+/* Mounting needs privileges: tests/integration/test_reset.lua unmounts real mounts (in a mount
+ * namespace of its own); here, what needs none. */
+static void test_unmount_refusals(void **state)
+{
+    kb_err e;
+    assert_int_equal(mkdir(H("/d"), 0755), 0);
+    assert_int_equal(kb_fs_unmount("/d", 0, &e), -1); /* not a mount point */
+    assert_true(e.code == EINVAL || e.code == EPERM);
+    assert_non_null(strstr(e.msg, "cannot unmount /d ("));
+    assert_int_equal(kb_fs_unmount("/", KB_FS_UMOUNT_DETACH, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    kb_fs_set_dry_run(1);
+    assert_int_equal(kb_fs_unmount("/d", 0, &e), 0); /* a dry run unmounts nothing */
+    assert_int_equal(kb_fs_unmount("/missing", 0, &e), 0);
+    kb_fs_set_dry_run(0);
+}
+
 static void test_dry_run_overlay(void **state)
 {
     kb_err e;
@@ -283,6 +300,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_failures_keep_old_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_temps_are_cleaned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_tree_not_links, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unmount_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dry_run_overlay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
     };

@@ -203,6 +203,43 @@ function M.start(ctx)
   return true
 end
 
+-- Stop the kubelet through systemd (reset, before its files and mounts go), on the same terms
+-- as start: a real root (`/`) with systemctl and a kubelet binary. Returns true, or false, why it
+-- did nothing (and in a dry run the command it would run), or nil and a kboot.error when
+-- systemctl failed. ctx.exec(cmd) -> ok, output
+-- replaces the shell in tests.
+function M.stop(ctx, tag)
+  tag = tag or "reset"
+  local log = ctx.log or require("kboot.log")
+  local root = ctx.fs.root and ctx.fs.root() or "/"
+  local why
+  if root ~= "/" then
+    why = ("--root %s is a sandbox: not stopping the host's kubelet"):format(root)
+  elseif not first_existing(ctx, { "/usr/bin/systemctl", "/bin/systemctl" }) then
+    why = "no systemctl on this host: stop the kubelet with your init system"
+  elseif not first_existing(ctx, { "/usr/bin/kubelet", "/usr/local/bin/kubelet", "/bin/kubelet" }) then
+    why = "no kubelet binary found: no kubelet to stop"
+  elseif ctx.dry_run then
+    why = "dry run: would stop the kubelet service (systemctl stop kubelet)"
+  end
+  if why then
+    log.info(tag, "%s", why)
+    return false, why, ctx.dry_run and why:find("^dry run") and "systemctl stop kubelet" or nil
+  end
+  log.info(tag, "Stopping the kubelet service")
+  local exec = ctx.exec or function(cmd)
+    local p = io.popen(cmd .. " 2>&1", "r")
+    local out = p:read("a")
+    return p:close() == true, out
+  end
+  local ok, out = exec("systemctl stop kubelet")
+  if not ok then
+    return nil, require("kboot.error").new(tag, ("The kubelet service could not be stopped ('systemctl stop kubelet': %s); "
+      .. "please ensure kubelet is stopped manually"):format((tostring(out or ""):gsub("%s+$", ""))))
+  end
+  return true
+end
+
 -- after the files: (re)start the kubelet; not being able to is a note, not a failure
 function M.after(ctx)
   local ok, err = M.start(ctx)
