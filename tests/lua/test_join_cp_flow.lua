@@ -6,6 +6,7 @@
 -- against real peers in integration/test_e2e_join_cp.lua.
 local lu = require("luaunit")
 local t = require("testlib")
+local yaml = require("kboot.yaml")
 local json = require("cjson")
 local pki = require("kboot.pki")
 local tokens = require("kboot.tokens")

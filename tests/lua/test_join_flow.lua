@@ -4,6 +4,7 @@
 -- against a real control plane is issue 9's e2e test.
 local lu = require("luaunit")
 local t = require("testlib")
+local yaml = require("kboot.yaml")
 local crypto = require("kboot.crypto")
 local pki = require("kboot.pki")
 local kubeconfig = require("kboot.kubeconfig")
