@@ -34,5 +34,6 @@ int luaopen_kboot_yaml(lua_State *L);
 int luaopen_kboot_http(lua_State *L);
 int luaopen_kboot_time(lua_State *L);
 int luaopen_kboot_build(lua_State *L);
+int luaopen_kboot_hostfs(lua_State *L);
 
 #endif

@@ -1,9 +1,12 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "kboot/gzip.h"
+#include "kboot/log.h"
 #include "loader.h"
 
 #define OVERRIDE_KEY "kboot.loader.override"
@@ -16,7 +19,7 @@ const struct kb_embedded *kb_embedded_find(const char *name)
     return NULL;
 }
 
-static const char *override_dir(lua_State *L)
+const char *kb_loader_override_dir(lua_State *L)
 {
     lua_getfield(L, LUA_REGISTRYINDEX, OVERRIDE_KEY);
     const char *d = lua_tostring(L, -1); /* kept alive by the registry */
@@ -25,9 +28,9 @@ static const char *override_dir(lua_State *L)
 }
 
 /* "kboot.components.etcd" -> DIR/kboot/components/etcd.lua, if it exists. */
-static int push_override_path(lua_State *L, const char *name)
+int kb_loader_override_path(lua_State *L, const char *name)
 {
-    const char *dir = override_dir(L);
+    const char *dir = kb_loader_override_dir(L);
     if (!dir)
         return 0;
     luaL_Buffer b;
@@ -48,9 +51,16 @@ static int push_override_path(lua_State *L, const char *name)
 /* Leaves the loaded chunk (or an error message) on the stack; returns the lua_load status. */
 static int load_named(lua_State *L, const char *name)
 {
-    if (push_override_path(L, name)) {
+    if (kb_loader_override_path(L, name)) {
         /* Source text only: Lua does not verify bytecode, so a binary chunk could crash kboot. */
         const char *path = lua_tostring(L, -1);
+        if (kb_log_level() >= KB_LOG_DEBUG) {
+            /* -v: which modules come from the override directory */
+            char line[600];
+            snprintf(line, sizeof line, "%s from %s%s", name, path,
+                     kb_embedded_find(name) ? " (overrides the built-in)" : " (not a built-in module)");
+            kb_log_write(KB_LOG_DEBUG, "scripts", line);
+        }
         int st = luaL_loadfilex(L, path, "t");
         size_t n = strlen(path);
         const char *msg = lua_tostring(L, -1);
@@ -80,8 +90,10 @@ static int searcher(lua_State *L)
         lua_pushfstring(L, "no embedded kboot module '%s'", name);
         return 1;
     }
+    /* One line that keeps the file:line (Lua's own "...:\n\t..." loses it where only the first line
+     * of an error is shown, as a phase's error is without -v). */
     if (st != LUA_OK)
-        return luaL_error(L, "error loading module '%s':\n\t%s", name, lua_tostring(L, -1));
+        return luaL_error(L, "error loading module '%s': %s", name, lua_tostring(L, -1));
     lua_pushstring(L, name);
     return 2;
 }
@@ -112,4 +124,22 @@ int kb_loader_load_script(lua_State *L, const char *name)
         return -1;
     }
     return load_named(L, name);
+}
+
+int kb_embedded_source(const struct kb_embedded *e, unsigned char **text, kb_err *err)
+{
+    unsigned char *buf = malloc(e->source_size + 1);
+    if (!buf)
+        return kb_err_set(err, "scripts", "out of memory");
+    if (e->source_gz) {
+        if (kb_gunzip(e->source, e->source_len, buf, e->source_size, err) < 0) {
+            free(buf);
+            return -1;
+        }
+    } else {
+        memcpy(buf, e->source, e->source_size);
+    }
+    buf[e->source_size] = 0;
+    *text = buf;
+    return 0;
 }

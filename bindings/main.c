@@ -3,9 +3,11 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common.h"
 #include "kboot/fs.h"
@@ -15,6 +17,7 @@
 extern int luaopen_cjson(lua_State *L);
 extern int luaopen_cjson_safe(lua_State *L);
 int luaopen_kboot_repl(lua_State *L);
+int luaopen_kboot_scripts(lua_State *L);
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -24,6 +27,7 @@ static const luaL_Reg preloads[] = {
     { "kboot.crypto", luaopen_kboot_crypto }, { "kboot.yaml", luaopen_kboot_yaml },
     { "kboot.http", luaopen_kboot_http },     { "kboot.repl", luaopen_kboot_repl },
     { "kboot.time", luaopen_kboot_time },     { "kboot.build", luaopen_kboot_build },
+    { "kboot.hostfs", luaopen_kboot_hostfs }, { "kboot.scripts", luaopen_kboot_scripts },
     { "cjson", luaopen_cjson },               { "cjson.safe", luaopen_cjson_safe },
     { "kboot.json", luaopen_cjson },          { NULL, NULL },
 };
@@ -43,7 +47,8 @@ static void usage(FILE *f)
     fputs("\nOptions:\n"
           "  -v, --verbose     more output; a traceback with errors (repeat for more)\n"
           "  --scripts DIR     files in DIR override built-in scripts and modules of the same name\n"
-          "                    (also KBOOT_SCRIPTS); DIR/kboot/certs_table.lua replaces kboot.certs_table\n"
+          "                    (also KBOOT_SCRIPTS); DIR/kboot/certs_table.lua replaces kboot.certs_table;\n"
+          "                    `kboot scripts export DIR` writes the built-in ones there, -v names each override used\n"
           "  --version         print the version\n"
           "  -h, --help        this text; `kboot help COMMAND` or `kboot COMMAND --help` for a command\n",
           f);
@@ -191,6 +196,20 @@ int main(int argc, char **argv)
     if (i >= argc) {
         usage(stderr);
         return EXIT_USAGE;
+    }
+    /* An override directory that is not there would silently run the built-in scripts instead. */
+    int from_env = a.scripts_dir && a.scripts_dir == getenv("KBOOT_SCRIPTS");
+    if (a.scripts_dir && from_env && !*a.scripts_dir)
+        a.scripts_dir = NULL;
+    if (a.scripts_dir) {
+        struct stat st;
+        const char *why = stat(a.scripts_dir, &st) != 0 ? strerror(errno)
+                          : !S_ISDIR(st.st_mode)        ? "not a directory"
+                                                        : NULL;
+        if (why) {
+            fprintf(stderr, "kboot: %s%s: %s\n", from_env ? "KBOOT_SCRIPTS=" : "--scripts ", a.scripts_dir, why);
+            return EXIT_USAGE;
+        }
     }
     /* `kboot help NAME` is `kboot NAME --help`. */
     char *help_argv[3];

@@ -25,6 +25,7 @@ local options = {
   { "service-dns-domain", arg = "DOMAIN", help = "service DNS domain (default cluster.local)" },
   { "image-repository", arg = "REPO", help = "registry for control-plane images (default registry.k8s.io)" },
   { "skip-phases", arg = "LIST", list = true, help = "phases to skip (a parent such as certs skips all its children)" },
+  { "patches", arg = "DIR", help = "directory of kubeadm patch files TARGET[SUFFIX][+PATCHTYPE].{yaml,json}, applied to what this node writes (see docs/customising.md)" },
   { "ignore-preflight-errors", arg = "LIST", list = true, help = "preflight checks to report as warnings, or 'all'" },
   { "dry-run", help = "write nothing; print every file that would be written" },
   { "token", arg = "TOKEN", help = "bootstrap token [a-z0-9]{6}.[a-z0-9]{16} (used by the online phases)" },
@@ -71,6 +72,10 @@ local selected, serr = phases.select(list, { only = only, skip = parts.init.skip
 if not selected then cli.usage_error(only and "init phase" or "init", "%s", serr) end
 
 local ctx = flow.prepare(context.new({ flow = "init", parts = parts, opts = opts, host = host, fs = fs, log = log }))
+
+-- kubeadm's patches: read and tried on what this run renders before anything is written
+local pok, perr = require("kboot.patches").prepare(ctx, selected)
+if not pok then cli.fail("%s", tostring(perr)) end
 
 local lock = runner.start(ctx)
 log.info("init", "Using Kubernetes version: %s", ctx.cluster.kubernetesVersion)

@@ -24,6 +24,7 @@ local options = {
   { "cri-socket", arg = "PATH", help = "container runtime socket (default unix:///var/run/containerd/containerd.sock)" },
   { "ignore-preflight-errors", arg = "LIST", list = true, help = "preflight checks to report as warnings, or 'all'" },
   { "skip-phases", arg = "LIST", list = true, help = "phases to skip" },
+  { "patches", arg = "DIR", help = "directory of kubeadm patch files TARGET[SUFFIX][+PATCHTYPE].{yaml,json}, applied to what this node writes (see docs/customising.md)" },
   { "control-plane", help = "join as a control-plane node" },
   { "certificate-key", arg = "HEX", help = "key that decrypts the control-plane certificates (with --control-plane)" },
   { "apiserver-advertise-address", arg = "IP", help = "this control-plane node's API server address (with --control-plane)" },
@@ -76,6 +77,10 @@ if not ctx then cli.fail("%s", tostring(perr)) end
 -- or trust the cluster leaves this node exactly as it was
 local cok, cerr = flow.connect(ctx)
 if not cok then cli.fail("%s", phases.error_line({ phase = "discovery", msg = tostring(cerr) })) end
+-- kubeadm's patches: read and tried on what this join renders (it knows the cluster's configuration
+-- now) before anything is written
+local pok, perr = require("kboot.patches").prepare(ctx, selected)
+if not pok then cli.fail("%s", tostring(perr)) end
 local lock = runner.start(ctx)
 runner.run(ctx, selected, flow, lock)
 runner.finish(ctx, lock, "join")

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git
   liblua5.4-dev lua5.4 libssl-dev openssl libcurl4-openssl-dev libyaml-dev
-  lua-cjson-dev lua-cjson libedit-dev
+  lua-cjson-dev lua-cjson libedit-dev zlib1g-dev
   libcmocka-dev lua-unit etcd-server etcd-client
   valgrind curl ca-certificates procps iproute2 python3 python3-cryptography python3-yaml tmux
   strace time binutils

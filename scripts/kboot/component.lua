@@ -78,7 +78,15 @@ function M.empty_dir(ctx, dir)
   return true
 end
 
--- run(ctx, m) -> true | nil, err: render, save the files, apply the objects, then m.after.
+-- render(ctx, m) -> artifacts | nil, err: m.render, then kubeadm's patches (ctx.patches, see
+-- kboot.patches) applied to the targets among the artifacts: what save writes and --dry-run shows.
+function M.render(ctx, m)
+  local a, err = m.render(ctx)
+  if not a or not ctx.patches then return a, err end
+  return require("kboot.patches").artifacts(ctx, a)
+end
+
+-- run(ctx, m) -> true | nil, err: render (and patch), save the files, apply the objects, then m.after.
 function M.run(ctx, m)
   local ok, err
   if m.before then
@@ -86,7 +94,7 @@ function M.run(ctx, m)
     if ok == nil and err ~= nil then return nil, err end
   end
   local a
-  a, err = m.render(ctx)
+  a, err = M.render(ctx, m)
   if not a then return nil, err end
   for _, w in ipairs(a.warnings or {}) do ctx.log.warn(m.log_tag or m.name or "component", "%s", w) end
   if not (empty(a.dirs) and empty(a.files)) then

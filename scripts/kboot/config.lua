@@ -307,6 +307,7 @@ M.FLAG_PATHS = {
   token = "InitConfiguration.bootstrapTokens[0].token",
   token_ttl = "InitConfiguration.bootstrapTokens[0].ttl",
   certificate_key = "InitConfiguration.certificateKey",
+  patches = "InitConfiguration.patches.directory",
 }
 
 local function given(flags, k)
@@ -347,6 +348,7 @@ local function apply_flags(init, cluster, flags, errs)
     if v("cri_socket") then init.nodeRegistration.criSocket = v("cri_socket") end
   end
   if v("skip_phases") then init.skipPhases = copy(v("skip_phases")) end
+  if v("patches") then init.patches = { directory = v("patches") } end
   if v("ignore_preflight_errors") then
     init.nodeRegistration = init.nodeRegistration or {}
     local list = init.nodeRegistration.ignorePreflightErrors or {}

@@ -118,6 +118,7 @@ local function apply_flags(d, flags, errs)
     d.nodeRegistration.ignorePreflightErrors = list
   end
   if v("skip_phases") then d.skipPhases = copy(v("skip_phases")) end
+  if v("patches") then d.patches = { directory = v("patches") } end
   if d.controlPlane then
     if v("certificate_key") then set(d, "controlPlane", "certificateKey", v("certificate_key")) end
     if v("apiserver_advertise_address") then set(d, "controlPlane", "localAPIEndpoint", "advertiseAddress", v("apiserver_advertise_address")) end

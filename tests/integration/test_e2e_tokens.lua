@@ -176,7 +176,10 @@ function TestE2ETokens:test_5_token_cli()
   -- cluster-info is signed for it at once (the controller would take ~12 s), the signer's way
   local ci = kjson("-n kube-public get configmap cluster-info")
   lu.assertEquals(ci.data["jws-kubeconfig-" .. id], crypto.jws_sign(ci.data.kubeconfig, id, tok:sub(8)))
-  lu.assertEquals(jws_writer("jws-kubeconfig-" .. id), "kboot")
+  -- on a running controller-manager its bootstrapsigner races kboot for a new token (seen under
+  -- load): whoever came first owns the field, with the same bytes (test_2 checks kboot's own write)
+  local writer = jws_writer("jws-kubeconfig-" .. id)
+  lu.assertTrue(writer == "kboot" or writer == "kube-controller-manager", tostring(writer))
   ok, out = ktoken("list")
   lu.assertTrue(ok, out)
   lu.assertStrMatches(out, "^TOKEN%s+TTL%s+EXPIRES%s+USAGES%s+DESCRIPTION%s+EXTRA GROUPS\n.*")

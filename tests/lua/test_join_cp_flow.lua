@@ -6,6 +6,7 @@
 -- against real peers in integration/test_e2e_join_cp.lua.
 local lu = require("luaunit")
 local t = require("testlib")
+local yaml = require("kboot.yaml")
 local json = require("cjson")
 local pki = require("kboot.pki")
 local tokens = require("kboot.tokens")
@@ -153,6 +154,32 @@ function TestJoinControlPlane:test_dry_run_prints_the_files_and_writes_nothing()
   lu.assertNotStrContains(out, "BEGIN EC PRIVATE KEY")
   lu.assertNotStrContains(out, "BEGIN RSA PRIVATE KEY")
   lu.assertEquals(t.tree_hash(root), before)
+  lu.assertEquals(API:writes(), {})
+end
+
+-- kubeadm's patches on a joining control-plane node: its static Pods are patched as init's are, and
+-- a patch that does not apply to them stops the join before anything is written
+function TestJoinControlPlane:test_patches_reach_the_control_plane_manifests()
+  local d = t.tmpdir()
+  t.write(d .. "/kube-apiserver.yaml", "spec:\n  containers:\n  - name: kube-apiserver\n    resources: {requests: {cpu: 500m}}\n")
+  t.write(d .. "/kube-scheduler+json.yaml", "- {op: add, path: /metadata/annotations, value: {node: cp2}}\n")
+  local root = t.tmpdir()
+  local ok, out = prepare(root, "--certificate-key " .. KEY .. " --patches " .. t.q(d))
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, '[patches] Applied patch of type "application/strategic-merge-patch+json" to target "kube-apiserver"')
+  local pod = assert(yaml.decode(t.read(root .. "/etc/kubernetes/manifests/kube-apiserver.yaml")))
+  lu.assertEquals(pod.spec.containers[1].resources.requests.cpu, "500m")
+  lu.assertStrContains(table.concat(pod.spec.containers[1].command, " "), "--advertise-address=127.0.0.2")
+  pod = assert(yaml.decode(t.read(root .. "/etc/kubernetes/manifests/kube-scheduler.yaml")))
+  lu.assertEquals(pod.metadata.annotations, { node = "cp2" })
+  t.write(d .. "/kube-controller-manager+json.yaml", "- {op: remove, path: /spec/containers/1}\n")
+  local fresh = t.tmpdir()
+  local before = t.tree_hash(fresh)
+  ok, out = prepare(fresh, "--certificate-key " .. KEY .. " --patches " .. t.q(d))
+  lu.assertFalse(ok, out)
+  lu.assertStrContains(out, "error: " .. d .. "/kube-controller-manager+json.yaml: cannot apply this json patch to "
+    .. "kube-controller-manager: operation 0 (remove /spec/containers/1): path /spec/containers/1 does not exist\n")
+  lu.assertEquals(t.tree_hash(fresh), before)
   lu.assertEquals(API:writes(), {})
 end
 

@@ -4,6 +4,7 @@
 -- against a real control plane is issue 9's e2e test.
 local lu = require("luaunit")
 local t = require("testlib")
+local yaml = require("kboot.yaml")
 local crypto = require("kboot.crypto")
 local pki = require("kboot.pki")
 local kubeconfig = require("kboot.kubeconfig")
@@ -138,6 +139,45 @@ function TestJoinFlow:test_failed_join_leaves_a_fresh_root_as_it_was()
   lu.assertFalse(ok, out)
   lu.assertStrContains(out, 'error execution phase kubelet-start: a Node named "w1" is already Ready')
   lu.assertEquals(t.tree_hash(root), fresh)
+end
+
+-- kubeadm's patches on a worker: the kubeletconfiguration target patches /var/lib/kubelet/config.yaml
+-- (--patches or JoinConfiguration patches.directory); the control-plane targets are not rendered on a
+-- worker, so their patches are not tried; a bad kubelet patch stops the join before it writes.
+function TestJoinFlow:test_worker_join_applies_kubelet_patches()
+  seed(API.url)
+  local d = t.tmpdir()
+  t.write(d .. "/kubeletconfiguration+merge.yaml", "maxPods: 42\n")
+  t.write(d .. "/kube-apiserver+json.yaml", "- {op: remove, path: /not/there}\n")
+  local root = t.tmpdir()
+  local args = ("%s --token %s --discovery-token-ca-cert-hash %s --node-name w1 --ignore-preflight-errors=all")
+    :format(API.endpoint, TOKEN, CA:spki_pin())
+  local ok, out = join(root, args .. " --patches " .. t.q(d))
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, '[patches] Applied patch of type "application/merge-patch+json" to target "kubeletconfiguration"')
+  lu.assertNotStrContains(out, 'to target "kube-apiserver"')
+  local kc = assert(yaml.decode(t.read(root .. "/var/lib/kubelet/config.yaml")))
+  lu.assertEquals(kc.maxPods, 42)
+  lu.assertEquals(kc.cgroupDriver, "systemd")
+  -- the same from the JoinConfiguration, in a dry run
+  local cfg = t.tmpdir() .. "/join.yaml"
+  t.write(cfg, ("apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\npatches:\n  directory: %s\n"
+    .. "nodeRegistration: {name: w2, ignorePreflightErrors: [all]}\ndiscovery:\n  bootstrapToken: {token: %s, apiServerEndpoint: \"%s\", "
+    .. "caCertHashes: [\"%s\"]}\n"):format(d, TOKEN, API.endpoint, CA:spki_pin()))
+  local root2 = t.tmpdir()
+  ok, out = join(root2, "--dry-run --config " .. t.q(cfg))
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, "\nmaxPods: 42\n")
+  -- a kubelet patch that does not apply (it runs before the merge patch: '+json' sorts first): one
+  -- line, nothing written
+  t.write(d .. "/kubeletconfiguration+json.yaml", "- {op: test, path: /maxPods, value: 7}\n")
+  local root3 = t.tmpdir()
+  local before = t.tree_hash(root3)
+  ok, out = join(root3, args .. " --patches " .. t.q(d))
+  lu.assertFalse(ok, out)
+  lu.assertStrContains(out, "error: " .. d .. "/kubeletconfiguration+json.yaml: cannot apply this json patch to "
+    .. "kubeletconfiguration: operation 0 (test /maxPods): path /maxPods does not exist\n")
+  lu.assertEquals(t.tree_hash(root3), before)
 end
 
 os.exit(lu.LuaUnit.run())

@@ -25,8 +25,9 @@ function TestEmbedded:test_every_script_loads_as_bytecode_under_its_chunk_name()
     local f = searcher(s.name)
     lu.assertIsFunction(f, s.name .. ": " .. tostring(f))
     lu.assertEquals(debug.getinfo(f, "S").source, "@" .. s.path)
-    -- The binary holds no source text: a comment line of the file (not its summary line) is
-    -- not in it. Embedded chunks load in mode "b", so loading at all proves bytecode.
+    -- The binary holds no plain source text (the sources ride along gzip-compressed, for `kboot
+    -- scripts show|export`): a comment line of the file (not its summary line) is not in it.
+    -- Embedded chunks load in mode "b", so loading at all proves bytecode.
     local src, comment = t.read(t.src .. "/" .. s.path), nil
     for line in src:gmatch("\n%s*%-%- ([^\n]+)") do
       if #line >= 24 then comment = line break end

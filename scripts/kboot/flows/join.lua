@@ -31,12 +31,13 @@ local function no_key(ctx)
 end
 
 -- a control-plane phase: skipped on a worker, run by kboot.online.join_control_plane
-local function cp_phase(name, help, fn, skip)
-  return { name = name, help = help, online = true, skip = skip and either(worker, skip) or worker,
+local function cp_phase(name, help, fn, skip, renders)
+  return { name = name, help = help, online = true, skip = skip and either(worker, skip) or worker, renders = renders,
            run = function(ctx) return require("kboot.online.join_control_plane")[fn](ctx) end }
 end
 
 -- Every phase needs what discovery finds (the CA, the cluster's configuration): all are online.
+-- renders: the components a phase renders (kboot.patches tries the patches on them first).
 M.phases = {
   { name = "preflight", help = "Run join pre-flight checks", online = true,
     run = function(ctx) return require("kboot.preflight").run(ctx) end },
@@ -44,11 +45,13 @@ M.phases = {
     "download_certs", no_key),
   cp_phase("control-plane-prepare/certs", "Generate the certificates for the new control plane components", "certs"),
   cp_phase("control-plane-prepare/kubeconfig", "Generate the kubeconfig for the new control plane components", "kubeconfigs"),
-  cp_phase("control-plane-prepare/control-plane", "Generate the manifests for the new control plane components", "control_plane"),
+  cp_phase("control-plane-prepare/control-plane", "Generate the manifests for the new control plane components", "control_plane",
+    nil, { "kboot.components.kube_apiserver", "kboot.components.kube_controller_manager", "kboot.components.kube_scheduler" }),
   { name = "kubelet-start", help = "Write the kubelet settings and certificates, and (re)start the kubelet", online = true,
+    renders = { "kboot.components.kubelet" },
     run = function(ctx) return require("kboot.online.join_kubelet").run(ctx) end },
   cp_phase("etcd-join", "Join this node to the cluster's etcd as a learner, write its etcd manifest, then promote it",
-    "etcd_join", external_etcd),
+    "etcd_join", external_etcd, { "kboot.components.etcd" }),
   { name = "kubelet-wait-bootstrap", help = "Wait for the kubelet to bootstrap itself (with --kubelet-bootstrap)", online = true,
     skip = minted, run = function(ctx) return require("kboot.online.join_kubelet").wait_bootstrap(ctx) end },
   cp_phase("control-plane-join/mark-control-plane", "Mark a node as a control-plane", "mark_control_plane"),

@@ -66,7 +66,7 @@ function M.run(ctx)
   if err then return nil, err end
   local kubelet = require("kboot.components.kubelet")
   local a, ok
-  a, err = kubelet.render(ctx)
+  a, err = require("kboot.component").render(ctx, kubelet)
   if not a then return nil, err end
   -- the certificate first: a CSR that is denied or never approved leaves this node as it was
   if not ctx.opts.kubelet_bootstrap then
