@@ -170,13 +170,13 @@ static int l_stat(lua_State *L)
     return 1;
 }
 
-static int push_list(lua_State *L, int host)
+static int l_list(lua_State *L)
 {
-    const char *p = host ? luaL_checkstring(L, 1) : checkpath(L, 1);
+    const char *p = checkpath(L, 1);
     char **names;
     size_t n;
     kb_err e;
-    if ((host ? kb_fs_list_host(p, &names, &n, &e) : kb_fs_list(p, &names, &n, &e)))
+    if (kb_fs_list(p, &names, &n, &e))
         return kb_pushfail(L, &e);
     /* Table creation may raise (memory): copy first, free after, so nothing leaks on
      * the normal path; an allocation error here leaks the list, which Lua cannot avoid. */
@@ -188,9 +188,6 @@ static int push_list(lua_State *L, int host)
     kb_fs_free_list(names, n);
     return 1;
 }
-
-static int l_list(lua_State *L) { return push_list(L, 0); }
-static int l_list_host(lua_State *L) { return push_list(L, 1); }
 
 static int l_mkdir(lua_State *L)
 {
@@ -447,7 +444,7 @@ int luaopen_kboot_fs(lua_State *L)
         { "set_root", l_set_root },   { "root", l_root },
         { "path", l_path },           { "write", l_write },
         { "read", l_read },           { "exists", l_exists },
-        { "stat", l_stat },           { "list", l_list },       { "list_host", l_list_host },
+        { "stat", l_stat },           { "list", l_list },
         { "mkdir", l_mkdir },         { "remove", l_remove },
         { "chmod", l_chmod },         { "symlink", l_symlink },
         { "readlink", l_readlink },   { "clean_temps", l_clean_temps },

@@ -179,32 +179,6 @@ int kb_fs_list(const char *dir, char ***names, size_t *n, kb_err *e)
     return 0;
 }
 
-int kb_fs_list_host(const char *hostdir, char ***names, size_t *n, kb_err *e)
-{
-    size_t cap = 0;
-    *names = NULL;
-    *n = 0;
-    if (hostdir[0] != '/')
-        return kb_err_set(e, "list", "%s: not an absolute path", hostdir);
-    DIR *d = opendir(hostdir);
-    if (!d)
-        return kb_err_sys(e, errno, "list", "cannot list %s", hostdir);
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (push_name(names, n, &cap, de->d_name)) {
-            closedir(d);
-            kb_fs_free_list(*names, *n);
-            return fs_nomem(e, "list");
-        }
-    }
-    closedir(d);
-    if (*n > 1)
-        qsort(*names, *n, sizeof **names, cmp_names);
-    return 0;
-}
-
 int kb_fs_readlink(const char *path, char **target, kb_err *e)
 {
     struct loc l;

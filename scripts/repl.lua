@@ -41,12 +41,13 @@ local opts, args = cli.parse({ ... }, {
 -- Every module: kboot.<name> (kboot.components.etcd nested), and as a global under its last name
 -- unless that name is taken (a Lua builtin such as error, or a console helper such as certs).
 -- One that fails to load is skipped, not fatal (kboot -v repl says why).
-local C_MODULES = { "kboot.pki", "kboot.crypto", "kboot.yaml", "kboot.json", "kboot.fs", "kboot.http", "kboot.log",
-                    "kboot.repl", "kboot.time", "kboot.error", "kboot.build" }
 local loaded = {}
 do
   local names = {}
-  for _, m in ipairs(C_MODULES) do names[#names + 1] = m end
+  for m in pairs(package.preload) do -- the C modules the host registers
+    if type(m) == "string" and m:match("^kboot%.") then names[#names + 1] = m end
+  end
+  table.sort(names)
   for _, m in ipairs(repl.modules and repl.modules() or {}) do names[#names + 1] = m end
   for _, mod in ipairs(names) do
     local ok, m = pcall(require, mod)

@@ -72,9 +72,6 @@ int kb_fs_exists(const char *path); /* 1 if anything (even a dangling link) is t
 /* Sorted names in dir, without "." and "..". Free with kb_fs_free_list. */
 int kb_fs_list(const char *dir, char ***names, size_t *n, kb_err *e);
 void kb_fs_free_list(char **names, size_t n);
-/* The same for a directory of this machine, outside the root and the dry-run view: for the host's
- * /proc when a sandbox root has none (its processes are this machine's). hostdir is absolute. */
-int kb_fs_list_host(const char *hostdir, char ***names, size_t *n, kb_err *e);
 /* mkdir -p; new directories get exactly mode. An existing directory is fine. Each new
  * directory's entry is fsynced in its parent (in a batch: by the commit's sync instead). */
 int kb_fs_mkdir(const char *path, unsigned mode, kb_err *e);

@@ -238,17 +238,6 @@ function TestRead:test_exists_stat_list()
   fails(ENOTDIR, "cannot list /d/f", fs.list("/d/f"))
 end
 
-function TestRead:test_list_host_ignores_the_root()
-  t.must(("cd %s && mkdir -p d && touch d/b d/a"):format(t.q(root)))
-  -- the host path of the same directory, outside the root: what is really there, sorted
-  lu.assertEquals(fs.list_host(host("/d")), { "a", "b" })
-  local procs = assert(fs.list_host("/proc"))
-  lu.assertNotNil(table.concat(procs, " "):find(" self ", 1, true))
-  lu.assertNil(fs.list("/proc")) -- the sandbox has none
-  fails(ENOENT, "cannot list " .. root .. "/nope", fs.list_host(root .. "/nope"))
-  lu.assertStrContains(tostring(select(2, fs.list_host("d"))), "not an absolute path")
-end
-
 ---------------------------------------------------------------------------------------------------
 TestDirs = { setUp = setup, tearDown = teardown }
 

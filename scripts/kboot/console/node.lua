@@ -38,7 +38,7 @@ M.view = setmetatable({
     return fs.exists(p)
   end,
   list = function(p)
-    if is_proc(p) and host_proc() then return fs.list_host(p) end
+    if is_proc(p) and host_proc() then return require("kboot.hostfs").list(p) end
     return fs.list(p)
   end,
 }, { __index = fs })
