@@ -267,6 +267,8 @@ function M.load(o)
   if d then
     local ver = d.apiVersion:match("/(.+)$")
     config.check_schema(d, schema[ver].JoinConfiguration, "JoinConfiguration", errs)
+    -- the conversion trusts the types: only a document that passed its check is converted
+    if #errs > 0 then return nil, errs, warnings end
     d = config.strip_nulls(copy(d))
     if ver == "v1beta3" then d = convert_v1beta3(d) end
   end
