@@ -347,7 +347,7 @@ function M.read_docs(o)
   return d
 end
 
-function M.load(o)
+local function load(o)
   o = o or {}
   local errs, warnings = {}, {}
   local docs, rerrs = M.read_docs(o)
@@ -405,6 +405,11 @@ function M.load(o)
     ca_validity = duration(cluster.caCertificateValidityPeriod),
     warnings = warnings,
   }, nil, warnings
+end
+
+function M.load(o)
+  local parts, errs, warnings = load(o)
+  return parts, errs and schema.one_line(errs), warnings
 end
 
 ---------------------------------------------------------------------------------------------------

@@ -240,4 +240,13 @@ local function check(v, sch, path, errs, depth)
 end
 function M.check(v, sch, path, errs) check(v, sch, path, errs, 0) end
 
+-- one_line(errs) -> errs, each line free of raw newlines (a kind or value quoted with %q keeps
+-- its newline as backslash-newline): the loaders' promise is one line per problem.
+function M.one_line(errs)
+  for i, e in ipairs(errs) do
+    errs[i] = tostring(e):gsub("\\\n", "\\n"):gsub("[\r\n]", { ["\r"] = "\\r", ["\n"] = "\\n" })
+  end
+  return errs
+end
+
 return M
