@@ -280,6 +280,7 @@ static void build_req(lua_State *L, int opts, kb_http_req *r, double def_timeout
     r->path = check_path(L, 3);
     r->body = kb_opt_string(L, opts, "body", NULL, &r->body_len);
     r->timeout = kb_opt_number(L, opts, "timeout", NAN);
+    r->tls_info = kb_opt_boolean(L, opts, "tls_info", 0);
     lua_Integer retries = kb_opt_integer(L, opts, "retries", LUA_MININTEGER);
     if (isnan(r->timeout))
         r->timeout = def_timeout; /* not given: the client's (-1) or the stream default (0) */
@@ -326,6 +327,35 @@ static void push_resp(lua_State *L, const kb_http_resp *r)
     lua_setfield(L, -2, "body");
     lua_pushstring(L, r->http_version ? r->http_version : "1.1");
     lua_setfield(L, -2, "http_version");
+    const struct {
+        const char *name;
+        double v;
+    } steps[] = { { "dns", r->timing.dns }, { "connect", r->timing.connect }, { "tls", r->timing.tls },
+                  { "first_byte", r->timing.first_byte }, { "total", r->timing.total } };
+    lua_createtable(L, 0, 5);
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        lua_pushnumber(L, steps[i].v);
+        lua_setfield(L, -2, steps[i].name);
+    }
+    lua_setfield(L, -2, "timing");
+    if (r->primary_ip[0]) {
+        lua_pushstring(L, r->primary_ip);
+        lua_setfield(L, -2, "ip");
+        lua_pushinteger(L, r->primary_port);
+        lua_setfield(L, -2, "port");
+    }
+    if (r->certs) {
+        lua_createtable(L, (int)r->ncerts, 0);
+        for (size_t i = 0; i < r->ncerts; i++) {
+            lua_pushstring(L, r->certs[i]);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        lua_setfield(L, -2, "certs");
+    }
+    if (r->info) {
+        lua_pushstring(L, r->info);
+        lua_setfield(L, -2, "info");
+    }
 }
 
 /* nil, err for an error status: err {op, msg, status, body}. The message is the status and the

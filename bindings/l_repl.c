@@ -9,11 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "common.h"
 #include "kboot/dl.h"
+#include "kboot/intr.h"
 #include "kboot/log.h"
+#include "loader.h"
 
 #define HISTORY_MAX 1000
 /* Word breaks for completion: operators and brackets, but not '.' or ':' so that the word
@@ -295,19 +298,24 @@ static int l_set_completer(lua_State *L)
 }
 
 /* Ctrl-C while a chunk runs: the handler may only set a hook; the hook raises the error
- * at the next safe point. One-shot, so a second Ctrl-C kills a chunk stuck in C code. */
+ * at the next safe point. It also raises the runtime's interrupt request, so a C primitive that
+ * waits (an HTTP request or watch, a sleep) returns at once and the hook fires right after.
+ * One-shot, so a second Ctrl-C kills a chunk stuck in other C code. */
 static lua_State *running_state;
 
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
-    luaL_error(L, "interrupted!");
+    /* No position: where the hook happened to fire (often the REPL's own code) means nothing. */
+    lua_pushliteral(L, "interrupted");
+    lua_error(L);
 }
 
 static void on_sigint_running(int sig)
 {
     (void)sig;
+    kb_intr_raise();
     if (running_state)
         lua_sethook(running_state, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
 }
@@ -323,10 +331,14 @@ static int l_pcall_interruptible(lua_State *L)
     sa.sa_flags = SA_RESETHAND | SA_RESTART;
     sigemptyset(&sa.sa_mask);
     running_state = L;
+    if (!outer)
+        kb_intr_clear();
     sigaction(SIGINT, &sa, &old);
     int st = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
     sigaction(SIGINT, &old, NULL);
     running_state = outer;
+    if (!outer)
+        kb_intr_clear();
     if (lua_gethook(L) == stop_hook) /* a Ctrl-C that came too late must not fire later */
         lua_sethook(L, NULL, 0, 0);
     lua_pushboolean(L, st == LUA_OK);
@@ -343,6 +355,52 @@ static int l_isatty(lua_State *L)
     return 1;
 }
 
+/* term_size([fd = 1]) -> columns, rows of the terminal on fd, or nil when it is none */
+static int l_term_size(lua_State *L)
+{
+    lua_Integer fd = luaL_optinteger(L, 1, STDOUT_FILENO);
+    luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 1, "file descriptor out of range");
+    struct winsize ws;
+    if (ioctl((int)fd, TIOCGWINSZ, &ws) < 0 || ws.ws_col == 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushinteger(L, ws.ws_col);
+    lua_pushinteger(L, ws.ws_row);
+    return 2;
+}
+
+/* modules() -> sorted names of the library modules compiled into this binary ("kboot.kube", ...) */
+static int l_modules(lua_State *L)
+{
+    lua_newtable(L);
+    lua_Integer n = 0;
+    for (const struct kb_embedded *e = kb_embedded_scripts; e->name; e++)
+        /* the library, kboot.*: entry scripts (init, repl) and examples (examples.tenants) are
+         * programs that run when loaded */
+        if (strncmp(e->name, "kboot.", 6) == 0) {
+            lua_pushstring(L, e->name);
+            lua_rawseti(L, -2, ++n);
+        }
+    lua_getglobal(L, "table");
+    lua_getfield(L, -1, "sort");
+    lua_pushvalue(L, -3);
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* docs() -> { [name] = text } of docs/api/<name>.md as built into this binary */
+static int l_docs(lua_State *L)
+{
+    lua_newtable(L);
+    for (const struct kb_embedded_doc *d = kb_embedded_docs; d->name; d++) {
+        lua_pushlstring(L, d->text, d->len);
+        lua_setfield(L, -2, d->name);
+    }
+    return 1;
+}
+
 int luaopen_kboot_repl(lua_State *L)
 {
     static const luaL_Reg fns[] = {
@@ -353,6 +411,9 @@ int luaopen_kboot_repl(lua_State *L)
         { "set_completer", l_set_completer },
         { "pcall_interruptible", l_pcall_interruptible },
         { "isatty", l_isatty },
+        { "term_size", l_term_size },
+        { "modules", l_modules },
+        { "docs", l_docs },
         { NULL, NULL },
     };
     luaL_newlib(L, fns);

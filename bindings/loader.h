@@ -29,6 +29,14 @@ const struct kb_embedded *kb_embedded_find(const char *name);
  * before the NUL); 0, or -1 with err filled (zlib cannot be loaded). */
 int kb_embedded_source(const struct kb_embedded *e, unsigned char **text, kb_err *err);
 
+/* The docs/api pages as text (cmake/embed_docs.cmake), for the REPL's help(); ends with a NULL name. */
+struct kb_embedded_doc {
+    const char *name; /* "kube" for docs/api/kube.md */
+    const char *text; /* NUL-terminated */
+    size_t len;
+};
+extern const struct kb_embedded_doc kb_embedded_docs[];
+
 #ifdef LUA_VERSION_NUM
 /* Install the searcher (override dir first, then embedded) right after the preload searcher.
  * override_dir may be NULL. Embedded chunks load as bytecode only ("b"), files from the

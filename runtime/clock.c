@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "kboot/clock.h"
+#include "kboot/intr.h"
 
 double kb_clock_monotonic(void)
 {
@@ -17,7 +18,7 @@ double kb_clock_monotonic(void)
 
 void kb_clock_sleep(double seconds)
 {
-    if (!(seconds > 0))
+    if (!(seconds > 0) || kb_intr_pending())
         return;
     if (seconds > 1e9)
         seconds = 1e9;
@@ -25,7 +26,8 @@ void kb_clock_sleep(double seconds)
     req.tv_nsec = (long)((seconds - (double)req.tv_sec) * 1e9);
     if (req.tv_nsec > 999999999L)
         req.tv_nsec = 999999999L;
-    while (clock_nanosleep(CLOCK_MONOTONIC, 0, &req, &req) == EINTR) {
+    /* A signal ends the sleep early only when it asked for it (kboot/intr.h: Ctrl-C at the REPL). */
+    while (clock_nanosleep(CLOCK_MONOTONIC, 0, &req, &req) == EINTR && !kb_intr_pending()) {
     }
 }
 

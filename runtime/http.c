@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "kboot/clock.h"
+#include "kboot/intr.h"
 #include "kboot/log.h"
 
 #ifndef KBOOT_VERSION
@@ -134,6 +135,13 @@ done:
 
 /* ---- client ---- */
 
+/* Called by curl many times a second, and when a signal interrupts its poll(): a pending
+ * interrupt request aborts the transfer (CURLE_ABORTED_BY_CALLBACK). */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    return kb_intr_pending();
+}
+
 static CURL *new_handle(kb_http_client *c)
 {
     CURL *h = sym_curl_easy_init();
@@ -145,6 +153,8 @@ static CURL *new_handle(kb_http_client *c)
     sym_curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     sym_curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     sym_curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
+    sym_curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    sym_curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     if (c->connect_timeout > 0)
         sym_curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->connect_timeout * 1000));
     if (c->ca) {
@@ -304,7 +314,9 @@ static void fail_curl(kb_err *e, const kb_http_client *c, const kb_http_req *r, 
     if (attempts > 1)
         snprintf(tail, sizeof tail, " (after %d attempts)", attempts);
     const char *why = sym_curl_easy_strerror(rc);
-    if (is_tls_verify(rc))
+    if (rc == CURLE_ABORTED_BY_CALLBACK)
+        kb_err_set(e, r->method, "%s %s: interrupted", r->method, url);
+    else if (is_tls_verify(rc))
         kb_err_set(e, r->method, "%s %s: TLS verification failed: %s (%s); check the CA%s", r->method,
                    url, why, detail, tail);
     else if (is_tls_refused(rc, detail))
@@ -389,11 +401,64 @@ static const char *version_name(CURL *h)
     }
 }
 
+/* tls_info: curl's own lines about the connection (CURLINFO_TEXT only: never headers or data,
+ * so no credentials), bounded. */
+static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
+{
+    struct xfer *x = ud;
+    if (type == CURLINFO_TEXT && x->info.n + size < 16384 && http_buf_add(&x->info, data, size) < 0)
+        x->oom = 1;
+    return 0;
+}
+
+static double info_seconds(CURL *h, CURLINFO what)
+{
+    curl_off_t us = 0;
+    return sym_curl_easy_getinfo(h, what, &us) == CURLE_OK ? (double)us / 1e6 : 0;
+}
+
+/* Where the response came from, how long each step took, and (tls_info) the chain. 0, or -1
+ * when out of memory. */
+static int fill_info(CURL *h, struct xfer *x, kb_http_resp *resp)
+{
+    kb_http_timing *t = &resp->timing;
+    t->dns = info_seconds(h, CURLINFO_NAMELOOKUP_TIME_T);
+    t->connect = info_seconds(h, CURLINFO_CONNECT_TIME_T);
+    t->tls = info_seconds(h, CURLINFO_APPCONNECT_TIME_T);
+    t->first_byte = info_seconds(h, CURLINFO_STARTTRANSFER_TIME_T);
+    t->total = info_seconds(h, CURLINFO_TOTAL_TIME_T);
+    char *ip = NULL;
+    if (sym_curl_easy_getinfo(h, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip)
+        snprintf(resp->primary_ip, sizeof resp->primary_ip, "%s", ip);
+    sym_curl_easy_getinfo(h, CURLINFO_PRIMARY_PORT, &resp->primary_port);
+    if (!x->req->tls_info)
+        return 0;
+    if (x->info.p) {
+        resp->info = x->info.p;
+        x->info.p = NULL;
+    }
+    struct curl_certinfo *ci = NULL;
+    if (sym_curl_easy_getinfo(h, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci || ci->num_of_certs <= 0)
+        return 0;
+    if (!(resp->certs = calloc((size_t)ci->num_of_certs, sizeof *resp->certs)))
+        return -1;
+    for (int i = 0; i < ci->num_of_certs; i++)
+        for (struct curl_slist *l = ci->certinfo[i]; l; l = l->next)
+            if (strncmp(l->data, "Cert:", 5) == 0) {
+                if (!(resp->certs[resp->ncerts] = strdup(l->data + 5)))
+                    return -1;
+                resp->ncerts++;
+                break;
+            }
+    return 0;
+}
+
 /* One transfer. Returns the curl code; fills x. */
 static CURLcode perform(kb_http_client *c, CURL *h, struct xfer *x, char *errbuf)
 {
     x->body.n = 0;
     x->hdrs.n = 0;
+    x->info.n = 0;
     x->nhdrs = 0;
     x->delivered = 0;
     x->oom = 0;
@@ -440,6 +505,12 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
     sym_curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
     sym_curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, http_on_body);
     sym_curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+    if (r->tls_info) {
+        sym_curl_easy_setopt(h, CURLOPT_CERTINFO, 1L);
+        sym_curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
+        sym_curl_easy_setopt(h, CURLOPT_DEBUGDATA, &x);
+        sym_curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+    }
     set_method(h, r);
 
     *busy = 1;
@@ -462,7 +533,7 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
         if (ok && (status == 429 || status == 503) &&
             sym_curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
             wait = ra > 60 ? 60.0 : (double)ra; /* without a deadline, a bogus hour must not hang us */
-        if (again && (attempt > retries || (c->retry_deadline > 0 &&
+        if (again && (attempt > retries || kb_intr_pending() || (c->retry_deadline > 0 &&
                                             kb_clock_monotonic() - start + wait > c->retry_deadline)))
             again = 0;
         if (!again) {
@@ -472,7 +543,7 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
             }
             resp->status = status;
             resp->http_version = version_name(h);
-            if (http_finish_headers(&x) < 0) {
+            if (http_finish_headers(&x) < 0 || fill_info(h, &x, resp) < 0) {
                 kb_http_resp_free(resp);
                 kb_err_set(e, r->method, "%s %s: out of memory", r->method, url);
                 break;
@@ -498,6 +569,10 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
                  wait, attempt + 1, retries + 1);
         kb_log_write(KB_LOG_DEBUG, "http", line);
         kb_clock_sleep(wait);
+        if (kb_intr_pending()) { /* the wait was cut short: no further attempt */
+            fail_curl(e, c, r, url, CURLE_ABORTED_BY_CALLBACK, "", attempt);
+            break;
+        }
         backoff = backoff * 2 > 5 ? 5 : backoff * 2;
         c->stats.retries++;
     }
@@ -508,9 +583,16 @@ int kb_http_request(kb_http_client *c, const kb_http_req *r, kb_http_resp *resp,
     sym_curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
     sym_curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
     sym_curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+    if (r->tls_info) {
+        sym_curl_easy_setopt(h, CURLOPT_VERBOSE, 0L);
+        sym_curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, NULL);
+        sym_curl_easy_setopt(h, CURLOPT_DEBUGDATA, NULL);
+        sym_curl_easy_setopt(h, CURLOPT_CERTINFO, 0L);
+    }
     free_headers(hl);
     free(x.body.p);
     free(x.hdrs.p);
+    free(x.info.p);
     free(url);
     return rcode;
 }

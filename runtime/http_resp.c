@@ -120,6 +120,10 @@ void kb_http_resp_free(kb_http_resp *r)
             free(r->headers[i]);
     free(r->headers);
     free(r->body);
+    for (size_t i = 0; i < r->ncerts; i++)
+        free(r->certs[i]);
+    free(r->certs);
+    free(r->info);
     memset(r, 0, sizeof *r);
 }
 

@@ -23,6 +23,7 @@ struct xfer {
     struct buf hdrs;        /* "name\0value\0" pairs of the last response */
     size_t nhdrs;
     const kb_http_req *req;
+    struct buf info;        /* tls_info: curl's informational lines of the last attempt */
     int delivered;          /* on_chunk saw data: the attempt cannot be retried */
     int oom;
 };

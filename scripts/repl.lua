@@ -1,43 +1,123 @@
 --- interactive Lua prompt with every kboot module loaded
 -- The loop of lua.c's interactive mode: try a line as `return <line>`, else as a statement, keep
--- reading with ">> " while the chunk is incomplete, print results with kboot.pretty. Without a
--- terminal on stdin it reads lines silently, so `echo 'return 1+1' | kboot repl` prints 2.
+-- reading with ">> " while the chunk is incomplete, print results with kboot.pretty (lists of rows
+-- as tables, kboot.rows). Without a terminal on stdin it reads lines silently, so
+-- `echo 'return 1+1' | kboot repl` prints 2. Every kboot module is loaded, in the table `kboot` and
+-- as a global; the console's helpers (kboot.console: connect, nodes, certs, ...) and help() are
+-- globals too.
 local cli = require("kboot.cli")
 local repl = require("kboot.repl")
 local pretty = require("kboot.pretty")
+local rows = require("kboot.rows")
+local kerror = require("kboot.error")
+local log = require("kboot.log")
 
 local opts, args = cli.parse({ ... }, {
   name = "repl",
   args = "[FILE [ARGS...]]",
-  summary = "Interactive Lua 5.4 prompt with the kboot modules as globals: pki, crypto, yaml, json, fs,\n"
-    .. "http, log, kubeconfig, cli, pretty. Results are pretty-printed; Tab completes globals and\n"
-    .. "fields (pki.gen<Tab>); Ctrl-C stops a running statement or clears the line; Ctrl-D exits.\n"
-    .. "FILE, if given, runs first (with ARGS as ...), then the prompt starts.\n"
-    .. "History is kept in $KBOOT_HISTORY or ~/.kboot_history.",
+  summary = "Interactive Lua 5.4 prompt for debugging a cluster: every kboot module is loaded (in the\n"
+    .. "table kboot and as globals: kube, pki, fs, ...), with the console's helpers: connect(), nodes(),\n"
+    .. "pods(ns), events(ns), components(), certs(), inspect(x), etcd.members(), diagnose(), probe(url),\n"
+    .. "watch(what). help() lists them, help(fn) or help(\"kube.get\") shows one. Lists of rows print as\n"
+    .. "tables. Tab completes globals and fields (kboot.ku<Tab>); Ctrl-C stops a running statement (a\n"
+    .. "waiting request too) or clears the line; Ctrl-D exits.\n"
+    .. "FILE, if given, runs first (with ARGS as ...), then the prompt starts. Piped input and -e exit 1\n"
+    .. "when a chunk failed (raised, or returned nil and a kboot error).\n"
+    .. "History is kept in $KBOOT_HISTORY or ~/.kboot_history. Colour only on a terminal, not with NO_COLOR.",
   options = {
+    { "root", arg = "DIR", help = "look at the node whose files are under DIR (as kboot init --root)" },
+    { "kubeconfig", arg = "FILE", help = "the kubeconfig connect() and the helpers use (default: /etc/kubernetes/admin.conf, $KUBECONFIG, ~/.kube/config)" },
+    { "eval", short = "e", arg = "EXPR", help = "run EXPR (printed like a line at the prompt) and exit; 1 if it failed" },
     { "no-history", help = "neither read nor write the history file" },
   },
   examples = {
     "kboot repl",
+    "kboot repl --root /tmp/sandbox --kubeconfig /tmp/sandbox/etc/kubernetes/super-admin.conf",
+    "kboot repl -e 'nodes()'",
     "echo 'return json.encode{a = 1}' | kboot repl",
   },
 })
 
--- Modules as globals; one that is missing (not built yet) is skipped, not fatal.
-local globals = {
-  pki = "kboot.pki", crypto = "kboot.crypto", yaml = "kboot.yaml", json = "kboot.json",
-  fs = "kboot.fs", http = "kboot.http", log = "kboot.log", kubeconfig = "kboot.kubeconfig",
-  cli = "kboot.cli", pretty = "kboot.pretty", repl = "kboot.repl", time = "kboot.time",
-  net = "kboot.net", build = "kboot.build",
-}
-local log = require("kboot.log")
-for name, mod in pairs(globals) do
-  local ok, m = pcall(require, mod)
-  if ok then _G[name] = m else log.debug("repl", "%s not loaded: %s", mod, (tostring(m):match("[^\n]*"))) end
+-- Every module: kboot.<name> (kboot.components.etcd nested), and as a global under its last name
+-- unless that name is taken (a Lua builtin such as error, or a console helper such as certs).
+-- One that fails to load is skipped, not fatal (kboot -v repl says why).
+local loaded = {}
+do
+  local names = {}
+  for m in pairs(package.preload) do -- the C modules the host registers
+    if type(m) == "string" and m:match("^kboot%.") then names[#names + 1] = m end
+  end
+  table.sort(names)
+  for _, m in ipairs(repl.modules and repl.modules() or {}) do names[#names + 1] = m end
+  for _, mod in ipairs(names) do
+    local ok, m = pcall(require, mod)
+    if ok and type(m) == "table" then loaded[mod] = m
+    elseif not ok then log.debug("repl", "%s not loaded: %s", mod, (tostring(m):match("[^\n]*"))) end
+  end
 end
+-- kboot.components.etcd sits in a plain table kboot.components; a module's own parts
+-- (kboot.console.connect) are left to require: a module table is never written to.
+local kboot = {}
+do
+  local names, is_module = {}, {}
+  for mod in pairs(loaded) do names[#names + 1] = mod; is_module[mod] = true end
+  table.sort(names)
+  for _, mod in ipairs(names) do
+    local parts, prefix, t = {}, "kboot", kboot
+    for p in mod:gsub("^kboot%.", ""):gmatch("[^.]+") do parts[#parts + 1] = p end
+    for i = 1, #parts - 1 do
+      prefix = prefix .. "." .. parts[i]
+      if is_module[prefix] then t = nil break end
+      t[parts[i]] = t[parts[i]] or {}
+      t = t[parts[i]]
+    end
+    if t then t[parts[#parts]] = loaded[mod] end
+  end
+end
+_G.kboot = kboot
 
+local console = loaded["kboot.console"]
+local help_mod = loaded["kboot.help"]
 local interactive = repl.isatty(0)
 local verbose = log.level() >= 3 -- -v, given to kboot or to repl
+local color = repl.isatty(1) and (os.getenv("NO_COLOR") or "") == "" and os.getenv("TERM") ~= "dumb"
+local err_color = repl.isatty(2) and (os.getenv("NO_COLOR") or "") == "" and os.getenv("TERM") ~= "dumb"
+
+local function columns()
+  local w = repl.term_size and repl.term_size(1)
+  if not w then w = tonumber(os.getenv("COLUMNS") or "") end
+  return w or 0
+end
+
+local helpers = {}
+
+-- help([fn | "name" | module]): prints the reference (kboot.help, from docs/api).
+function helpers.help(x)
+  if not help_mod then io.stdout:write("kboot.help is not in this build\n") return end
+  local w = columns()
+  io.stdout:write(help_mod.text(x, { width = w > 0 and w or 100, modules = loaded, globals = helpers }), "\n")
+end
+
+if console then
+  for _, k in ipairs({ "connect", "disconnect", "nodes", "pods", "events", "components", "watch", "certs",
+                       "inspect", "diagnose", "probe", "etcd" }) do
+    helpers[k] = console[k]
+  end
+end
+for k, v in pairs(helpers) do _G[k] = v end
+for mod, m in pairs(loaded) do
+  local short = mod:gsub("^kboot%.", "")
+  if not short:find(".", 1, true) and _G[short] == nil then _G[short] = m end
+end
+for ns, t in pairs(kboot) do -- kboot.components, kboot.online, kboot.flows: namespaces of modules
+  if _G[ns] == nil then _G[ns] = t end
+end
+
+if opts.root then
+  local ok, err = (console and console.set_root or loaded["kboot.fs"].set_root)(opts.root)
+  if not ok then cli.usage_error("repl", "--root %s: %s", opts.root, tostring(err)) end
+end
+if opts.kubeconfig and console then console.set_kubeconfig(opts.kubeconfig) end
 
 local function flush() io.stdout:flush() end
 
@@ -50,6 +130,7 @@ local function show_error(e)
   if type(e) == "string" then msg = e
   elseif e == nil then msg = "(error object is a nil value)"
   else msg = pretty.format(e) end
+  if err_color then msg = "\27[31m" .. msg .. "\27[0m" end
   io.stderr:write(msg, "\n")
   if verbose and traceback then io.stderr:write(traceback, "\n") end
   traceback = nil
@@ -65,24 +146,39 @@ local function handler(e)
   return e
 end
 
--- Calls fn and prints its results; inside the interruptible call because formatting a huge
--- table can take as long as computing it.
+-- The chunk returned the API's failure: nil and a kboot error (connect() that could not).
+local function failure(r) return r.n == 2 and r[1] == nil and kerror.is(r[2]) end
+
+-- Calls fn and prints its results (lists of rows and records as tables, fitted to the terminal);
+-- inside the interruptible call because formatting a huge table can take as long as computing
+-- it. Returns false when the chunk returned nil, err.
 local function eval_print(fn, ...)
   local r = table.pack(fn(...))
-  if r.n > 0 then
-    local out = {}
-    for i = 1, r.n do out[i] = pretty.format(r[i]) end
-    io.stdout:write(table.concat(out, "\t"), "\n")
+  if failure(r) then
+    show_error(r[2])
+    return false
   end
+  if r.n > 0 then
+    local w = columns()
+    local out, block = {}, false
+    for i = 1, r.n do
+      local text = rows.render(r[i], { width = w, color = color })
+      block = block or text ~= nil
+      out[i] = text or pretty.format(r[i], w > 0 and { width = w } or nil)
+    end
+    io.stdout:write(table.concat(out, block and "\n" or "\t"), "\n")
+  end
+  return true
 end
 
--- Runs fn; Ctrl-C raises "interrupted!" inside it. Prints results or the error.
+-- Runs fn; Ctrl-C raises "interrupted" inside it. Prints results or the error. false when the
+-- chunk failed.
 local function run(fn, ...)
   local ok, inner_ok, err = repl.pcall_interruptible(xpcall, eval_print, handler, fn, ...)
   if not ok then inner_ok, err = false, inner_ok end -- the handler itself failed
   if not inner_ok then show_error(err) end
   flush()
-  return inner_ok
+  return inner_ok and err ~= false
 end
 
 local function incomplete(err) return err:sub(-5) == "<eof>" end
@@ -178,9 +274,26 @@ local function remember(src)
   end
 end
 
+-- A chunk that raised, did not compile or returned nil, err: piped input and -e then exit 1.
+local failed = false
+
 if args[1] then
   local fn, err = loadfile(args[1], "t")
-  if fn then run(fn, table.unpack(args, 2)) else show_error(err) end
+  if fn then failed = not run(fn, table.unpack(args, 2)) else show_error(err); failed = true end
+end
+
+if opts.eval then
+  local fn, err, more = compile(opts.eval)
+  if fn then failed = not run(fn) or failed
+  else
+    show_error(more and (err .. " (the expression is incomplete)") or err)
+    failed = true
+  end
+  return failed and 1 or 0
+end
+
+if interactive then
+  io.stdout:write("kboot repl: help() lists the helpers and modules, Ctrl-D exits.\n")
 end
 
 -- One prompt: read a chunk (more lines while incomplete), run it. false at end of input.
@@ -202,7 +315,12 @@ local function step()
     fn, err, more = compile(src)
   end
   if history then remember(src) end
-  if fn then run(fn) else show_error(err) end
+  if fn then
+    if not run(fn) then failed = true end
+  else
+    show_error(err)
+    failed = true
+  end
   return true
 end
 
@@ -216,4 +334,5 @@ while true do
 end
 if interactive then io.stdout:write("\n") end
 repl.set_completer(nil)
-return 0
+-- At a terminal an error is something to read and retry, not a result of the session.
+return (failed and not interactive) and 1 or 0

@@ -6,7 +6,8 @@
 
 /* Seconds since an arbitrary fixed point (CLOCK_MONOTONIC): for deadlines and intervals. */
 double kb_clock_monotonic(void);
-/* Sleep `seconds` (fractions allowed; <= 0 returns at once), resuming after signals. */
+/* Sleep `seconds` (fractions allowed; <= 0 returns at once), resuming after signals, but not
+ * while an interrupt is pending (kboot/intr.h): then it returns early. */
 void kb_clock_sleep(double seconds);
 
 /* Parse a Go time.Duration string as time.ParseDuration does (units ns, us, µs, μs, ms, s, m, h;

@@ -43,7 +43,15 @@ typedef struct kb_http_req {
     int retries;                   /* < 0: client default */
     kb_http_chunk_fn on_chunk;     /* non-NULL: stream a 2xx body instead of keeping it */
     void *ud;
+    int tls_info;                  /* keep the server's certificate chain and curl's lines about the
+                                      connection (resp->certs, resp->info); only a new connection
+                                      has them, so a client's first request */
 } kb_http_req;
+
+/* Seconds from the start of the last attempt to the end of each step (0: not reached, or reused). */
+typedef struct kb_http_timing {
+    double dns, connect, tls, first_byte, total;
+} kb_http_timing;
 
 typedef struct kb_http_resp {
     long status;
@@ -53,6 +61,12 @@ typedef struct kb_http_resp {
     size_t body_len;
     int stopped;                   /* the chunk callback asked to stop */
     const char *http_version;      /* "1.0", "1.1", "2", "3" (static string) */
+    kb_http_timing timing;
+    char primary_ip[64];           /* the address connected to, and its port */
+    long primary_port;
+    char **certs;                  /* tls_info: the server's chain as PEM, as sent (leaf first) */
+    size_t ncerts;
+    char *info;                    /* tls_info: curl's informational lines (handshake, ALPN), or NULL */
 } kb_http_resp;
 
 typedef struct kb_http_stats {
@@ -88,7 +102,8 @@ kb_http_client *kb_http_client_new(const kb_http_opts *o, kb_err *e);
 void kb_http_client_free(kb_http_client *c);
 
 /* Performs r, retrying transport failures and 429/5xx. HTTP error statuses are a response,
- * not a failure. On failure resp is left empty and e->op = method, e->code = curl code.
+ * not a failure. An interrupt request (kboot/intr.h) aborts the transfer and any further attempt:
+ * e->code = KB_HTTP_EINTR. On failure resp is left empty and e->op = method, e->code = curl code.
  * Streamed requests (on_chunk) use a second curl handle sharing the connection pool, so
  * on_chunk may make ordinary requests on c; a streamed request from inside on_chunk fails
  * with e->code = KB_HTTP_EBUSY. r->method and r->path must not be NULL. */
@@ -103,5 +118,7 @@ void kb_http_client_stats(const kb_http_client *c, kb_http_stats *s);
 
 /* e->code when the client was called from inside its own chunk callback. */
 #define KB_HTTP_EBUSY (-2)
+/* e->code when an interrupt request stopped the request (curl's CURLE_ABORTED_BY_CALLBACK). */
+#define KB_HTTP_EINTR 42
 
 #endif

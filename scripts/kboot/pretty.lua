@@ -1,11 +1,25 @@
 -- Pretty printer for values at the REPL and in scripts: nested tables indented, keys sorted
 -- (numbers, then strings, then the rest), strings quoted as Lua literals, cycles marked,
--- nesting cut at a depth limit, objects with __tostring (userdata, kboot errors) via tostring.
+-- nesting cut at a depth limit, objects with __tostring (userdata, kboot errors) via tostring,
+-- private keys as <private key> (a kubeconfig on a shared screen must not show its key).
+-- Also the human durations the console's tables use ("5m", "in 364d", "EXPIRED 3d ago").
 local M = {}
 
 local getmt = debug and debug.getmetatable or getmetatable
 
-M.defaults = { indent = "  ", depth = 8, width = 80 }
+M.defaults = { indent = "  ", depth = 8, width = 80, secrets = false }
+
+-- Fields that hold private key material whatever it looks like (base64 in a kubeconfig).
+M.SECRET_FIELDS = { ["client-key-data"] = true, key_pem = true, ["key-data"] = true }
+
+-- Is s a PEM private key (any type), or the base64 of one?
+local function private_pem(s)
+  if s:find("-----BEGIN [%u ]*PRIVATE KEY-----") then return true end
+  -- "-----BEGIN " in base64 starts "LS0tLS1CRUdJTi": a kubeconfig's client-key-data
+  return s:sub(1, 14) == "LS0tLS1CRUdJTi" and s:find("^[%w+/=%s]+$") ~= nil
+    and (require("kboot.crypto").unbase64(s:gsub("%s", "")) or ""):find("-----BEGIN [%u ]*PRIVATE KEY-----") ~= nil
+end
+M.is_private_pem = private_pem
 
 local keywords = {}
 for w in ([[and break do else elseif end false for function goto if in local nil not or
@@ -82,7 +96,9 @@ local function format_table(t, ctx, level)
   while rawget(t, n + 1) ~= nil do n = n + 1 end
   local items, multiline, len = {}, false, 0
   for _, k in ipairs(keys) do
-    local v = format_value(rawget(t, k), ctx, level + 1)
+    local raw = rawget(t, k)
+    local v = (not ctx.secrets and M.SECRET_FIELDS[k] and type(raw) == "string") and "<private key>"
+              or format_value(raw, ctx, level + 1)
     local item = (math.type(k) == "integer" and k >= 1 and k <= n) and v
                  or (format_key(k, ctx, level + 1) .. " = " .. v)
     items[#items + 1] = item
@@ -99,7 +115,10 @@ end
 
 function format_value(v, ctx, level)
   local tv = type(v)
-  if tv == "string" then return M.quote(v) end
+  if tv == "string" then
+    if not ctx.secrets and #v > 40 and private_pem(v) then return "<private key>" end
+    return M.quote(v)
+  end
   if tv == "number" then return format_number(v) end
   if tv == "table" then
     local mt = getmt(v)
@@ -117,7 +136,8 @@ end
 
 -- format(v [, opts]) -> string
 -- opts: indent (string, default two spaces), depth (tables nested deeper print as {...}, default 8),
---       width (a table that fits in this many columns prints on one line; 0 = never, default 80).
+--       width (a table that fits in this many columns prints on one line; 0 = never, default 80),
+--       secrets (true: print private keys instead of <private key>).
 function M.format(v, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error(("bad argument #2 to 'format' (table expected, got %s)"):format(type(opts)), 2)
@@ -133,6 +153,22 @@ function M.format(v, opts)
     ctx[k] = o
   end
   return format_value(v, ctx, 0)
+end
+
+-- duration(seconds) -> "42s", "5m", "3h", "364d", "2y": apimachinery's ShortHumanDuration (kubectl's
+-- AGE, kubeadm's RESIDUAL TIME), truncated toward zero; negative durations by their size.
+function M.duration(secs)
+  if type(secs) ~= "number" then error(("bad argument #1 to 'duration' (number expected, got %s)"):format(type(secs)), 2) end
+  secs = math.abs(secs)
+  if secs ~= secs or secs == math.huge then return "?" end
+  return require("kboot.tokens").short_duration(math.tointeger(math.floor(secs)) or 0)
+end
+
+-- expiry(seconds_left) -> "in 364d" | "EXPIRED 3d ago"
+function M.expiry(left)
+  if type(left) ~= "number" then error(("bad argument #1 to 'expiry' (number expected, got %s)"):format(type(left)), 2) end
+  if left < 0 then return "EXPIRED " .. M.duration(left) .. " ago" end
+  return "in " .. M.duration(left)
 end
 
 -- print(...): each value formatted, separated by tabs, on standard output.

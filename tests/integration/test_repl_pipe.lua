@@ -1,5 +1,5 @@
 -- `kboot repl` with stdin not a terminal: lines are read silently and evaluated like at the
--- prompt, results on stdout, errors on stderr, exit 0 at end of input.
+-- prompt, results on stdout, errors on stderr; at end of input exit 0, or 1 when a chunk failed.
 local lu = require("luaunit")
 local t = require("testlib")
 
@@ -47,7 +47,7 @@ end
 
 function TestReplPipe:test_error_then_continue()
   local out, err, code = run("error('boom')\nnil + 1\nx = = 1\n'still here'\n")
-  lu.assertEquals(code, 0)
+  lu.assertEquals(code, 1) -- the lines that failed make the run fail, the others still ran
   lu.assertEquals(out, '"still here"\n')
   lu.assertEquals(err, "stdin:1: boom\nstdin:1: attempt to perform arithmetic on a nil value\n"
     .. "stdin:1: unexpected symbol near '='\n")
@@ -67,8 +67,9 @@ end
 function TestReplPipe:test_output_interleaves_in_order()
   local d = t.tmpdir()
   t.write(d .. "/in", "print('a')\nerror('b', 0)\n'c'\nlocal _ = io.stderr:write('d\\n')\n5\n")
-  local out = t.must(("%s repl < %s 2>&1"):format(BIN, t.q(d .. "/in")))
+  local _, out, code = t.sh(("%s repl < %s 2>&1"):format(BIN, t.q(d .. "/in")))
   lu.assertEquals(out, 'a\nb\n"c"\nd\n5\n')
+  lu.assertEquals(code, 1)
 end
 
 function TestReplPipe:test_results_pretty_printed()
@@ -94,8 +95,12 @@ error(E.new("http.get", "connection refused"))
 error({ code = 7 })
 error()
 ]])
-  lu.assertEquals(out, "nil\tca.crt: permission denied\n")
-  lu.assertEquals(err, "connection refused\n{ code = 7 }\n(error object is a nil value)\n")
+  -- nil, err (the API's failure, a kboot error) is shown as the error it is
+  lu.assertEquals(out, "")
+  lu.assertEquals(err, "ca.crt: permission denied\nconnection refused\n{ code = 7 }\n(error object is a nil value)\n")
+  -- any other pair of values is a result
+  out, err = run("return nil, 'just a string'\n")
+  lu.assertEquals(out, 'nil\t"just a string"\n')
 end
 
 function TestReplPipe:test_modules_are_globals()
@@ -116,11 +121,13 @@ crypto.hex("A")
   lu.assertEquals(out, "true\n")
 end
 
-function TestReplPipe:test_exit_code_zero_at_eof_even_mid_chunk()
+function TestReplPipe:test_exit_code_at_eof_even_mid_chunk()
   local out, err, code = run("")
   lu.assertEquals({ out, err, code }, { "", "", 0 })
+  out, err, code = run("1\n")
+  lu.assertEquals({ out, err, code }, { "1\n", "", 0 })
   out, err, code = run("function f()\n  return 1\n")
-  lu.assertEquals(code, 0)
+  lu.assertEquals(code, 1) -- an unfinished chunk failed to compile
   lu.assertEquals(out, "")
   lu.assertEquals(err, "stdin:2: 'end' expected (to close 'function' at line 1) near <eof>\n")
   _, _, code = run("os.exit(3)\n")
@@ -168,7 +175,7 @@ repl.complete("string.fo", 'x = "')
   for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
   lu.assertEquals(lines, {
     '{ "string.format" }',
-    '{ "pretty", "print" }',
+    '{ "preflight", "pretty", "print", "probe" }',
     '{ "while" }',
     '{ "s:upper" }',
     '{ "T.a.bcd", "T.a.bce" }',
@@ -179,11 +186,97 @@ repl.complete("string.fo", 'x = "')
   })
 end
 
+function TestReplPipe:test_every_module_and_the_kboot_table()
+  local out, err = run([[
+return type(kube), type(net), type(versions), type(tokens), type(certs_table), type(kubeconfigs), type(console)
+kboot.kube == kube, kboot.components.etcd == require("kboot.components.etcd"), kboot.online.wait_control_plane ~= nil
+error == _G.error and type(kboot.error.new)
+type(nodes), type(connect), type(etcd.members), type(help), certs == kboot.console.certs, type(kboot.certs.ensure)
+kboot.examples
+]])
+  lu.assertEquals(err, "")
+  lu.assertEquals(out, table.concat({
+    '"table"\t"table"\t"table"\t"table"\t"table"\t"table"\t"table"',
+    "true\ttrue\ttrue",
+    '"function"', -- kboot.error does not shadow Lua's error
+    '"function"\t"function"\t"function"\t"function"\ttrue\t"function"',
+    "nil", -- examples are programs, not loaded
+    "" }, "\n"))
+end
+
+function TestReplPipe:test_eval_option()
+  local out, err, code = run("this is not read\n", "-e '6*7'")
+  lu.assertEquals({ out, err, code }, { "42\n", "", 0 })
+  out, err, code = run("", "-e 'error(\"boom\", 0)'")
+  lu.assertEquals({ out, err, code }, { "", "boom\n", 1 })
+  out, err, code = run("", "-e 'return nil, kboot.error.new(\"x\", \"it failed\")'")
+  lu.assertEquals({ out, err, code }, { "", "it failed\n", 1 })
+  out, err, code = run("", "-e 'for i = 1, 2 do'")
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(err, "(the expression is incomplete)")
+  -- a FILE runs first
+  local d = t.tmpdir()
+  t.write(d .. "/f.lua", "X = 5\n")
+  out, err, code = run("", t.q(d .. "/f.lua") .. " -e 'X + 1'")
+  lu.assertEquals({ out, err, code }, { "6\n", "", 0 })
+end
+
+function TestReplPipe:test_root_and_kubeconfig_options()
+  local d = t.tmpdir()
+  local out, err, code = run("fs.root()\nkboot.console.state.spec\n", "--root " .. t.q(d) .. " --kubeconfig /x/y.conf")
+  lu.assertEquals(err, "")
+  lu.assertEquals(code, 0)
+  lu.assertEquals(out, ('%q\n"/x/y.conf"\n'):format(d))
+  _, err, code = run("", "--root " .. t.q(d .. "/missing"))
+  lu.assertEquals(code, 2)
+  lu.assertStrContains(err, "repl: --root " .. d .. "/missing: ")
+  -- connect() names the kubeconfig it could not find
+  out, err, code = run("connect()\n", "--root " .. t.q(d))
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(err, "no kubeconfig found (tried " .. d .. "/etc/kubernetes/admin.conf")
+end
+
+function TestReplPipe:test_rows_printed_as_tables()
+  local out, err = run([[
+{ { name = "b", port = 2380 }, { name = "a", port = 2379, learner = true } }
+rows.rows({ { x = "1" } }, { { "x", title = "THE-X" } })
+{ { 1 }, { 2 } }
+]])
+  lu.assertEquals(err, "")
+  lu.assertEquals(out, "NAME  LEARNER  PORT\nb              2380\na     yes      2379\nTHE-X\n1\n{ { 1 }, { 2 } }\n")
+  lu.assertNil(out:find("\27", 1, true))
+end
+
+function TestReplPipe:test_help_prints_the_reference()
+  local out, err, code = run('help("kube.get")\nhelp()\nhelp(pki.load_cert)\nhelp(42)\n')
+  lu.assertEquals(code, 1) -- help(42) is misuse
+  lu.assertStrContains(out, "k:get(api_version, kind, ns_or_nil, name)\n  object, or nil, err")
+  lu.assertStrContains(out, "\nConsole helpers (kboot.console, docs/api/console.md):\n")
+  lu.assertStrContains(out, "pki.load_cert(pem)\n  the first certificate")
+  lu.assertStrContains(err, "help: a function, a module, or a name")
+end
+
+function TestReplPipe:test_kubeconfigs_print_without_their_key()
+  local out, err = run([[
+k = pki.generate_key("ECDSA-P256")
+kc = kubeconfig.build{ server = "https://x:6443", ca_pem = "CA", cert_pem = "CERT", key_pem = k:pem() }
+kc.users[1].user
+k:pem()
+]])
+  lu.assertEquals(err, "")
+  lu.assertStrContains(out, '["client-key-data"] = <private key>')
+  lu.assertStrContains(out, "\n<private key>\n")
+  lu.assertNotStrContains(out, "PRIVATE KEY")
+end
+
 function TestReplPipe:test_help_and_usage_errors()
   local ok, out = t.kboot("repl --help")
   lu.assertTrue(ok)
   lu.assertStrContains(out, "Usage: kboot repl [options] [FILE [ARGS...]]")
   lu.assertStrContains(out, "--no-history")
+  lu.assertStrContains(out, "--root DIR")
+  lu.assertStrContains(out, "--kubeconfig FILE")
+  lu.assertStrContains(out, "-e, --eval EXPR")
   local _, out2, code = t.kboot("repl --frob < /dev/null")
   lu.assertEquals(code, 2)
   lu.assertStrContains(out2, "unknown option --frob")

@@ -47,6 +47,31 @@ function TestTls:test_ca_from_memory()
   lu.assertEquals(assert(c:request("GET", "/")).status, 200)
 end
 
+function TestTls:test_tls_info_chain_lines_and_timing()
+  local pki = require("kboot.pki")
+  local c = assert(http.client({ server = A.url, ca_pem = A.ca }))
+  local r = assert(c:request("GET", "/", { tls_info = true }))
+  lu.assertEquals(r.status, 200)
+  -- the chain as the server sent it: its own certificate first
+  lu.assertTrue(#r.certs >= 1)
+  local leaf = assert(pki.load_cert(r.certs[1]))
+  lu.assertTrue(leaf == assert(pki.load_cert(t.read(A.paths.server_crt))))
+  lu.assertStrMatches(r.info, ".*SSL connection using TLSv1%.[23] / .*")
+  lu.assertEquals(r.ip, "127.0.0.1")
+  lu.assertEquals(r.port, A.port)
+  local tm = r.timing
+  lu.assertTrue(tm.connect > 0 and tm.tls >= tm.connect and tm.total >= tm.tls, require("kboot.pretty").format(tm))
+  -- without tls_info (and on the kept-alive connection) neither chain nor lines
+  r = assert(c:request("GET", "/"))
+  lu.assertNil(r.certs)
+  lu.assertNil(r.info)
+  lu.assertNotNil(r.timing.total)
+  -- insecure: the chain of a server the CA does not know, to look at
+  c = assert(http.client({ server = B.url, insecure = true }))
+  r = assert(c:request("GET", "/", { tls_info = true }))
+  lu.assertTrue(assert(pki.load_cert(r.certs[1])) == assert(pki.load_cert(t.read(B.paths.server_crt))))
+end
+
 function TestTls:test_other_ca_fails_verification_without_retry()
   local c = assert(http.client({ server = B.url, ca_pem = A.ca, retries = 3 }))
   local r, err = c:request("GET", "/healthz")

@@ -185,9 +185,10 @@ local function run(cmd)
 end
 
 -- crictl's list of control-plane containers, and the last log lines of those that exited.
-local function crictl_findings(ctx, add)
+local function crictl_findings(ctx, add, ran)
   local crictl = crictl_path(ctx)
   if not crictl then return end
+  ran("crictl")
   local ep = shell_quote(ctx.node.criSocket or "")
   local base = shell_quote(crictl) .. " --runtime-endpoint " .. ep
   local ps = run(base .. " ps -a") or ""
@@ -200,44 +201,59 @@ local function crictl_findings(ctx, add)
       end
     end
   end
-  add("crictl", "`crictl ps -a`:\n" .. ps:gsub("%s+$", ""))
+  add("crictl", "`crictl ps -a`:\n" .. ps:gsub("%s+$", ""), nil, "crictl")
   for _, f in ipairs(failing) do
     local logs = run(base .. " logs --tail 15 " .. shell_quote(f.id)) or ""
-    add("crictl", ("%s exited; `crictl logs --tail 15 %s`:\n%s"):format(f.name, f.id, logs:gsub("%s+$", "")))
+    add("crictl", ("%s exited; `crictl logs --tail 15 %s`:\n%s"):format(f.name, f.id, logs:gsub("%s+$", "")), nil, "crictl")
   end
 end
 
--- diagnose(ctx, o) -> list of { cause=, detail= }; o.stage = "kubelet" | "apiserver" (what timed out).
+-- The checks diagnose runs, in order (a finding's `check`); crictl only where crictl is installed.
+M.CHECKS = { "kubelet", "swap", "cgroup-driver", "kubelet-healthz", "apiserver", "manifests", "crictl" }
+
+-- diagnose(ctx, o) -> findings, checks: findings = list of { cause=, detail=, problem=, fix=, check= }
+-- (detail = problem .. ": " .. fix, the line wait-control-plane prints; crictl's have no fix), checks
+-- = the names of M.CHECKS that ran (a check missing there could not look: no /proc, no crictl).
+-- o.stage = "kubelet" | "apiserver" (what timed out).
 function M.diagnose(ctx, o)
   o = o or {}
-  local out = {}
-  local function add(cause, detail) out[#out + 1] = { cause = cause, detail = detail } end
+  local out, ran, check = {}, {}, nil
+  local function run_check(name) check = name; ran[#ran + 1] = name end
+  local function add(cause, problem, fix, which)
+    out[#out + 1] = { cause = cause, detail = fix and (problem .. ": " .. fix) or problem, problem = problem,
+                      fix = fix, check = which or check }
+  end
   local kcfg = kubelet_config(ctx)
 
   local installed = false
   for _, b in ipairs(KUBELET_BINS) do if ctx.fs.exists(b) then installed = true end end
   local procs = processes(ctx, "kubelet")
+  run_check("kubelet")
   if not installed and not (procs and #procs > 0) then
-    add("kubelet-missing", ("the kubelet is not installed (none of %s exists): install the kubelet package (and its systemd unit)")
-      :format(table.concat(KUBELET_BINS, ", ")))
+    add("kubelet-missing", ("the kubelet is not installed (none of %s exists)"):format(table.concat(KUBELET_BINS, ", ")),
+      "install the kubelet package (and its systemd unit)")
   elseif procs and #procs == 0 then
-    add("kubelet-not-running", "the kubelet is installed but not running: check 'systemctl status kubelet' and 'journalctl -xeu kubelet'")
+    add("kubelet-not-running", "the kubelet is installed but not running",
+      "check 'systemctl status kubelet' and 'journalctl -xeu kubelet'")
   end
 
   local swaps = read(ctx, "/proc/swaps")
+  if swaps then run_check("swap") end
   if swaps and kcfg.failSwapOn ~= false then
     local n = 0
     for line in swaps:gmatch("[^\n]+") do if not line:match("^Filename") then n = n + 1 end end
     if n > 0 then
-      add("swap", "swap is on and the kubelet refuses to run with swap (failSwapOn is not false): run 'swapoff -a' or set failSwapOn: false")
+      add("swap", "swap is on and the kubelet refuses to run with swap (failSwapOn is not false)",
+        "run 'swapoff -a' or set failSwapOn: false")
     end
   end
 
   local want = kcfg.cgroupDriver or "systemd"
   local have, src = M.runtime_cgroup_driver(ctx)
+  if have then run_check("cgroup-driver") end
   if have and have ~= want then
-    add("cgroup-driver", ("cgroup driver mismatch: the kubelet uses %q (/var/lib/kubelet/config.yaml cgroupDriver) but the container runtime uses %q (%s): make them equal")
-      :format(want, have, src))
+    add("cgroup-driver", ("cgroup driver mismatch: the kubelet uses %q (/var/lib/kubelet/config.yaml cgroupDriver) but the container runtime uses %q (%s)")
+      :format(want, have, src), "make them equal")
   end
 
   -- ports: something listens where a control-plane piece should, yet the piece is not healthy
@@ -247,45 +263,56 @@ function M.diagnose(ctx, o)
   local kc = kubelet_client(ctx)
   local kst, kbody = probe(kc, "/healthz")
   kc:close()
+  run_check("kubelet-healthz")
   if kst ~= 200 then
     if ports and ports[kport] and not (procs and #procs > 0) then
-      add("port-taken", ("port %d (the kubelet's healthz) is taken by another process: find it with 'ss -ltnp sport = :%d'"):format(kport, kport))
+      add("port-taken", ("port %d (the kubelet's healthz) is taken by another process"):format(kport),
+        ("find it with 'ss -ltnp sport = :%d'"):format(kport))
     elseif kst then
-      add("kubelet-unhealthy", ("the kubelet's %s answers HTTP %d: %s"):format(kurl, kst, (kbody or ""):sub(1, 200)))
+      add("kubelet-unhealthy", ("the kubelet's %s answers HTTP %d: %s"):format(kurl, kst, (kbody or ""):sub(1, 200)),
+        "look for why in 'journalctl -xeu kubelet'")
     else
-      add("kubelet-healthz", ("the kubelet's %s does not answer: %s"):format(kurl, tostring(kbody)))
+      add("kubelet-healthz", ("the kubelet's %s does not answer: %s"):format(kurl, tostring(kbody)),
+        "start the kubelet ('systemctl start kubelet'); if it runs, check its healthzBindAddress and healthzPort")
     end
   end
 
   local ac, aerr = apiserver_client(ctx)
   local bind = ctx.endpoint.port
+  run_check("apiserver")
   if not ac then
-    add("apiserver", ("cannot build a client from admin.conf: %s"):format(tostring(aerr)))
+    add("apiserver", ("cannot build a client from admin.conf: %s"):format(tostring(aerr)),
+      "run 'kboot init phase kubeconfig admin' or fix the file")
   else
     local ok, why = M.livez(ac)
     ac:close()
     if not ok then
       local w = tostring(why)
       if w:find("TLS verification failed", 1, true) or w:find("certificate", 1, true) then
-        add("apiserver-tls", "the API server answers but TLS fails: " .. w)
+        add("apiserver-tls", "the API server answers but TLS fails: " .. w,
+          "compare admin.conf's CA with /etc/kubernetes/pki/ca.crt and the API server's certificate")
       elseif w:find("HTTP 401", 1, true) or w:find("HTTP 403", 1, true) then
-        add("apiserver-auth", "the API server refuses admin.conf's credentials: " .. w)
+        add("apiserver-auth", "the API server refuses admin.conf's credentials: " .. w,
+          "renew admin.conf ('kboot init phase kubeconfig admin' after removing it)")
       elseif ports and ports[bind] then
-        add("port-taken", ("port %d is taken, but what listens there is not a healthy API server of this cluster (%s): check 'ss -ltnp sport = :%d'")
-          :format(bind, w, bind))
+        add("port-taken", ("port %d is taken, but what listens there is not a healthy API server of this cluster (%s)")
+          :format(bind, w), ("check 'ss -ltnp sport = :%d'"):format(bind))
       else
-        add("apiserver-down", "the API server does not answer: " .. w)
+        add("apiserver-down", "the API server does not answer: " .. w,
+          "check the kube-apiserver static Pod ('crictl ps -a', its logs) and etcd")
       end
     end
   end
 
+  run_check("manifests")
   for _, m in ipairs({ "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler" }) do
     if not ctx.fs.exists("/etc/kubernetes/manifests/" .. m .. ".yaml") and not (m == "etcd" and ctx.cluster.etcd.external) then
-      add("manifest-missing", ("/etc/kubernetes/manifests/%s.yaml does not exist: run 'kboot init phase control-plane' / 'etcd'"):format(m))
+      add("manifest-missing", ("/etc/kubernetes/manifests/%s.yaml does not exist"):format(m),
+        "run 'kboot init phase control-plane' / 'etcd'")
     end
   end
-  crictl_findings(ctx, add)
-  return out
+  crictl_findings(ctx, add, run_check)
+  return out, ran
 end
 
 function M.run(ctx)
