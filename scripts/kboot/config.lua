@@ -52,50 +52,9 @@ local function sorted_keys(t)
   return ks
 end
 
-local function field(path, key)
-  if type(key) == "number" then return ("%s[%d]"):format(path, key - 1) end
-  if key:find("^[%a_][%w_%-]*$") then return path .. "." .. key end
-  return ("%s[%q]"):format(path, key)
-end
-
 ---------------------------------------------------------------------------------------------------
--- schema check: types and unknown fields, with paths
-local function check(v, sch, path, errs)
-  if isnull(v) then return end
-  if sch == "any" then return end
-  if sch == "string" then
-    if type(v) ~= "string" then errs[#errs + 1] = ("%s: must be a string, not %s"):format(path, type(v)) end
-  elseif sch == "int" then
-    if math.type(v) ~= "integer" then errs[#errs + 1] = ("%s: must be an integer, not %s"):format(path, type(v) == "number" and "a float" or type(v)) end
-  elseif sch == "bool" then
-    if type(v) ~= "boolean" then errs[#errs + 1] = ("%s: must be true or false, not %s"):format(path, type(v)) end
-  elseif sch == "duration" then
-    local _, err = duration(v)
-    if err then errs[#errs + 1] = ("%s: %s"):format(path, err) end
-  elseif sch.list then
-    if type(v) ~= "table" or (next(v) ~= nil and not is_array(v)) then
-      errs[#errs + 1] = ("%s: must be a list"):format(path)
-      return
-    end
-    for i, x in ipairs(v) do check(x, sch.list, field(path, i), errs) end
-  elseif sch.map or sch.dict then
-    if type(v) ~= "table" or (next(v) ~= nil and is_array(v)) then
-      errs[#errs + 1] = ("%s: must be a mapping of fields"):format(path)
-      return
-    end
-    for _, k in ipairs(sorted_keys(v)) do
-      local sub = sch.map and sch.map[k] or sch.dict
-      if type(k) ~= "string" then
-        errs[#errs + 1] = ("%s: field names must be strings, got %s"):format(path, tostring(k))
-      elseif not sub then
-        errs[#errs + 1] = ("%s: unknown field %q"):format(field(path, k), k)
-      else
-        check(v[k], sub, field(path, k), errs)
-      end
-    end
-  end
-end
 -- check_schema(doc, schema, path, errs): appends "path.to.field: problem" lines (kboot.join_config too)
+local check = schema.check
 M.check_schema = check
 
 -- Drop YAML nulls so "field: null" means "not set", as Go's decoder does (taints handled by caller).
@@ -388,7 +347,7 @@ function M.read_docs(o)
   return d
 end
 
-function M.load(o)
+local function load(o)
   o = o or {}
   local errs, warnings = {}, {}
   local docs, rerrs = M.read_docs(o)
@@ -396,16 +355,23 @@ function M.load(o)
   local byk = split_docs(docs, errs, warnings)
   local init_doc, cluster_doc = byk.InitConfiguration, byk.ClusterConfiguration
   -- type-check against the schema of the declared version, then convert to v1beta4
+  -- (a document that failed its check is not converted: the conversion trusts the types)
   local converted = {}
   for _, kind in ipairs({ "InitConfiguration", "ClusterConfiguration" }) do
     local d = byk[kind]
     if d then
       local ver = d.apiVersion:match("/(.+)$")
+      local n = #errs
       check(d, schema[ver][kind], kind, errs)
-      d = strip_nulls(copy(d))
-      if ver == "v1beta3" then d = convert_v1beta3(kind, d) end
-      converted[kind] = d
+      if #errs == n then
+        d = strip_nulls(copy(d))
+        if ver == "v1beta3" then d = convert_v1beta3(kind, d) end
+        converted[kind] = d
+      end
     end
+  end
+  for kind in pairs(schema.component_kinds) do
+    if byk[kind] then check(byk[kind], schema[kind], kind, errs) end
   end
   if #errs > 0 then return nil, errs, warnings end
   local init = converted.InitConfiguration or {}
@@ -439,6 +405,11 @@ function M.load(o)
     ca_validity = duration(cluster.caCertificateValidityPeriod),
     warnings = warnings,
   }, nil, warnings
+end
+
+function M.load(o)
+  local parts, errs, warnings = load(o)
+  return parts, errs and schema.one_line(errs), warnings
 end
 
 ---------------------------------------------------------------------------------------------------

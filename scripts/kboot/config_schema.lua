@@ -1,12 +1,17 @@
--- Known fields of kubeadm's InitConfiguration / ClusterConfiguration / JoinConfiguration, API versions kubeadm.k8s.io/v1beta3
--- and v1beta4 (kubeadm's cmd/kubeadm/app/apis/kubeadm/v1beta{3,4}/types.go). A field not listed here is an
--- error naming its path. Leaf types: "string", "int", "bool", "duration" (Go duration string), "any";
--- { map = {...} } an object with these fields; { list = T } a sequence of T; { dict = T } string keys -> T.
+-- Known fields of kubeadm's InitConfiguration / ClusterConfiguration / JoinConfiguration / ResetConfiguration
+-- (kubeadm.k8s.io/v1beta3 and v1beta4, kubeadm's cmd/kubeadm/app/apis/kubeadm/v1beta{3,4}/types.go), and the
+-- fields kboot reads of KubeletConfiguration and KubeProxyConfiguration; M.check walks a document against one
+-- of them before anything else reads it. A field not listed is an error naming its path (except in an open
+-- mapping: the component configurations, whose other fields kboot passes on to the kubelet and kube-proxy).
+-- Leaf types: "string", "int", "bool", "duration" (Go duration string), "quantity" (a Kubernetes resource
+-- quantity: "100Mi", "0.5", 2), "any"; { map = {...} } an object with these fields (open = true: others are
+-- allowed, unchecked); { list = T } a sequence of T; { dict = T } string keys -> T.
 local M = {}
 
-local S, I, B, D, ANY = "string", "int", "bool", "duration", "any"
+local S, I, B, D, Q, ANY = "string", "int", "bool", "duration", "quantity", "any"
 local function list(t) return { list = t } end
 local function map(t) return { map = t } end
+local function open(t) return { map = t, open = true } end
 local function dict(t) return { dict = t } end
 
 local taint = map { key = S, value = S, effect = S, timeAdded = S }
@@ -105,12 +110,143 @@ M.v1beta4.ResetConfiguration = with_meta {
   ignorePreflightErrors = list(S), skipPhases = list(S), unmountFlags = list(S), timeouts = timeouts,
 }
 
--- Other kinds a kubeadm config file may hold: accepted and checked lightly (see config.lua).
+-- Other kinds a kubeadm config file may hold, with the one apiVersion kboot knows.
 M.component_kinds = {
   KubeletConfiguration = "kubelet.config.k8s.io/v1beta1",
   KubeProxyConfiguration = "kubeproxy.config.k8s.io/v1alpha1",
 }
+-- Their schemas: what kboot reads or overlays onto its defaults (components/kubelet.lua, kube_proxy.lua,
+-- preflight, wait-control-plane, kubelet-finalize), plus the common typed fields; open, since the
+-- kubelet and kube-proxy check the rest themselves.
+local function with_meta_open(fields)
+  for k, v in pairs(typemeta) do fields[k] = v end
+  return open(fields)
+end
+M.KubeletConfiguration = with_meta_open {
+  cgroupDriver = S, healthzBindAddress = S, healthzPort = I, rotateCertificates = B, clusterDNS = list(S),
+  clusterDomain = S, staticPodPath = S, resolvConf = S, containerRuntimeEndpoint = S, failSwapOn = B,
+  maxPods = I, serverTLSBootstrap = B, address = S, port = I, readOnlyPort = I,
+  authentication = open { anonymous = open { enabled = B }, webhook = open { enabled = B, cacheTTL = D },
+                          x509 = open { clientCAFile = S } },
+  authorization = open { mode = S, webhook = open { cacheAuthorizedTTL = D, cacheUnauthorizedTTL = D } },
+  logging = open { format = S, flushFrequency = ANY, verbosity = I },
+  memorySwap = open { swapBehavior = S },
+  featureGates = dict(B), systemReserved = dict(Q), kubeReserved = dict(Q), evictionHard = dict(S),
+  evictionSoft = dict(S), evictionSoftGracePeriod = dict(D),
+  cpuManagerReconcilePeriod = D, evictionPressureTransitionPeriod = D, fileCheckFrequency = D,
+  httpCheckFrequency = D, imageMaximumGCAge = D, imageMinimumGCAge = D, nodeStatusReportFrequency = D,
+  nodeStatusUpdateFrequency = D, runtimeRequestTimeout = D, shutdownGracePeriod = D,
+  shutdownGracePeriodCriticalPods = D, streamingConnectionIdleTimeout = D, syncFrequency = D,
+  volumeStatsAggPeriod = D,
+}
+M.KubeProxyConfiguration = with_meta_open {
+  mode = S, bindAddress = S, clusterCIDR = S, healthzBindAddress = S, metricsBindAddress = S,
+  clientConnection = open { kubeconfig = S, qps = ANY, burst = I }, featureGates = dict(B),
+  configSyncPeriod = D,
+}
 -- Kinds of the kubeadm group that `init` does not use (kubeadm ignores them with a warning too).
 M.ignored_kinds = { JoinConfiguration = true, ResetConfiguration = true, UpgradeConfiguration = true }
+
+---------------------------------------------------------------------------------------------------
+-- check(doc, schema, path, errs): appends one "path.to.field: problem" line per problem (the value's
+-- type and a short rendering of it); never raises, whatever the document holds.
+local null = require("cjson").null
+local array_mt = require("kboot.yaml").array_mt
+
+local function isnull(v) return v == nil or v == null end
+
+local function is_array(t)
+  local mt = getmetatable(t)
+  if mt and mt == array_mt then return true end
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n == #t and (n > 0 or mt ~= nil and mt.__name == "array")
+end
+
+local function sorted_keys(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  table.sort(ks, function(a, b) return tostring(a) < tostring(b) end)
+  return ks
+end
+
+function M.field(path, key)
+  if math.type(key) == "integer" then return ("%s[%d]"):format(path, key - 1) end
+  if key:find("^[%a_][%w_%-]*$") then return path .. "." .. key end
+  return ("%s[%q]"):format(path, key:sub(1, 64))
+end
+
+-- "number 5", "string \"x\"", "boolean true", "a list", "a mapping", "null"
+function M.describe(v)
+  local t = type(v)
+  if t == "string" then
+    return #v > 40 and ("string %q..."):format(v:sub(1, 40)) or ("string %q"):format(v)
+  elseif t == "number" or t == "boolean" then return t .. " " .. tostring(v)
+  elseif t == "table" then return (next(v) == nil and "an empty " or "a ") .. (is_array(v) and "list" or "mapping")
+  elseif v == null then return "null" end
+  return t
+end
+
+-- a Kubernetes resource quantity (apimachinery's resource.Quantity): a number, or a decimal with an
+-- optional exponent or SI / binary suffix
+local SUFFIXES = { [""] = true, n = true, u = true, m = true, k = true, M = true, G = true, T = true, P = true,
+                   E = true, Ki = true, Mi = true, Gi = true, Ti = true, Pi = true, Ei = true }
+function M.is_quantity(v)
+  if type(v) == "number" then return v == v and v >= 0 and v ~= math.huge end
+  if type(v) ~= "string" then return false end
+  local num, rest = v:match("^[+-]?(%d*%.?%d*)(.*)$")
+  if not num or num == "" or num == "." then return false end
+  return SUFFIXES[rest] or rest:match("^[eE][+-]?%d+$") ~= nil
+end
+
+local duration = require("kboot.time").parse_duration
+local MAX_DEPTH = 64
+
+local function check(v, sch, path, errs, depth)
+  if isnull(v) or sch == "any" then return end
+  local function bad(what) errs[#errs + 1] = ("%s: must be %s, got %s"):format(path, what, M.describe(v)) end
+  if sch == "string" then
+    if type(v) ~= "string" then bad("a string") end
+  elseif sch == "int" then
+    if math.type(v) ~= "integer" then bad("an integer") end
+  elseif sch == "bool" then
+    if type(v) ~= "boolean" then bad("true or false") end
+  elseif sch == "duration" then
+    if type(v) ~= "string" then bad('a duration such as "24h0m0s"'); return end
+    local _, err = duration(v)
+    if err then errs[#errs + 1] = ("%s: %s"):format(path, err) end
+  elseif sch == "quantity" then
+    if not M.is_quantity(v) then bad('a quantity such as "100Mi" or "0.5"') end
+  elseif type(v) ~= "table" then
+    bad(sch.list and "a list" or "a mapping")
+  elseif depth > MAX_DEPTH then
+    errs[#errs + 1] = ("%s: nested too deeply"):format(path)
+  elseif sch.list then
+    if next(v) ~= nil and not is_array(v) then bad("a list"); return end
+    for i, x in ipairs(v) do check(x, sch.list, M.field(path, i), errs, depth + 1) end
+  else
+    if next(v) ~= nil and is_array(v) then bad("a mapping"); return end
+    for _, k in ipairs(sorted_keys(v)) do
+      local sub = sch.map and sch.map[k] or sch.dict
+      if type(k) ~= "string" then
+        errs[#errs + 1] = ("%s: field names must be strings, got %s"):format(path, M.describe(k))
+      elseif not sub then
+        if not sch.open then errs[#errs + 1] = ("%s: unknown field %q"):format(M.field(path, k), k:sub(1, 64)) end
+      else
+        check(v[k], sub, M.field(path, k), errs, depth + 1)
+      end
+    end
+  end
+end
+function M.check(v, sch, path, errs) check(v, sch, path, errs, 0) end
+
+-- one_line(errs) -> errs, each line free of raw newlines (a kind or value quoted with %q keeps
+-- its newline as backslash-newline): the loaders' promise is one line per problem.
+function M.one_line(errs)
+  for i, e in ipairs(errs) do
+    errs[i] = tostring(e):gsub("\\\n", "\\n"):gsub("[\r\n]", { ["\r"] = "\\r", ["\n"] = "\\n" })
+  end
+  return errs
+end
 
 return M

@@ -56,6 +56,19 @@ function M.skip_phases_and_timeouts(doc, path, errs)
   end
 end
 
+-- A certificate validity period: whole seconds (X.509 times have no fractions), at least a second
+-- and at most a century (kubeadm's CA default is 10 years). The schema checked the syntax.
+M.MAX_VALIDITY = 100 * 365 * 86400
+function M.validity_period(v, path, errs)
+  local s = duration(v)
+  if s == nil then return nil end
+  if s <= 0 then add(errs, path, "%q must be positive", v)
+  elseif math.type(s) ~= "integer" then add(errs, path, "%q must be whole seconds", v)
+  elseif s > M.MAX_VALIDITY then add(errs, path, "%q is longer than 100 years (876000h)", v)
+  else return s end
+  return nil
+end
+
 -- KubeletConfiguration document (nil: none)
 function M.kubelet(kubelet, errs)
   if kubelet and kubelet.cgroupDriver ~= nil and kubelet.cgroupDriver ~= "systemd" and kubelet.cgroupDriver ~= "cgroupfs" then
@@ -179,9 +192,8 @@ function M.validate(init, cluster, kubelet, errs, warnings)
   if not C_.ALGORITHMS[cluster.encryptionAlgorithm] then
     e(C .. ".encryptionAlgorithm", "unknown algorithm %q (want RSA-2048, RSA-3072, RSA-4096, ECDSA-P256 or ECDSA-P384)", cluster.encryptionAlgorithm)
   end
-  local leaf, ca = duration(cluster.certificateValidityPeriod), duration(cluster.caCertificateValidityPeriod)
-  if leaf and leaf <= 0 then e(C .. ".certificateValidityPeriod", "must be positive") end
-  if ca and ca <= 0 then e(C .. ".caCertificateValidityPeriod", "must be positive") end
+  local leaf = M.validity_period(cluster.certificateValidityPeriod, C .. ".certificateValidityPeriod", errs)
+  local ca = M.validity_period(cluster.caCertificateValidityPeriod, C .. ".caCertificateValidityPeriod", errs)
   if leaf and ca and leaf > ca and leaf > 0 and ca > 0 then
     warnings[#warnings + 1] = ("certificateValidityPeriod %s is longer than caCertificateValidityPeriod %s: leaf certificates will outlive their CA"):format(cluster.certificateValidityPeriod, cluster.caCertificateValidityPeriod)
   end

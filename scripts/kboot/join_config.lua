@@ -258,7 +258,7 @@ end
 -- The file is the admin's, on this host (never under --root). flags: the command line's, over the
 -- file; flags.endpoint is the positional API server endpoint. host: kboot.context.host_facts()
 -- or a test's table.
-function M.load(o)
+local function load(o)
   o = o or {}
   local errs, warnings = {}, {}
   local docs, rerrs = config.read_docs(o)
@@ -267,6 +267,8 @@ function M.load(o)
   if d then
     local ver = d.apiVersion:match("/(.+)$")
     config.check_schema(d, schema[ver].JoinConfiguration, "JoinConfiguration", errs)
+    -- the conversion trusts the types: only a document that passed its check is converted
+    if #errs > 0 then return nil, errs, warnings end
     d = config.strip_nulls(copy(d))
     if ver == "v1beta3" then d = convert_v1beta3(d) end
   end
@@ -277,6 +279,11 @@ function M.load(o)
   M.validate(d, errs)
   if #errs > 0 then return nil, errs, warnings end
   return { join = d, warnings = warnings }, nil, warnings
+end
+
+function M.load(o)
+  local parts, errs, warnings = load(o)
+  return parts, errs and schema.one_line(errs), warnings
 end
 
 return M

@@ -130,7 +130,7 @@ end
 
 -- load{ file=, text=, docs=, flags= } -> { reset=, cluster= (the file's ClusterConfiguration, or
 -- nil) } | nil, errs (lines), warnings. The file is the admin's, on this host (never under --root).
-function M.load(o)
+local function load(o)
   o = o or {}
   local errs, warnings = {}, {}
   local docs, rerrs = config.read_docs(o)
@@ -143,6 +143,11 @@ function M.load(o)
   M.validate(d, cluster, errs)
   if #errs > 0 then return nil, errs, warnings end
   return { reset = d, cluster = cluster }, nil, warnings
+end
+
+function M.load(o)
+  local parts, errs, warnings = load(o)
+  return parts, errs and schema.one_line(errs), warnings
 end
 
 return M

@@ -246,4 +246,33 @@ function TestFiles:test_bad_files_name_the_field()
   lu.assertTrue(n >= 30)
 end
 
+
+-- A document that fails its type check is not converted or defaulted: one line naming the field.
+TestTyped = {}
+function TestTyped:test_join_v1beta3_not_converted_after_a_type_error()
+  local jc = require("kboot.join_config")
+  local p, errs = jc.load({ text = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: JoinConfiguration\n"
+    .. "nodeRegistration: {kubeletExtraArgs: [a]}\ndiscovery: {timeout: 5}\n", host = {} })
+  lu.assertNil(p)
+  lu.assertEquals(errs, { "JoinConfiguration.discovery.timeout: must be a duration such as \"24h0m0s\", got number 5",
+                          "JoinConfiguration.nodeRegistration.kubeletExtraArgs: must be a mapping, got a list" })
+end
+
+function TestTyped:test_every_problem_one_line_with_the_value()
+  local p, errs = config.load({ text = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n"
+    .. "networking: [1]\nfeatureGates: {a: true, 1: true}\nclusterName: {a: 1}\n", host = {} })
+  lu.assertNil(p)
+  lu.assertEquals(errs, { "ClusterConfiguration.clusterName: must be a string, got a mapping",
+                          "ClusterConfiguration.featureGates: field names must be strings, got number 1",
+                          "ClusterConfiguration.networking: must be a mapping, got a list" })
+end
+
+function TestTyped:test_component_configs_open_but_typed()
+  local base = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+  local p = config.load({ text = base .. "someFutureField: 1\nsystemReserved: {cpu: 500m, memory: 1Gi, pid: 100}\n", host = {} })
+  lu.assertNotNil(p)
+  local _, errs = config.load({ text = base .. "rotateCertificates: \"no\"\n", host = {} })
+  lu.assertEquals(errs, { 'KubeletConfiguration.rotateCertificates: must be true or false, got string "no"' })
+end
+
 os.exit(lu.LuaUnit.run("-v"))
