@@ -273,8 +273,12 @@ end
 
 local have_tmux = t.sh("command -v tmux >/dev/null")
 
+local calls = 0
 local function on_terminal(answer)
-  local sock, status = D .. "/tmux.sock", D .. "/status"
+  -- a socket of its own per call: a new session on the socket of a server still going away after
+  -- kill-server fails with "server exited unexpectedly" (seen in CI)
+  calls = calls + 1
+  local sock, status = ("%s/tmux-%d.sock"):format(D, calls), D .. "/status"
   os.remove(status)
   t.write(D .. "/tmux.conf", "set -g remain-on-exit on\nset -g status off\n")
   local cmd = ("%s reset --root %s --skip-phases=remove-etcd-member; echo $? > %s"):format(t.q(t.bin), t.q(R), t.q(status))
