@@ -11,6 +11,7 @@ local M = {}
 ---------------------------------------------------------------------------------------------------
 -- Host facts
 
+-- read_host(path) -> contents | nil: a file of the real host (io.open: never under --root)
 local function read_host(path)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -18,6 +19,7 @@ local function read_host(path)
   f:close()
   return s
 end
+M.read_host = read_host
 
 local function hex_le_ip(h)
   local n = tonumber(h, 16)

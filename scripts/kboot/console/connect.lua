@@ -28,13 +28,7 @@ end
 ---------------------------------------------------------------------------------------------------
 -- Which kubeconfig
 
-local function host_read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local host_read = require("kboot.context").read_host
 
 -- Where connect() looks without an argument, in order: this node's admin.conf (under --root), then
 -- $KUBECONFIG's files, then ~/.kube/config (this machine's, as kubectl reads them).

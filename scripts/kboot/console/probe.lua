@@ -12,13 +12,7 @@ local connect = require("kboot.console.connect")
 
 local M = {}
 
-local function host_read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local host_read = require("kboot.context").read_host
 
 -- Where connect() looks without an argument, in order: this node's admin.conf (under --root), then
 -- PEMs of certificates from a PEM string, a file (this machine's, else the node's) or pki certs.
