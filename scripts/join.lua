@@ -84,7 +84,9 @@ if not pok then cli.fail("%s", tostring(perr)) end
 local lock = runner.start(ctx)
 runner.run(ctx, selected, flow, lock)
 runner.finish(ctx, lock, "join")
-if only or ctx.dry_run then return 0 end
-log.info("join", "This node has joined the cluster as %s (%s); see it with 'kubectl get nodes' on a control-plane node",
-  ctx.node.name, ctx.role)
+if not (only or ctx.dry_run) then
+  log.info("join", "This node has joined the cluster as %s (%s); see it with 'kubectl get nodes' on a control-plane node",
+    ctx.node.name, ctx.role)
+end
+runner.summary(ctx, "join")
 return 0

@@ -72,13 +72,19 @@ local function release()
 end
 
 flow.prepare(ctx, parts)
+ctx.run_selected = selected
 local failures, stopped = flow.run(ctx, selected)
 if stopped then
   release()
+  runner.summary(ctx, "reset", "debug")
   cli.fail("%s", phases.error_line(failures[1]))
 end
 release()
 local n = flow.report(ctx, failures)
-if n > 0 then cli.fail("reset: %d step(s) failed (listed above); everything else was done", n) end
+if n > 0 then
+  runner.summary(ctx, "reset", "debug")
+  cli.fail("reset: %d step(s) failed (listed above); everything else was done", n)
+end
 if not ctx.dry_run then log.info("reset", "This node is reset; `kboot init` or `kboot join` can set it up again") end
+runner.summary(ctx, "reset")
 return 0

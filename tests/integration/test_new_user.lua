@@ -1,0 +1,150 @@
+-- What a new user meets first, each as the command line they type: the exact command, the line it
+-- prints, its exit code, and that nothing on disk changed where nothing should (a tree hash of
+-- the --root before and after).
+local lu = require("luaunit")
+local t = require("testlib")
+local json = require("cjson")
+
+-- run(args [, env]) -> stdout, stderr, exit code of `kboot ARGS`
+local function run(args, env)
+  local d = t.tmpdir()
+  local _, _, code = t.sh(("%s%s %s >%s 2>%s </dev/null"):format(env and (env .. " ") or "", t.q(t.bin), args,
+    t.q(d .. "/out"), t.q(d .. "/err")))
+  return t.read(d .. "/out"), t.read(d .. "/err"), code
+end
+
+local function lines(s)
+  local out = {}
+  for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
+  return out
+end
+
+-- stderr is exactly one line; returns it
+local function one_line(err)
+  local l = lines(err)
+  lu.assertEquals(#l, 1, "want one line on stderr:\n" .. err)
+  return l[1]
+end
+
+-- an empty --root and its hash
+local function root()
+  local r = t.tmpdir() .. "/root"
+  t.must("mkdir " .. t.q(r))
+  return r, t.tree_hash(r)
+end
+
+local OFFLINE = "--ignore-preflight-errors=all --offline"
+
+-- ECDSA keys, where the keys are not the point: an init costs milliseconds, not RSA's seconds
+local FAST_DIR = t.must("mktemp -d /tmp/kboot-test.XXXXXX"):gsub("%s+$", "")
+t.write(FAST_DIR .. "/fast.yaml", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nencryptionAlgorithm: ECDSA-P256\n")
+local FAST = "--config " .. t.q(FAST_DIR .. "/fast.yaml")
+
+---------------------------------------------------------------------------------------------------
+TestVerbosity = {}
+function TestVerbosity:tearDown() t.cleanup() end
+
+function TestVerbosity:test_kubeadms_v_flag()
+  local r = root()
+  -- --v=5 (what kubeadm's own errors ask for) is -v: each phase's duration, the summary
+  for _, args in ipairs({ "init --v=5", "init -v=5", "--v=5 init", "init -v" }) do
+    local _, err, code = run(("%s --root %s --dry-run %s %s"):format(args, t.q(r), FAST, OFFLINE))
+    lu.assertEquals(code, 0, err)
+    lu.assertNotNil(err:match("\n%[certs/ca%] done in %d[%d.]* m?s\n"), args .. ":\n" .. err)
+  end
+  -- --v=0 is the default
+  local _, err, code = run(("init --v=0 --root %s --dry-run %s %s"):format(t.q(r), FAST, OFFLINE))
+  lu.assertEquals(code, 0, err)
+  lu.assertNotStrContains(err, "done in")
+  -- and a traceback with an error, as kubeadm's stack trace
+  _, err, code = run(("init --v=5 --root %s --config /nonexistent.yaml"):format(t.q(r)))
+  lu.assertEquals(code, 2)
+  lu.assertStrContains(err, "stack traceback:")
+  -- not a number: one line
+  local out
+  out, err, code = run("init --v=x")
+  lu.assertEquals(code, 2)
+  lu.assertEquals(out, "")
+  lu.assertEquals(one_line(err), "error: init: invalid value \"x\" for --v: want a number (kubeadm's verbosity, 0 to 10) (see 'kboot init --help')")
+  _, err, code = run("--v=x init")
+  lu.assertEquals(code, 2)
+  lu.assertEquals(one_line(err), "kboot: --v=x: want a number (the verbosity, 0 to 10)")
+end
+
+---------------------------------------------------------------------------------------------------
+TestLogOutput = {}
+function TestLogOutput:tearDown() t.cleanup() end
+
+function TestLogOutput:test_the_run_ends_with_a_summary_line()
+  local r = root()
+  local _, err, code = run(("init --root %s %s %s"):format(t.q(r), FAST, OFFLINE))
+  lu.assertEquals(code, 0, err)
+  local l = lines(err)
+  lu.assertStrMatches(l[#l], "%[init%] 22 phases run, 10 skipped, in %d[%d.]* m?s")
+  -- a phase alone, and a dry run: their own counts
+  _, err, code = run(("init phase certs --root %s --dry-run %s"):format(t.q(r), FAST))
+  lu.assertEquals(code, 0, err)
+  l = lines(err)
+  lu.assertStrMatches(l[#l], "%[init%] 11 phases run, 0 skipped, in %d[%d.]* m?s")
+end
+
+function TestLogOutput:test_json_lines()
+  local r = root()
+  for _, how in ipairs({ { "--log-format=json " }, { "--log-format json " }, { "", "KBOOT_LOG_FORMAT=json" } }) do
+    local out, err, code = run(("init %s--root %s --dry-run %s %s"):format(how[1], t.q(r), FAST, OFFLINE), how[2])
+    lu.assertEquals(code, 0, err)
+    lu.assertStrContains(out, "--- /etc/kubernetes/pki/ca.crt")   -- the dry run's report stays text
+    local l = lines(err)
+    lu.assertTrue(#l > 20, err)
+    for _, line in ipairs(l) do
+      local ok, obj = pcall(json.decode, line)
+      lu.assertTrue(ok, "not a JSON line: " .. line)
+      lu.assertNotNil(obj.level, line)
+      lu.assertNotNil(obj.msg, line)
+      lu.assertEquals(type(obj.ts), "number", line)
+    end
+    local last = json.decode(l[#l])
+    lu.assertEquals(last.phase, "init")
+    lu.assertStrMatches(last.msg, "22 phases run, 10 skipped, in .*")
+  end
+  -- a usage error is a JSON line too
+  local out, err, code = run("init --log-format=json --bogus")
+  lu.assertEquals(code, 2)
+  lu.assertEquals(out, "")
+  local obj = json.decode(one_line(err))
+  lu.assertEquals(obj.level, "error")
+  lu.assertEquals(obj.msg, "init: unknown option --bogus (see 'kboot init --help')")
+  -- an unknown format
+  _, err, code = run("init --log-format=xml")
+  lu.assertEquals(code, 2)
+  lu.assertEquals(one_line(err), "error: init: invalid value \"xml\" for --log-format: want text or json (see 'kboot init --help')")
+  _, err, code = run("init", "KBOOT_LOG_FORMAT=xml")
+  lu.assertEquals(code, 2)
+  lu.assertEquals(one_line(err), "kboot: KBOOT_LOG_FORMAT=xml: want text or json")
+end
+
+-- on a terminal (script(1) gives the command a pty): the problem lines are red like their summary;
+-- NO_COLOR turns every colour off
+function TestLogOutput:test_colour_on_a_terminal_and_NO_COLOR()
+  if not t.sh("command -v script") then lu.skip("no script(1)") end
+  local d = t.tmpdir()
+  t.write(d .. "/bad.yaml", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nbogus: 1\nnope: 2\n")
+  local cmd = ("%s init --root %s --config %s --dry-run"):format(t.q(t.bin), t.q(d), t.q(d .. "/bad.yaml"))
+  local function on_tty(env)
+    local _, out = t.sh(("%s script -qec %s /dev/null"):format(env, t.q(cmd)))
+    return out
+  end
+  local out = on_tty("")
+  lu.assertStrContains(out, '\27[31mClusterConfiguration.bogus: unknown field "bogus"\27[0m')
+  lu.assertStrContains(out, '\27[31mClusterConfiguration.nope: unknown field "nope"\27[0m')
+  lu.assertStrContains(out, "\27[31merror: invalid configuration (2 problem(s)); nothing was written\27[0m")
+  out = on_tty("NO_COLOR=1")
+  lu.assertNotStrContains(out, "\27[")
+  lu.assertStrContains(out, 'ClusterConfiguration.bogus: unknown field "bogus"')
+  -- an empty NO_COLOR is no NO_COLOR (no-color.org)
+  lu.assertStrContains(on_tty("NO_COLOR="), "\27[31m")
+end
+
+local rc = lu.LuaUnit.run("-v")
+os.execute("rm -rf " .. t.q(FAST_DIR))
+os.exit(rc)
