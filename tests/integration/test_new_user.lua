@@ -41,6 +41,45 @@ t.write(FAST_DIR .. "/fast.yaml", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: Clu
 local FAST = "--config " .. t.q(FAST_DIR .. "/fast.yaml")
 
 ---------------------------------------------------------------------------------------------------
+TestConfigFile = {}
+function TestConfigFile:tearDown() t.cleanup() end
+
+function TestConfigFile:test_a_directory_is_one_problem_not_an_internal_error()
+  local r, before = root()
+  local dir = t.tmpdir()
+  local out, err, code = run(("init --root %s --config %s %s"):format(t.q(r), t.q(dir), OFFLINE))
+  lu.assertEquals(code, 2)
+  lu.assertEquals(out, "")
+  lu.assertEquals(err, ("cannot read config file %s: Is a directory\n"
+    .. "error: invalid configuration (1 problem(s)); nothing was written\n"):format(dir))
+  lu.assertEquals(t.tree_hash(r), before)
+  -- `config validate` says the same
+  out, err, code = run("config validate --config " .. t.q(dir))
+  lu.assertEquals(code, 1)
+  lu.assertEquals(out, ("cannot read config file %s: Is a directory\n"):format(dir))
+  lu.assertEquals(one_line(err), ("error: %s: 1 problem(s)"):format(dir))
+end
+
+function TestConfigFile:test_an_empty_file_warns_and_uses_the_defaults()
+  local d = t.tmpdir()
+  for _, text in ipairs({ "", "# nothing yet\n", "---\n" }) do
+    local r, before = root()
+    t.write(d .. "/kubeadm.yaml", text)
+    local out, err, code = run(("init phase control-plane --root %s --config %s --dry-run"):format(t.q(r), t.q(d .. "/kubeadm.yaml")))
+    lu.assertEquals(code, 0, err)
+    lu.assertEquals(lines(err)[1], ("[config] warning: %s/kubeadm.yaml holds no documents: using defaults"):format(d))
+    lu.assertStrContains(out, "--- /etc/kubernetes/manifests/kube-apiserver.yaml")
+    lu.assertEquals(t.tree_hash(r), before)
+  end
+  -- join and reset read their files the same way
+  local r, before = root()
+  local _, err, code = run(("reset --root %s -f --dry-run --config %s"):format(t.q(r), t.q(d .. "/kubeadm.yaml")))
+  lu.assertEquals(code, 0, err)
+  lu.assertEquals(lines(err)[1], ("[config] warning: %s/kubeadm.yaml holds no documents: using defaults"):format(d))
+  lu.assertEquals(t.tree_hash(r), before)
+end
+
+---------------------------------------------------------------------------------------------------
 TestVerbosity = {}
 function TestVerbosity:tearDown() t.cleanup() end
 
