@@ -63,6 +63,8 @@ end
 local host = context.host_facts()
 local parts, errs, warnings = config.load({ file = opts.config, flags = opts, host = host })
 runner.config_result(parts, errs, warnings)
+runner.check_ignored(only and "init phase" or "init", parts.init.nodeRegistration.ignorePreflightErrors,
+  opts.ignore_preflight_errors, "InitConfiguration.nodeRegistration.ignorePreflightErrors")
 
 -- InitConfiguration.dryRun (v1beta4) means the same as --dry-run
 if parts.init.dryRun then opts.dry_run = true end

@@ -59,6 +59,8 @@ runner.set_root(name, opts)
 local host = context.host_facts()
 local parts, errs, warnings = join_config.load({ file = opts.config, flags = opts, host = host })
 runner.config_result(parts, errs, warnings)
+runner.check_ignored(name, parts.join.nodeRegistration.ignorePreflightErrors, opts.ignore_preflight_errors,
+  "JoinConfiguration.nodeRegistration.ignorePreflightErrors")
 if parts.join.discovery.bootstrapToken and parts.join.discovery.bootstrapToken.unsafeSkipCAVerification then
   log.warn("join", "the cluster CA will not be checked against a pin (--discovery-token-unsafe-skip-ca-verification): "
     .. "whoever answers for %s is trusted", parts.join.discovery.bootstrapToken.apiServerEndpoint)

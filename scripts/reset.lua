@@ -43,6 +43,8 @@ local opts = cli.parse(argv, {
 runner.set_root(name, opts)
 local parts, errs, warnings = reset_config.load({ file = opts.config, flags = opts })
 runner.config_result(parts, errs, warnings)
+runner.check_ignored(name, parts.reset.ignorePreflightErrors, opts.ignore_preflight_errors,
+  "ResetConfiguration.ignorePreflightErrors")
 if parts.reset.dryRun then opts.dry_run = true end
 if opts.dry_run then fs.set_dry_run(true) end
 

@@ -63,6 +63,24 @@ function M.config_result(parts, errs, warnings)
   cli.exit(2, ("invalid configuration (%d problem(s)); nothing was written"):format(#errs))
 end
 
+-- check_ignored(cmd, list, flags, path): every name of an ignorePreflightErrors list is a
+-- preflight check or all (a typo would leave its check fatal while looking ignored); the usage
+-- error names where the bad one came from: the flag (flags: its values) or the config's path
+function M.check_ignored(cmd, list, flags, path)
+  local named = false
+  for _, n in ipairs(list or {}) do if n:lower() ~= "all" then named = true end end
+  if not named then return end -- kboot.preflight loads when its phase runs, or here
+  local preflight = require("kboot.preflight")
+  local from_flag = {}
+  for _, n in ipairs(flags or {}) do from_flag[n] = true end
+  for _, n in ipairs(list) do
+    if not preflight.known_check(n) then
+      cli.usage_error(cmd, "unknown preflight check %q in %s; the checks are %s (and kubeadm's others), or all",
+        n, from_flag[n] and "--ignore-preflight-errors" or path, table.concat(preflight.CHECKS, ", "))
+    end
+  end
+end
+
 -- start(ctx) -> lock | nil (dry run): one kboot at a time on a node, the lock beside what it
 -- protects. Inside a kboot.fs batch: a new /etc/kubernetes is made durable by finish's commit,
 -- not by an fsync of its own; the lock file needs no durability.

@@ -80,6 +80,51 @@ function TestConfigFile:test_an_empty_file_warns_and_uses_the_defaults()
 end
 
 ---------------------------------------------------------------------------------------------------
+TestIgnorePreflightErrors = {}
+function TestIgnorePreflightErrors:tearDown() t.cleanup() end
+
+local CHECKS = "the checks are Proc, IsPrivilegedUser, NumCPU, Mem, Swap, Port-N, FileAvailable--PATH, "
+  .. "DirAvailable--PATH, FileContent--PATH, CRI, FileExisting-NAME, CgroupDriver, SELinux (and kubeadm's others), or all"
+
+function TestIgnorePreflightErrors:test_a_name_that_is_no_check_is_a_usage_error()
+  local r, before = root()
+  local out, err, code = run(("init --root %s --ignore-preflight-errors=bogus --offline"):format(t.q(r)))
+  lu.assertEquals(code, 2)
+  lu.assertEquals(out, "")
+  lu.assertEquals(one_line(err), 'error: init: unknown preflight check "bogus" in --ignore-preflight-errors; '
+    .. CHECKS .. " (see 'kboot init --help')")
+  lu.assertEquals(t.tree_hash(r), before)
+  -- from the config file: its path is named
+  local cfg = t.tmpdir() .. "/kubeadm.yaml"
+  t.write(cfg, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  ignorePreflightErrors: [Swap, NumCPUs]\n")
+  _, err, code = run(("init --root %s --config %s --offline"):format(t.q(r), t.q(cfg)))
+  lu.assertEquals(code, 2)
+  lu.assertStrContains(one_line(err), 'unknown preflight check "NumCPUs" in InitConfiguration.nodeRegistration.ignorePreflightErrors;')
+  lu.assertEquals(t.tree_hash(r), before)
+  -- join and reset check theirs too
+  _, err, code = run(("join 127.0.0.1:6443 --token abcdef.0123456789abcdef --discovery-token-unsafe-skip-ca-verification "
+    .. "--root %s --ignore-preflight-errors=bogus"):format(t.q(r)))
+  lu.assertEquals(code, 2)
+  lu.assertStrContains(one_line(err), 'error: join: unknown preflight check "bogus" in --ignore-preflight-errors;')
+  _, err, code = run(("reset --root %s -f --ignore-preflight-errors=bogus"):format(t.q(r)))
+  lu.assertEquals(code, 2)
+  lu.assertStrContains(one_line(err), 'error: reset: unknown preflight check "bogus" in --ignore-preflight-errors;')
+  lu.assertEquals(t.tree_hash(r), before)
+end
+
+function TestIgnorePreflightErrors:test_kboot_and_kubeadm_names_in_any_case_and_all()
+  local r, before = root()
+  -- a kubeadm list carries over: SystemVerification is kubeadm's, numcpu and Port-6443 kboot's
+  local _, err, code = run(("init --root %s --dry-run --offline " .. FAST .. " "
+    .. "--ignore-preflight-errors=SystemVerification,numcpu,Port-6443,FileAvailable--etc-kubernetes-manifests-etcd.yaml,"
+    .. "FileExisting-crictl,CRI,FileExisting-kubelet,CgroupDriver"):format(t.q(r)))
+  lu.assertEquals(code, 0, err)
+  _, err, code = run(("init --root %s --dry-run %s %s"):format(t.q(r), FAST, OFFLINE))
+  lu.assertEquals(code, 0, err)
+  lu.assertEquals(t.tree_hash(r), before)
+end
+
+---------------------------------------------------------------------------------------------------
 TestVerbosity = {}
 function TestVerbosity:tearDown() t.cleanup() end
 
