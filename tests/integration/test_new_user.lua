@@ -229,6 +229,28 @@ function TestLogOutput:test_colour_on_a_terminal_and_NO_COLOR()
   lu.assertStrContains(on_tty("NO_COLOR="), "\27[31m")
 end
 
+---------------------------------------------------------------------------------------------------
+TestTokenCreateDryRun = {}
+function TestTokenCreateDryRun:tearDown() t.cleanup() end
+
+function TestTokenCreateDryRun:test_prints_the_secret_once_and_needs_no_kubeconfig()
+  local r, before = root()
+  local out, err, code = run(("token create abcdef.0123456789abcdef --dry-run --root %s"):format(t.q(r)))
+  lu.assertEquals(code, 0, err)
+  lu.assertEquals(one_line(err), "[dryrun] Would create Secret kube-system/bootstrap-token-abcdef")
+  local _, n = out:gsub("\nkind: Secret\n", "")
+  lu.assertEquals(n, 1, out)
+  lu.assertStrContains(out, "apiVersion: v1\nkind: Secret\nmetadata:\n  name: bootstrap-token-abcdef\n")
+  lu.assertStrContains(out, "\n---\nabcdef.0123456789abcdef\n")
+  lu.assertEquals(t.tree_hash(r), before)
+  -- the join command needs the kubeconfig's endpoint and CA: without one, one line
+  out, err, code = run(("token create --dry-run --print-join-command --root %s"):format(t.q(r)))
+  lu.assertEquals(code, 1)
+  lu.assertEquals(out, "")
+  lu.assertStrContains(one_line(err), "error: kubeconfig /etc/kubernetes/admin.conf: cannot read")
+  lu.assertEquals(t.tree_hash(r), before)
+end
+
 local rc = lu.LuaUnit.run("-v")
 os.execute("rm -rf " .. t.q(FAST_DIR))
 os.exit(rc)
