@@ -220,8 +220,5 @@ if sub == "check-expiration" then return check_expiration(argv) end
 if sub == "renew" then return renew(argv) end
 if sub == "certificate-key" then return certificate_key(argv) end
 if sub == "generate-csr" then return generate_csr(argv) end
-if sub == nil or sub == "--help" or sub == "-h" or sub == "help" then
-  io.stdout:write(cli.help_text(top))
-  return sub == nil and 2 or 0
-end
+cli.group_help(top, sub)
 cli.usage_error("certs", "unknown command %q", sub)

@@ -1,4 +1,4 @@
--- join this machine to a Kubernetes cluster (kubeadm join compatible)
+--- join this machine to a Kubernetes cluster (kubeadm join compatible)
 local cli = require("kboot.cli")
 local log = require("kboot.log")
 local fs = require("kboot.fs")

@@ -187,8 +187,5 @@ if sub == "create" then return create(argv) end
 if sub == "list" then return list(argv) end
 if sub == "delete" then return delete(argv) end
 if sub == "generate" then return generate(argv) end
-if sub == nil or sub == "--help" or sub == "-h" or sub == "help" then
-  io.stdout:write(cli.help_text(top))
-  return sub == nil and 2 or 0
-end
+cli.group_help(top, sub)
 cli.usage_error("token", "unknown command %q", sub)

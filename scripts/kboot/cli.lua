@@ -79,6 +79,16 @@ function M.help_text(spec)
   return table.concat(out, "\n") .. "\n"
 end
 
+-- group_help(spec, word): a command group (kboot config, kboot token, ...) given no COMMAND, or
+-- asked for its help (word: --help, -h, help): the help on stdout, then no COMMAND is a usage
+-- error of one line (exit 2) and help exits 0. Any other word returns.
+function M.group_help(spec, word)
+  if word ~= nil and word ~= "--help" and word ~= "-h" and word ~= "help" then return end
+  io.stdout:write(M.help_text(spec))
+  if word == nil then M.exit(2, ("%s: no COMMAND given; the commands are listed above"):format(spec.name)) end
+  M.exit(0)
+end
+
 -- parse(argv, spec) -> opts, positional
 -- spec = { name=, summary=, usage=, args=, min_args=, max_args=, options = {
 --   { "dry-run", help= },                        -- boolean

@@ -15,15 +15,23 @@ local LOCK = "/etc/kubernetes/.kboot.lock"
 -- (kubeadm's two-word `phase certs ca` and `phase certs all` too) from argv; `CMD phase` alone
 -- prints the phase list. A name that is not a phase is a usage error before anything else.
 function M.phase_argv(argv, cmd, flow, options)
-  if argv[1] ~= "phase" then return nil end
   local list = phases.expand(flow.phases)
+  if argv[1] ~= "phase" then
+    -- `kboot init certs`: the phase word left out
+    local w = argv[1]
+    if w and w:sub(1, 1) ~= "-" and phases.names(list)[w:lower()] then
+      cli.usage_error(cmd, "unexpected argument %q; to run that phase alone: kboot %s phase %s", w, cmd, w)
+    end
+    return nil
+  end
   table.remove(argv, 1)
   local only = argv[1]
   if only == nil or only == "--help" or only == "-h" then
     io.stdout:write(cli.help_text({ name = cmd .. " phase", usage = ("kboot %s phase NAME [options]"):format(cmd),
       summary = ("Run one phase of kboot %s (or all children of a parent)."):format(cmd),
       commands = M.commands(flow, nil), options = options }))
-    cli.exit(only == nil and 2 or 0)
+    if only == nil then cli.exit(2, ("%s phase: no phase NAME given; the phases are listed above"):format(cmd)) end
+    cli.exit(0)
   end
   if only:sub(1, 1) == "-" then cli.usage_error(cmd .. " phase", "give the phase NAME before the options") end
   table.remove(argv, 1)

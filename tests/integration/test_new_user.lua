@@ -230,6 +230,124 @@ function TestLogOutput:test_colour_on_a_terminal_and_NO_COLOR()
 end
 
 ---------------------------------------------------------------------------------------------------
+TestHelp = {}
+function TestHelp:tearDown() t.cleanup() end
+
+function TestHelp:test_two_word_command_groups_have_help()
+  for _, c in ipairs({ { "config images", "list" }, { "config print", "init-defaults" } }) do
+    local out, err, code = run(c[1] .. " --help")
+    lu.assertEquals(code, 0, err)
+    lu.assertEquals(err, "")
+    lu.assertStrContains(out, ("Usage: kboot %s COMMAND [options]"):format(c[1]))
+    lu.assertStrMatches(out, (".*\n  %s  +%%S.*"):format(c[2]:gsub("%-", "%%-")))
+  end
+  local out, err, code = run("config images bogus")
+  lu.assertEquals(code, 2)
+  lu.assertEquals(out, "")
+  lu.assertEquals(one_line(err), "error: config images: unknown command \"bogus\" (see 'kboot config images --help')")
+end
+
+function TestHelp:test_a_group_without_its_command_prints_its_help_and_says_why()
+  for _, c in ipairs({ { "init phase", "phase NAME", "the phases" }, { "join phase", "phase NAME", "the phases" },
+                       { "reset phase", "phase NAME", "the phases" }, { "config", "COMMAND", "the commands" },
+                       { "config images", "COMMAND", "the commands" }, { "token", "COMMAND", "the commands" },
+                       { "certs", "COMMAND", "the commands" }, { "kubeconfig", "COMMAND", "the commands" } }) do
+    local out, err, code = run(c[1])
+    lu.assertEquals(code, 2, c[1])
+    lu.assertStrContains(out, "Usage: kboot " .. c[1])
+    lu.assertEquals(one_line(err), ("error: %s: no %s given; %s are listed above"):format(c[1],
+      c[2] == "COMMAND" and "COMMAND" or "phase NAME", c[3]))
+  end
+end
+
+function TestHelp:test_a_phase_name_without_the_phase_word()
+  local r, before = root()
+  local out, err, code = run(("init certs --root %s"):format(t.q(r)))
+  lu.assertEquals(code, 2)
+  lu.assertEquals(out, "")
+  lu.assertEquals(one_line(err), "error: init: unexpected argument \"certs\"; to run that phase alone: kboot init phase certs (see 'kboot init --help')")
+  _, err, code = run(("init control-plane/apiserver --root %s"):format(t.q(r)))
+  lu.assertEquals(code, 2)
+  lu.assertStrContains(one_line(err), "kboot init phase control-plane/apiserver")
+  _, err, code = run(("reset cleanup-node --root %s -f"):format(t.q(r)))
+  lu.assertEquals(code, 2)
+  lu.assertStrContains(one_line(err), "kboot reset phase cleanup-node")
+  lu.assertEquals(t.tree_hash(r), before)
+end
+
+-- every row of init's phase list has its description, parents too
+function TestHelp:test_every_phase_row_has_a_description()
+  for _, cmd in ipairs({ "init", "join", "reset" }) do
+    local out, _, code = run(cmd .. " --help")
+    lu.assertEquals(code, 0)
+    local section = out:match("\nCommands:\n(.-)\n\n")
+    lu.assertNotNil(section, out)
+    local n = 0
+    for row in section:gmatch("[^\n]+") do
+      n = n + 1
+      lu.assertNotNil(row:match("^  +%S+  +%S"), cmd .. ": a row without a description: " .. row)
+    end
+    lu.assertTrue(n >= 3, cmd)
+  end
+  local out = run("init --help")
+  lu.assertStrContains(out, "\n  certs ")
+  lu.assertStrMatches(out, ".*\n  certs +Certificate generation\n.*")
+end
+
+-- `kboot --help`: the real commands, each with its line (no demo placeholder)
+function TestHelp:test_kboot_help_lists_the_commands_with_a_summary_each()
+  local out, err, code = run("--help")
+  lu.assertEquals(code, 0, err)
+  local section = out:match("Built%-in commands:\n(.-)\n\n")
+  lu.assertNotNil(section, out)
+  local names = {}
+  for row in section:gmatch("[^\n]+") do
+    local name, summary = row:match("^  (%S+) +(%S.*)$")
+    lu.assertNotNil(name, "a command without a summary: " .. row)
+    names[#names + 1] = name
+  end
+  local have = " " .. table.concat(names, " ") .. " "
+  for _, c in ipairs({ "certs", "config", "init", "join", "kubeconfig", "repl", "reset", "token", "version" }) do
+    lu.assertStrContains(have, " " .. c .. " ")
+  end
+  lu.assertNotStrContains(out, "demo")
+end
+
+-- Every `kboot ...` command the scripts point at exists: `kboot WORDS --help` works. Each quoted
+-- text of the scripts (a message, a usage line, an example) that starts with "kboot " is a command
+-- line, whose words up to the first flag, placeholder or argument are the command; plus those a
+-- message puts together with string.format.
+function TestHelp:test_commands_named_in_messages_exist()
+  local files = t.must(("find %s -name '*.lua'"):format(t.q(t.src .. "/scripts")))
+  local seen, cmds = {}, {}
+  for _, c in ipairs({ "init phase etcd/local", "init phase control-plane", "join phase etcd-join",
+                       "join phase control-plane-prepare/control-plane" }) do
+    seen[c] = true; cmds[#cmds + 1] = c
+  end
+  for f in files:gmatch("[^\n]+") do
+    for line in t.read(f):gmatch("[^\n]+") do
+      if not line:match("^%s*%-%-") then
+        for cmd in line:gmatch("[\"'`](kboot [^\"'`]+)[\"'`]") do
+          local words = {}
+          for w in cmd:gmatch("%S+") do
+            if w:match("^%-") or w:match("[%%<%[%.:]") or w:match("%u") or w == "..." then break end
+            words[#words + 1] = w
+          end
+          local c = table.concat(words, " ", 2)
+          if #words >= 2 and words[2] ~= "help" and not seen[c] then seen[c] = true; cmds[#cmds + 1] = c end
+        end
+      end
+    end
+  end
+  table.sort(cmds)
+  lu.assertTrue(#cmds >= 20, table.concat(cmds, "\n"))
+  for _, c in ipairs(cmds) do
+    local _, err, code = run(c .. " --help")
+    lu.assertEquals(code, 0, ("a message points at `kboot %s`, which does not exist: %s"):format(c, err))
+  end
+end
+
+---------------------------------------------------------------------------------------------------
 TestTokenCreateDryRun = {}
 function TestTokenCreateDryRun:tearDown() t.cleanup() end
 
