@@ -348,6 +348,64 @@ function TestHelp:test_commands_named_in_messages_exist()
 end
 
 ---------------------------------------------------------------------------------------------------
+TestShowJoinCommand = {}
+function TestShowJoinCommand:tearDown() t.cleanup() end
+
+local function offline_node(port)
+  local r = root()
+  local _, err, code = run(("init --root %s --apiserver-advertise-address 127.0.0.1 --apiserver-bind-port %d --node-name n1 %s %s")
+    :format(t.q(r), port, FAST, OFFLINE))
+  lu.assertEquals(code, 0, err)
+  return r
+end
+
+function TestShowJoinCommand:test_no_api_server_is_said_at_once()
+  local port = t.free_port()
+  local r = offline_node(port)
+  local before = t.tree_hash(r)
+  local t0 = t.now_ms()
+  local out, err, code = run(("init phase show-join-command --root %s"):format(t.q(r)))
+  local ms = t.now_ms() - t0
+  lu.assertEquals(code, 0, err)
+  lu.assertTrue(ms < 10000, ("took %.0f ms"):format(ms))
+  lu.assertStrContains(out, ("kboot join 127.0.0.1:%d --token <no bootstrap token: run 'kboot token create'> \\\n"
+    .. "\t--discovery-token-ca-cert-hash sha256:"):format(port))
+  local l = lines(err)
+  lu.assertStrContains(l[2], "[show-join-command] warning: cannot list the bootstrap tokens: ")
+  lu.assertStrContains(l[2], "Couldn't connect")
+  lu.assertStrContains(l[2], "the commands below carry a placeholder for the token (see 'kboot token list', 'kboot token create')")
+  lu.assertEquals(t.tree_hash(r), before)
+  -- a token given on the command line is used as it is, without asking
+  out, err, code = run(("init phase show-join-command --root %s --token abcdef.0123456789abcdef"):format(t.q(r)))
+  lu.assertEquals(code, 0, err)
+  lu.assertStrContains(out, "--token abcdef.0123456789abcdef \\\n")
+  lu.assertNotStrContains(err, "warning")
+end
+
+function TestShowJoinCommand:test_the_clusters_token_when_the_api_answers()
+  local r = offline_node(t.free_port())
+  local pki = r .. "/etc/kubernetes/pki"
+  local api = require("fake_api").start({ tls = { cert_pem = t.read(pki .. "/apiserver.crt"),
+    key_pem = t.read(pki .. "/apiserver.key"), ca_pem = t.read(pki .. "/ca.crt") } })
+  local admin = r .. "/etc/kubernetes/admin.conf"
+  t.write(admin, (t.read(admin):gsub("server: https://127%.0%.0%.1:%d+", "server: https://127.0.0.1:" .. api.port)))
+  local tokens = require("kboot.tokens")
+  local k = api:kube()
+  assert(k:create(tokens.secret({ token = "xyzabc.0123456789abcdef", ttl = 3600, usages = { "signing", "authentication" },
+    groups = { tokens.DEFAULT_GROUP } }, os.time())))
+  assert(k:create(tokens.secret({ token = "signon.0123456789abcdef", ttl = 0, usages = { "signing" }, groups = {} }, os.time())))
+  api:forget()
+  local before = t.tree_hash(r)
+  local out, err, code = run(("init phase show-join-command --root %s"):format(t.q(r)))
+  lu.assertEquals(code, 0, err)
+  lu.assertStrContains(out, ("kboot join 127.0.0.1:%d --token xyzabc.0123456789abcdef \\\n"):format(api.port))
+  lu.assertStrContains(err, "[show-join-command] Using the cluster's bootstrap token xyzabc\n")
+  lu.assertEquals(api:writes(), {})
+  lu.assertEquals(t.tree_hash(r), before)
+  api:stop()
+end
+
+---------------------------------------------------------------------------------------------------
 TestTokenCreateDryRun = {}
 function TestTokenCreateDryRun:tearDown() t.cleanup() end
 
