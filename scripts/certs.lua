@@ -84,11 +84,7 @@ local function batched(ctx, fn, o)
     return table.unpack(r, 2, r.n)
   end
   local lock
-  if o and o.lock and fs.exists("/etc/kubernetes") then
-    local lerr
-    lock, lerr = fs.lock(LOCK)
-    if not lock then cli.fail("%s", tostring(lerr)) end
-  end
+  if o and o.lock and fs.exists("/etc/kubernetes") then lock = require("kboot.runner").lock() end
   fs.begin()
   local r = table.pack(pcall(fn))
   -- a failure half-way leaves every old file as it was (a new key beside an old certificate

@@ -60,16 +60,11 @@ if not ok then cli.fail("%s", tostring(why)) end
 
 -- one kboot at a time on a node: the lock beside what it protects (a node with no
 -- /etc/kubernetes has nothing of kboot's to protect, and reset does not create it)
-local LOCK = "/etc/kubernetes/.kboot.lock"
 local lock
-if not ctx.dry_run and fs.exists("/etc/kubernetes") then
-  local lerr
-  lock, lerr = fs.lock(LOCK)
-  if not lock then cli.fail("%s", tostring(lerr)) end
-end
+if not ctx.dry_run and fs.exists("/etc/kubernetes") then lock = runner.lock() end
 local function release()
   if not lock then return end
-  fs.remove(LOCK)
+  fs.remove(runner.LOCK)
   lock:close()
 end
 

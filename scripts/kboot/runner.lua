@@ -10,6 +10,29 @@ local phases = require("kboot.phases")
 local M = {}
 
 local LOCK = "/etc/kubernetes/.kboot.lock"
+M.LOCK = LOCK
+
+-- what to do about a path kboot cannot write: errno EACCES, EPERM, EROFS
+local function privilege_hint(err)
+  local c = type(err) == "table" and err.code
+  if c == 13 or c == 1 then return " (run kboot as root, or give --root DIR to work in a sandbox directory)" end
+  if c == 30 then return " (the file system is read-only)" end
+  return ""
+end
+
+-- lock() -> the held lock, or the command ends with one line that says what to do. The same one
+-- for init, join, reset and certs: one kboot at a time on a node.
+function M.lock()
+  local lock, err = fs.lock(LOCK)
+  if lock then return lock end
+  if type(err) == "table" and err.code == 11 then -- EWOULDBLOCK: held
+    local pid = tostring(err):match("%(pid (%d+)%)")
+    cli.fail("another kboot%s is running on this node and holds %s: wait for it to finish, then run this again "
+      .. "(a lock left by a kboot that was killed is free: there is nothing to remove)",
+      pid and (" (pid " .. pid .. ")") or "", fs.path(LOCK))
+  end
+  cli.fail("cannot lock %s: %s%s", fs.path(LOCK), tostring(err), privilege_hint(err))
+end
 
 -- phase_argv(argv, cmd, flow, options) -> only (nil: the whole flow). Consumes `phase NAME`
 -- (kubeadm's two-word `phase certs ca` and `phase certs all` too) from argv; `CMD phase` alone
@@ -96,11 +119,11 @@ function M.start(ctx)
   if ctx.dry_run then return nil end
   fs.begin()
   local ok, err = fs.mkdir("/etc/kubernetes", 493)
-  if not ok then cli.fail("cannot create %s: %s", fs.path("/etc/kubernetes"), tostring(err)) end
-  local lock, lerr = fs.lock(LOCK)
-  if not lock then
+  if not ok then cli.fail("cannot create %s: %s%s", fs.path("/etc/kubernetes"), tostring(err), privilege_hint(err)) end
+  local lok, lock = pcall(M.lock)
+  if not lok then
     fs.prune()
-    cli.fail("%s", tostring(lerr))
+    error(lock, 0)
   end
   return lock
 end

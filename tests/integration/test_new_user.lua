@@ -406,6 +406,57 @@ function TestShowJoinCommand:test_the_clusters_token_when_the_api_answers()
 end
 
 ---------------------------------------------------------------------------------------------------
+TestFailedRuns = {}
+function TestFailedRuns:tearDown() t.cleanup() end
+
+function TestFailedRuns:test_a_failed_run_leaves_the_tree_as_it_was()
+  -- a preflight failure on a fresh node: no lock, no empty directory
+  local r, before = root()
+  local _, err, code = run(("init --root %s --offline"):format(t.q(r)))
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(err, "error: error execution phase preflight:")
+  lu.assertEquals(t.tree_hash(r), before)
+  -- a certificate that no longer matches its spec: the files before it stay, no lock is left
+  local _
+  _, err, code = run(("init --root %s %s %s"):format(t.q(r), FAST, OFFLINE))
+  lu.assertEquals(code, 0, err)
+  before = t.tree_hash(r)
+  _, err, code = run(("init --root %s %s %s --apiserver-cert-extra-sans=new.example"):format(t.q(r), FAST, OFFLINE))
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(lines(err)[#lines(err)], "error: error execution phase certs/apiserver: existing certificate")
+  lu.assertEquals(t.tree_hash(r), before)
+  lu.assertNil(io.open(r .. "/etc/kubernetes/.kboot.lock"))
+end
+
+function TestFailedRuns:test_a_held_lock_says_what_to_do()
+  local r = root()
+  t.must("mkdir -p " .. t.q(r .. "/etc/kubernetes"))
+  local lock = r .. "/etc/kubernetes/.kboot.lock"
+  t.write(lock, "4242\n")
+  local before = t.tree_hash(r)
+  -- another process holds it (flock(1) takes the same flock(2) lock kboot does)
+  local pid = t.must(("flock %s sleep 30 >/dev/null 2>&1 </dev/null & echo $!"):format(t.q(lock))):match("%d+")
+  for _ = 1, 100 do
+    if not t.sh(("flock -n %s true"):format(t.q(lock))) then break end
+    os.execute("sleep 0.05")
+  end
+  local want = ("error: another kboot (pid 4242) is running on this node and holds %s: wait for it to finish, "
+    .. "then run this again (a lock left by a kboot that was killed is free: there is nothing to remove)"):format(lock)
+  local results = {}
+  for _, args in ipairs({ "init --root %s " .. FAST .. " " .. OFFLINE, "reset --root %s -f", "certs renew all --root %s" }) do
+    local out, err, code = run(args:format(t.q(r)))
+    results[#results + 1] = { out, err, code }
+  end
+  os.execute("kill " .. pid)
+  for _, res in ipairs(results) do
+    lu.assertEquals(res[3], 1, res[2])
+    lu.assertEquals(res[1], "")
+    lu.assertEquals(lines(res[2])[#lines(res[2])], want)
+  end
+  lu.assertEquals(t.tree_hash(r), before)
+end
+
+---------------------------------------------------------------------------------------------------
 TestTokenCreateDryRun = {}
 function TestTokenCreateDryRun:tearDown() t.cleanup() end
 
