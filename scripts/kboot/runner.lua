@@ -15,6 +15,7 @@ M.LOCK = LOCK
 -- what to do about a path kboot cannot write: errno EACCES, EPERM, EROFS
 local function privilege_hint(err)
   local c = type(err) == "table" and err.code
+  if (c == 13 or c == 1) and fs.root() ~= "/" then return " (run kboot as root, or give --root a directory this user may write to)" end
   if c == 13 or c == 1 then return " (run kboot as root, or give --root DIR to work in a sandbox directory)" end
   if c == 30 then return " (the file system is read-only)" end
   return ""

@@ -456,6 +456,22 @@ function TestFailedRuns:test_a_held_lock_says_what_to_do()
   lu.assertEquals(t.tree_hash(r), before)
 end
 
+-- a user who may not write where kboot must: what to do, nothing written
+function TestFailedRuns:test_a_directory_this_user_cannot_write()
+  if not t.sh("[ $(id -u) = 0 ] && command -v setpriv") then lu.skip("needs root and setpriv(1) to run as nobody") end
+  local r, before = root()
+  t.must("chmod 755 " .. t.q(r) .. " " .. t.q(r:match("^(.*)/")))
+  -- (no --config: FAST's directory is root's own; the lock is taken before any key is made)
+  local ok, out, code = t.sh(("setpriv --reuid=65534 --regid=65534 --clear-groups %s init --root %s %s 2>&1 >/dev/null")
+    :format(t.q(t.bin), t.q(r), OFFLINE))
+  if code == 126 or code == 127 then lu.skip("nobody cannot run " .. t.bin) end
+  lu.assertFalse(ok)
+  lu.assertEquals(code, 1)
+  lu.assertEquals(one_line(out), ("error: cannot create %s/etc/kubernetes: cannot create directory /etc (%s/etc): "
+    .. "Permission denied (run kboot as root, or give --root a directory this user may write to)"):format(r, r))
+  lu.assertEquals(t.tree_hash(r), before)
+end
+
 ---------------------------------------------------------------------------------------------------
 TestTokenCreateDryRun = {}
 function TestTokenCreateDryRun:tearDown() t.cleanup() end
