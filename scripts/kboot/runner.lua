@@ -120,7 +120,10 @@ function M.start(ctx)
   if ctx.dry_run then return nil end
   fs.begin()
   local ok, err = fs.mkdir("/etc/kubernetes", 493)
-  if not ok then cli.fail("cannot create %s: %s%s", fs.path("/etc/kubernetes"), tostring(err), privilege_hint(err)) end
+  if not ok then
+    fs.prune() -- a /etc made before /etc/kubernetes failed
+    cli.fail("cannot create %s: %s%s", fs.path("/etc/kubernetes"), tostring(err), privilege_hint(err))
+  end
   local lok, lock = pcall(M.lock)
   if not lok then
     fs.prune()
