@@ -34,6 +34,16 @@ static int l_info(lua_State *L) { return write_at(L, KB_LOG_INFO); }
 static int l_debug(lua_State *L) { return write_at(L, KB_LOG_DEBUG); }
 static int l_trace(lua_State *L) { return write_at(L, KB_LOG_TRACE); }
 
+/* log.line(level, text): text as it is (no phase, no tag), coloured as its level */
+static int l_line(lua_State *L)
+{
+    int level = luaL_checkoption(L, 1, NULL, level_names);
+    const char *text = luaL_checkstring(L, 2);
+    if (level <= kb_log_level())
+        kb_log_line(level, text);
+    return 0;
+}
+
 static int l_set_level(lua_State *L)
 {
     int level = lua_type(L, 1) == LUA_TNUMBER ? (int)luaL_checkinteger(L, 1)
@@ -70,6 +80,7 @@ int luaopen_kboot_log(lua_State *L)
         { "error", l_error },         { "warn", l_warn },       { "info", l_info },
         { "debug", l_debug },         { "trace", l_trace },     { "set_level", l_set_level },
         { "level", l_level },         { "set_json", l_set_json }, { "set_color", l_set_color },
+        { "line", l_line },
         { NULL, NULL },
     };
     luaL_newlib(L, fns);

@@ -46,12 +46,34 @@ static void usage(FILE *f)
     }
     fputs("\nOptions:\n"
           "  -v, --verbose     more output; a traceback with errors (repeat for more)\n"
+          "  --v=N             verbosity as a number (0 the default): 1 or more is -v, 6 or more -vv\n"
+          "  --log-format=json one JSON object per log line (also KBOOT_LOG_FORMAT=json); NO_COLOR is honoured\n"
           "  --scripts DIR     files in DIR override built-in scripts and modules of the same name\n"
           "                    (also KBOOT_SCRIPTS); DIR/kboot/certs_table.lua replaces kboot.certs_table;\n"
           "                    `kboot scripts export DIR` writes the built-in ones there, -v names each override used\n"
           "  --version         print the version\n"
           "  -h, --help        this text; `kboot help COMMAND` or `kboot COMMAND --help` for a command\n",
           f);
+}
+
+/* --v=N (the scripts take it too) as a count of -v: 1 or more is -v, 6 or more -vv; -1 when s is
+ * not a number. */
+static int klog_verbosity(const char *s)
+{
+    char *end;
+    long n = strtol(s, &end, 10);
+    if (!*s || *end || n < 0)
+        return -1;
+    return n >= 6 ? 2 : n >= 1 ? 1 : 0;
+}
+
+/* --log-format / KBOOT_LOG_FORMAT: 0 on "text" or "json", -1 otherwise. */
+static int set_log_format(const char *s)
+{
+    if (strcmp(s, "json") != 0 && strcmp(s, "text") != 0)
+        return -1;
+    kb_log_set_json(strcmp(s, "json") == 0);
+    return 0;
 }
 
 /* Message handler: keep error objects (tables) as they are, add a traceback to strings. */
@@ -169,12 +191,30 @@ int main(int argc, char **argv)
 {
     struct run_args a = { argc, argv, 0, getenv("KBOOT_SCRIPTS") };
     int verbose = 0;
+    const char *fmt = getenv("KBOOT_LOG_FORMAT");
+    if (fmt && *fmt && set_log_format(fmt) != 0) {
+        fprintf(stderr, "kboot: KBOOT_LOG_FORMAT=%s: want text or json\n", fmt);
+        return EXIT_USAGE;
+    }
     int i = 1;
     for (; i < argc; i++) {
         const char *o = argv[i];
         if (strcmp(o, "-v") == 0 || strcmp(o, "--verbose") == 0)
             verbose++;
-        else if (strcmp(o, "-vv") == 0)
+        else if (strncmp(o, "--v=", 4) == 0 || strncmp(o, "-v=", 3) == 0) {
+            int v = klog_verbosity(strchr(o, '=') + 1);
+            if (v < 0) {
+                fprintf(stderr, "kboot: %s: want a number (the verbosity, 0 to 10)\n", o);
+                return EXIT_USAGE;
+            }
+            verbose = v > verbose ? v : verbose;
+        } else if (strncmp(o, "--log-format=", 13) == 0 || (strcmp(o, "--log-format") == 0 && i + 1 < argc)) {
+            const char *f = o[12] == '=' ? o + 13 : argv[++i];
+            if (set_log_format(f) != 0) {
+                fprintf(stderr, "kboot: --log-format %s: want text or json\n", f);
+                return EXIT_USAGE;
+            }
+        } else if (strcmp(o, "-vv") == 0)
             verbose += 2;
         else if (strcmp(o, "--scripts") == 0 && i + 1 < argc)
             a.scripts_dir = argv[++i];

@@ -1,6 +1,7 @@
 #include "kboot/log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,7 +35,7 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-void kb_log_write(int level, const char *phase, const char *msg)
+static void emit(int level, const char *phase, const char *msg, int tagged)
 {
     if (level > log_level)
         return;
@@ -58,13 +59,18 @@ void kb_log_write(int level, const char *phase, const char *msg)
         fflush(f);
         return;
     }
-    int color = log_color < 0 ? isatty(fileno(f)) : log_color;
+    /* auto: a terminal, unless NO_COLOR is set and not empty (https://no-color.org) */
+    const char *nc = log_color < 0 ? getenv("NO_COLOR") : NULL;
+    int color = log_color < 0 ? isatty(fileno(f)) && !(nc && *nc) : log_color;
     const char *on = color ? colors[level] : "";
     const char *off = color && *on ? "\033[0m" : "";
-    const char *tag = level == KB_LOG_ERROR ? "error: " : level == KB_LOG_WARN ? "warning: " : "";
+    const char *tag = !tagged ? "" : level == KB_LOG_ERROR ? "error: " : level == KB_LOG_WARN ? "warning: " : "";
     if (phase && *phase)
         fprintf(f, "%s[%s] %s%s%s\n", on, phase, tag, msg, off);
     else
         fprintf(f, "%s%s%s%s\n", on, tag, msg, off);
     fflush(f);
 }
+
+void kb_log_write(int level, const char *phase, const char *msg) { emit(level, phase, msg, 1); }
+void kb_log_line(int level, const char *msg) { emit(level, NULL, msg, 0); }

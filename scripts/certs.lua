@@ -84,11 +84,7 @@ local function batched(ctx, fn, o)
     return table.unpack(r, 2, r.n)
   end
   local lock
-  if o and o.lock and fs.exists("/etc/kubernetes") then
-    local lerr
-    lock, lerr = fs.lock(LOCK)
-    if not lock then cli.fail("%s", tostring(lerr)) end
-  end
+  if o and o.lock and fs.exists("/etc/kubernetes") then lock = require("kboot.runner").lock() end
   fs.begin()
   local r = table.pack(pcall(fn))
   -- a failure half-way leaves every old file as it was (a new key beside an old certificate
@@ -220,8 +216,5 @@ if sub == "check-expiration" then return check_expiration(argv) end
 if sub == "renew" then return renew(argv) end
 if sub == "certificate-key" then return certificate_key(argv) end
 if sub == "generate-csr" then return generate_csr(argv) end
-if sub == nil or sub == "--help" or sub == "-h" or sub == "help" then
-  io.stdout:write(cli.help_text(top))
-  return sub == nil and 2 or 0
-end
+cli.group_help(top, sub)
 cli.usage_error("certs", "unknown command %q", sub)

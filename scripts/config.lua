@@ -85,13 +85,23 @@ local function validate(args)
   io.stdout:write(("%s: ok (Kubernetes %s)\n"):format(opts.config, p.cluster.kubernetesVersion))
 end
 
-local sub = { argv[1], argv[2] }
-local rest = { table.unpack(argv, 3) }
-if sub[1] == "print" and sub[2] == "init-defaults" then return print_init_defaults(rest) end
-if sub[1] == "images" and sub[2] == "list" then return images_list(rest) end
-if sub[1] == "validate" then return validate({ table.unpack(argv, 2) }) end
-if sub[1] == nil or sub[1] == "--help" or sub[1] == "-h" or sub[1] == "help" then
-  io.stdout:write(cli.help_text(top))
-  return sub[1] == nil and 2 or 0
+-- the two-word commands' groups, as kubeadm has them (`kboot config images --help`)
+local groups = {
+  print = { name = "config print", usage = "kboot config print COMMAND [options]", summary = "Print configuration.",
+            commands = { { "init-defaults", commands[1][2] } }, run = { ["init-defaults"] = print_init_defaults } },
+  images = { name = "config images", usage = "kboot config images COMMAND [options]",
+             summary = "Interact with the container images kboot init uses.",
+             commands = { { "list", commands[2][2] } }, run = { list = images_list } },
+}
+
+local sub = argv[1]
+if sub == "validate" then return validate({ table.unpack(argv, 2) }) end
+local g = groups[sub]
+if g then
+  local word = argv[2]
+  if g.run[word] then return g.run[word]({ table.unpack(argv, 3) }) end
+  cli.group_help(g, word)
+  cli.usage_error(g.name, "unknown command %q", word)
 end
-cli.usage_error("config", "unknown command %q", table.concat(argv, " ", 1, math.min(#argv, 2)))
+cli.group_help(top, sub)
+cli.usage_error("config", "unknown command %q", sub)

@@ -63,6 +63,8 @@ end
 local host = context.host_facts()
 local parts, errs, warnings = config.load({ file = opts.config, flags = opts, host = host })
 runner.config_result(parts, errs, warnings)
+runner.check_ignored(only and "init phase" or "init", parts.init.nodeRegistration.ignorePreflightErrors,
+  opts.ignore_preflight_errors, "InitConfiguration.nodeRegistration.ignorePreflightErrors")
 
 -- InitConfiguration.dryRun (v1beta4) means the same as --dry-run
 if parts.init.dryRun then opts.dry_run = true end
@@ -81,8 +83,7 @@ local lock = runner.start(ctx)
 log.info("init", "Using Kubernetes version: %s", ctx.cluster.kubernetesVersion)
 runner.run(ctx, selected, flow, lock)
 runner.finish(ctx, lock, "init")
-if only or ctx.dry_run then return 0 end
-if not ctx.phase_enabled("show-join-command") then
+if not (only or ctx.dry_run or ctx.phase_enabled("show-join-command")) then
   -- the paths the admin acts on: under --root, the sandbox's
   if ctx.phase_enabled("wait-control-plane") then
     log.info("init", "Your Kubernetes control-plane has initialized; use %s with kubectl", fs.path("/etc/kubernetes/admin.conf"))
@@ -92,4 +93,5 @@ if not ctx.phase_enabled("show-join-command") then
     log.info("init", "Once the kubelet runs these manifests, `kboot init` without --offline (or with --skip-phases) finishes the online phases")
   end
 end
+runner.summary(ctx, "init")
 return 0

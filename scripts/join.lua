@@ -1,4 +1,4 @@
--- join this machine to a Kubernetes cluster (kubeadm join compatible)
+--- join this machine to a Kubernetes cluster (kubeadm join compatible)
 local cli = require("kboot.cli")
 local log = require("kboot.log")
 local fs = require("kboot.fs")
@@ -59,6 +59,8 @@ runner.set_root(name, opts)
 local host = context.host_facts()
 local parts, errs, warnings = join_config.load({ file = opts.config, flags = opts, host = host })
 runner.config_result(parts, errs, warnings)
+runner.check_ignored(name, parts.join.nodeRegistration.ignorePreflightErrors, opts.ignore_preflight_errors,
+  "JoinConfiguration.nodeRegistration.ignorePreflightErrors")
 if parts.join.discovery.bootstrapToken and parts.join.discovery.bootstrapToken.unsafeSkipCAVerification then
   log.warn("join", "the cluster CA will not be checked against a pin (--discovery-token-unsafe-skip-ca-verification): "
     .. "whoever answers for %s is trusted", parts.join.discovery.bootstrapToken.apiServerEndpoint)
@@ -84,7 +86,9 @@ if not pok then cli.fail("%s", tostring(perr)) end
 local lock = runner.start(ctx)
 runner.run(ctx, selected, flow, lock)
 runner.finish(ctx, lock, "join")
-if only or ctx.dry_run then return 0 end
-log.info("join", "This node has joined the cluster as %s (%s); see it with 'kubectl get nodes' on a control-plane node",
-  ctx.node.name, ctx.role)
+if not (only or ctx.dry_run) then
+  log.info("join", "This node has joined the cluster as %s (%s); see it with 'kubectl get nodes' on a control-plane node",
+    ctx.node.name, ctx.role)
+end
+runner.summary(ctx, "join")
 return 0

@@ -140,8 +140,5 @@ end
 
 local sub = table.remove(argv, 1)
 if sub == "user" then return user(argv) end
-if sub == nil or sub == "--help" or sub == "-h" or sub == "help" then
-  io.stdout:write(cli.help_text(top))
-  return sub == nil and 2 or 0
-end
+cli.group_help(top, sub)
 cli.usage_error("kubeconfig", "unknown command %q", sub)

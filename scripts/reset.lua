@@ -43,6 +43,8 @@ local opts = cli.parse(argv, {
 runner.set_root(name, opts)
 local parts, errs, warnings = reset_config.load({ file = opts.config, flags = opts })
 runner.config_result(parts, errs, warnings)
+runner.check_ignored(name, parts.reset.ignorePreflightErrors, opts.ignore_preflight_errors,
+  "ResetConfiguration.ignorePreflightErrors")
 if parts.reset.dryRun then opts.dry_run = true end
 if opts.dry_run then fs.set_dry_run(true) end
 
@@ -58,27 +60,28 @@ if not ok then cli.fail("%s", tostring(why)) end
 
 -- one kboot at a time on a node: the lock beside what it protects (a node with no
 -- /etc/kubernetes has nothing of kboot's to protect, and reset does not create it)
-local LOCK = "/etc/kubernetes/.kboot.lock"
 local lock
-if not ctx.dry_run and fs.exists("/etc/kubernetes") then
-  local lerr
-  lock, lerr = fs.lock(LOCK)
-  if not lock then cli.fail("%s", tostring(lerr)) end
-end
+if not ctx.dry_run and fs.exists("/etc/kubernetes") then lock = runner.lock() end
 local function release()
   if not lock then return end
-  fs.remove(LOCK)
+  fs.remove(runner.LOCK)
   lock:close()
 end
 
 flow.prepare(ctx, parts)
+ctx.run_selected = selected
 local failures, stopped = flow.run(ctx, selected)
 if stopped then
   release()
+  runner.summary(ctx, "reset", "debug")
   cli.fail("%s", phases.error_line(failures[1]))
 end
 release()
 local n = flow.report(ctx, failures)
-if n > 0 then cli.fail("reset: %d step(s) failed (listed above); everything else was done", n) end
+if n > 0 then
+  runner.summary(ctx, "reset", "debug")
+  cli.fail("reset: %d step(s) failed (listed above); everything else was done", n)
+end
 if not ctx.dry_run then log.info("reset", "This node is reset; `kboot init` or `kboot join` can set it up again") end
+runner.summary(ctx, "reset")
 return 0

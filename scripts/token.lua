@@ -29,8 +29,9 @@ local function with_common(list)
   return out
 end
 
--- kubeconfig table and API client; everything is checked before this, so bad input sends nothing
-local function connect(name, opts)
+-- kubeconfig table and API client; everything is checked before this, so bad input sends nothing.
+-- need_kubeconfig false: a dry run that reads nothing of the kubeconfig goes on without one.
+local function connect(name, opts, need_kubeconfig)
   if opts.root then
     local ok, err = fs.set_root(opts.root)
     if not ok then cli.usage_error(name, "--root %s: %s", opts.root, tostring(err)) end
@@ -42,21 +43,16 @@ local function connect(name, opts)
     opts.kubeconfig = pwd .. "/" .. opts.kubeconfig
   end
   local kc, err = require("kboot.kubeconfig").load(opts.kubeconfig)
-  if not kc then cli.fail("%s", tostring(err)) end
+  if not kc and opts.dry_run and need_kubeconfig == false then
+    log.debug("token", "dry run without %s (%s): nothing is read from or sent to a cluster", opts.kubeconfig, tostring(err))
+  elseif not kc then
+    cli.fail("%s", tostring(err))
+  end
   local okk, kube = pcall(require, "kboot.kube")
-  if not okk then cli.fail("kboot token needs kboot.kube, which is not in this build") end
+  if not okk then cli.fail("the token commands need kboot.kube, which is not in this build") end
   local k, kerr = kube.new(kc, { dry_run = opts.dry_run == true })
   if not k then cli.fail("%s: %s", opts.kubeconfig, tostring(kerr)) end
   return k, kc, kube
-end
-
-local function print_recorded(k)
-  local yaml = require("kboot.yaml")
-  for _, o in ipairs(k.recorded or {}) do
-    local m = o.metadata or {}
-    io.stdout:write(("--- API object %s %s%s\n"):format(o.kind, m.namespace and (m.namespace .. "/") or "", m.name or ""))
-    io.stdout:write(yaml.encode(o))
-  end
 end
 
 -- Sign cluster-info for a new token at once, as the controller-manager's bootstrap signer will a
@@ -112,7 +108,9 @@ local function create(args)
   end
   local t = { token = token, ttl = ttl, usages = opts.usages, groups = opts.groups, description = opts.description }
 
-  local k, kc, kube = connect(name, opts)
+  -- a dry run prints the Secret as kboot.kube's dry run "sends" it: a kubeconfig is needed only
+  -- for the join command's endpoint and CA pin
+  local k, kc, kube = connect(name, opts, opts.print_join_command == true)
   local join
   if opts.print_join_command then
     local p, perr = tokens.join_params(kc)
@@ -129,7 +127,6 @@ local function create(args)
     cli.fail("%s", tostring(err))
   end
   sign_cluster_info(k, kube, t)
-  if opts.dry_run then print_recorded(k) end
   io.stdout:write((join or token), "\n")
 end
 
@@ -190,8 +187,5 @@ if sub == "create" then return create(argv) end
 if sub == "list" then return list(argv) end
 if sub == "delete" then return delete(argv) end
 if sub == "generate" then return generate(argv) end
-if sub == nil or sub == "--help" or sub == "-h" or sub == "help" then
-  io.stdout:write(cli.help_text(top))
-  return sub == nil and 2 or 0
-end
+cli.group_help(top, sub)
 cli.usage_error("token", "unknown command %q", sub)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything kboot needs to build, test and benchmark, from Debian's archive.
-# Run as root (or with sudo available). Safe to re-run: does nothing when all is present.
+# Run as root, or as a user who may use sudo (it is called only to install what is missing).
+# Safe to re-run: does nothing when all is present.
 set -euo pipefail
 
 PACKAGES=(
@@ -25,10 +26,14 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "install-deps: installing ${missing[*]}"
+# apt-get as root itself, or through sudo for another user (tools/as_root.sh)
+. "$(dirname "$0")/as_root.sh"
+if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
+  echo "install-deps: missing ${missing[*]}; run this as root (or install sudo) to install them" >&2
+  exit 1
+fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: installing ${missing[*]}"
+as_root apt-get update -qq
+as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"

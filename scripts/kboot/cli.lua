@@ -22,10 +22,29 @@ end
 
 local function key(name) return (name:gsub("-", "_")) end
 
+-- kubeadm's --v=N (its own error lines say "execute with --v=5"): 0 is the default, 1 or more
+-- is -v (debug lines, HTTP requests, a traceback with errors), 6 or more -vv
+local function check_v(s)
+  if not s:match("^%d+$") then return nil, "want a number (kubeadm's verbosity, 0 to 10)" end
+  return true
+end
+local function check_format(s)
+  if s ~= "text" and s ~= "json" then return nil, "want text or json" end
+  return true
+end
+
 local builtin = {
   { "help", short = "h", help = "show this help and exit" },
   { "verbose", short = "v", count = true, help = "more output; a traceback with errors (repeat for more)" },
+  { "v", arg = "N", check = check_v, help = "kubeadm's verbosity: 1 or more is -v, 6 or more -vv" },
+  { "log-format", arg = "FORMAT", check = check_format, help = "text, or json: one JSON object per log line (also KBOOT_LOG_FORMAT)" },
 }
+
+-- verbosity(n) -> the kboot.log level of kubeadm's --v=N
+function M.verbosity(n)
+  n = tonumber(n) or 0
+  return n >= 6 and 4 or n >= 1 and 3 or 2
+end
 
 function M.help_text(spec)
   local out = {}
@@ -58,6 +77,16 @@ function M.help_text(spec)
     for _, e in ipairs(spec.examples) do add("  " .. e) end
   end
   return table.concat(out, "\n") .. "\n"
+end
+
+-- group_help(spec, word): a command group (kboot config, kboot token, ...) given no COMMAND, or
+-- asked for its help (word: --help, -h, help): the help on stdout, then no COMMAND is a usage
+-- error of one line (exit 2) and help exits 0. Any other word returns.
+function M.group_help(spec, word)
+  if word ~= nil and word ~= "--help" and word ~= "-h" and word ~= "help" then return end
+  io.stdout:write(M.help_text(spec))
+  if word == nil then M.exit(2, ("%s: no COMMAND given; the commands are listed above"):format(spec.name)) end
+  M.exit(0)
 end
 
 -- parse(argv, spec) -> opts, positional
@@ -100,6 +129,12 @@ function M.parse(argv, spec)
     given[o[1]] = true
   end
   local i, n = 1, #argv
+  -- the log format first, so that a usage error anywhere on the line is printed in it
+  for j = 1, n do
+    if argv[j] == "--" then break end
+    local f = argv[j]:match("^%-%-log%-format=(.*)$")
+    if f and check_format(f) then log.set_json(f == "json") end
+  end
   while i <= n do
     local a = argv[i]
     if a == "--" then
@@ -124,6 +159,8 @@ function M.parse(argv, spec)
         if value == "false" then opts[key(name)] = false; given[name] = true
         else set(o, true, "--" .. name) end
       end
+    elseif a:match("^%-v=") then
+      set(byname.v, a:sub(4), "-v")  -- kubeadm's shorthand of --v=N
     elseif a:sub(1, 1) == "-" and #a > 1 and not a:match("^%-%d") then
       -- one or more short flags: -v, -vv; a short option with a value takes the next argument
       for c in a:sub(2):gmatch(".") do
@@ -144,7 +181,9 @@ function M.parse(argv, spec)
     io.stdout:write(M.help_text(spec))
     M.exit(0)
   end
-  if opts.verbose then log.set_level(math.min(4, 2 + opts.verbose)) end
+  if opts.log_format then log.set_json(opts.log_format == "json") end
+  local level = math.max(opts.verbose and math.min(4, 2 + opts.verbose) or 2, opts.v and M.verbosity(opts.v) or 2)
+  if level > 2 then log.set_level(math.max(level, (log.level()))) end
   if spec.min_args and #pos < spec.min_args then
     M.usage_error(spec.name, "expected %s", spec.args or ("at least " .. spec.min_args .. " argument(s)"))
   end

@@ -331,27 +331,33 @@ local validate = require("kboot.config_validate").validate
 -- The file is the admin's, read from this host as given (never under --root). host: the host facts
 -- (kboot.context.host_facts(), or a test's table) that fill an empty advertise address (its
 -- default_address) and node name (its hostname); default: this host's.
--- read_docs{ file=, text=, docs= } -> the documents (a list, {} when none is given) | nil, errs
+-- read_docs{ file=, text=, docs= } -> the documents (a list, {} when none is given), nil, a warning
+-- (a file that holds no document) | nil, errs
 function M.read_docs(o)
   if o.docs or not (o.file or o.text) then return o.docs or {} end
   local text = o.text
   if not text then
-    -- the admin's file on this host (not under --root, which is the node being set up)
+    -- the admin's file on this host (not under --root, which is the node being set up); a
+    -- directory opens, and fails on the read
     local f, ferr = io.open(o.file, "rb")
-    if not f then return nil, { ("cannot read config file %s"):format(tostring(ferr)) } end
-    text = f:read("a")
-    f:close()
+    local rerr
+    if f then text, rerr = f:read("a"); f:close() end
+    if not text then return nil, { ("cannot read config file %s"):format(f and (o.file .. ": " .. tostring(rerr)) or tostring(ferr)) } end
   end
   local d, err = require("kboot.yaml").decode_all(text)
   if not d then return nil, { ("%s: %s"):format(o.file or "config", tostring(err)) } end
+  local n = 0
+  for _, doc in ipairs(d) do if type(doc) == "table" then n = n + 1 end end
+  if n == 0 then return d, nil, ("%s holds no documents: using defaults"):format(o.file or "the config") end
   return d
 end
 
 local function load(o)
   o = o or {}
   local errs, warnings = {}, {}
-  local docs, rerrs = M.read_docs(o)
+  local docs, rerrs, rwarn = M.read_docs(o)
   if not docs then return nil, rerrs, warnings end
+  warnings[#warnings + 1] = rwarn
   local byk = split_docs(docs, errs, warnings)
   local init_doc, cluster_doc = byk.InitConfiguration, byk.ClusterConfiguration
   -- type-check against the schema of the declared version, then convert to v1beta4

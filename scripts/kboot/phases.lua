@@ -78,7 +78,8 @@ function M.online_names(list)
 end
 
 -- select(list, { only = "certs" | "certs/ca", skip = {...}, offline = bool }) -> selected | nil, why
--- (why: a usage error naming the known phases)
+-- (why: a usage error naming the known phases). selected.total: how many phases `only` covers
+-- before the skips (the run's summary counts the others as skipped).
 function M.select(list, o)
   o = o or {}
   local known, order = M.names(list)
@@ -94,9 +95,10 @@ function M.select(list, o)
   if o.offline then
     for _, n in ipairs(M.online_names(list)) do skip[#skip + 1] = n end
   end
-  local out = {}
+  local out, total = {}, 0
   for _, p in ipairs(list) do
     local keep = o.only == nil or covers(o.only, p.name)
+    if keep then total = total + 1 end
     for _, s in ipairs(skip) do
       if s:lower() ~= "all" and covers(s, p.name) then keep = false end
     end
@@ -105,6 +107,7 @@ function M.select(list, o)
   if o.only and #out == 0 then
     return nil, ("phase %q is not part of this run (skipped)"):format(o.only)
   end
+  out.total = total
   return out
 end
 
@@ -245,6 +248,10 @@ function M.run(ctx, selected, o)
     return true
   end
 
+  -- what ran, for the summary line (kboot.runner): kept on ctx over the runs of one command
+  local now = require("kboot.time").now
+  local stats = ctx.run_stats or { run = 0, skipped = 0, failed = 0, started = now() }
+  ctx.run_stats = stats
   local failures, last = {}, nil
   local function failed(name, msg, e)
     -- the files of the phases before it land even when this one failed
@@ -253,18 +260,42 @@ function M.run(ctx, selected, o)
     failures[#failures + 1] = { phase = name, msg = msg, err = e }
   end
   for _, p in ipairs(selected) do
+    local t0 = now()
     local r, msg, e = attempt(p)
     if r == nil then
+      stats.failed = stats.failed + 1
       failed(p.name, msg, e)
       if not o.best_effort then return nil, failures end
     elseif r == true then
+      stats.run = stats.run + 1
+      if ctx.log.debug then ctx.log.debug(p.name, "done in %s", M.elapsed(now() - t0)) end
       last = p.name
+    else
+      stats.skipped = stats.skipped + 1
     end
   end
   local ok, err = batch.commit()
   if not ok then failed(last or ctx.flow or "run", "cannot write the files of the phases: " .. tostring(err), err) end
   if #failures > 0 then return nil, failures end
   return true
+end
+
+-- elapsed(seconds) -> "12 ms", "1.43 s"
+function M.elapsed(s)
+  if s < 1 then return ("%d ms"):format(math.floor(s * 1000 + 0.5)) end
+  return ("%.2f s"):format(s)
+end
+
+-- summary_line(ctx, selected) -> "N phases run, M skipped, in T" (nil before any phases.run):
+-- skipped counts the phases a skip rule passed over and those --skip-phases or --offline left
+-- out of the selection (selected.total)
+function M.summary_line(ctx, selected)
+  local st = ctx.run_stats
+  if not st then return nil end
+  local skipped = st.skipped + math.max(0, (selected and selected.total or 0) - (selected and #selected or 0))
+  local line = ("%d phase%s run, %d skipped"):format(st.run, st.run == 1 and "" or "s", skipped)
+  if st.failed > 0 then line = line .. (", %d failed"):format(st.failed) end
+  return ("%s, in %s"):format(line, M.elapsed(require("kboot.time").now() - st.started))
 end
 
 -- error_line(failure) -> "error execution phase NAME: msg", kubeadm's wording

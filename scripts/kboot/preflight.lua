@@ -203,6 +203,28 @@ function M.checks(ctx)
   return list
 end
 
+-- The names --ignore-preflight-errors takes, besides all: kboot's checks (those named after a port
+-- or path as the family's pattern), then kubeadm's that kboot does not run, so that a kubeadm list
+-- carries over. A name matches in any case, as in kubeadm.
+M.CHECKS = { "Proc", "IsPrivilegedUser", "NumCPU", "Mem", "Swap", "Port-N", "FileAvailable--PATH",
+             "DirAvailable--PATH", "FileContent--PATH", "CRI", "FileExisting-NAME", "CgroupDriver", "SELinux" }
+local FAMILIES = { "^port%-%d+$", "^fileavailable%-%-.", "^diravailable%-%-.", "^filecontent%-%-.", "^fileexisting%-." }
+local KUBEADM_ONLY = { "Firewalld", "Hostname", "HTTPProxy", "HTTPProxyCIDR", "SystemVerification", "KubernetesVersion",
+  "KubeletVersion", "ExternalEtcdVersion", "ExternalEtcdClientCertificates", "ImagePull", "Service-Kubelet",
+  "Service-Docker", "IsDockerSystemdCheck", "ControlPlaneNodesReady", "CoreDNSUnsupportedPlugins", "CoreDNSMigration",
+  "CreateJob", "RequiredIPVSKernelModulesAvailable" }
+
+-- known_check(name) -> bool: a name --ignore-preflight-errors accepts
+function M.known_check(name)
+  local n = name:lower()
+  if n == "all" then return true end
+  for _, f in ipairs(FAMILIES) do if n:match(f) then return true end end
+  for _, list in ipairs({ M.CHECKS, KUBEADM_ONLY }) do
+    for _, c in ipairs(list) do if c:lower() == n then return true end end
+  end
+  return false
+end
+
 local function ignored_set(ctx)
   local set = {}
   for _, n in ipairs(ctx.node.ignorePreflightErrors or {}) do set[n:lower()] = true end

@@ -133,8 +133,9 @@ end
 local function load(o)
   o = o or {}
   local errs, warnings = {}, {}
-  local docs, rerrs = config.read_docs(o)
+  local docs, rerrs, rwarn = config.read_docs(o)
   if not docs then return nil, rerrs, warnings end
+  warnings[#warnings + 1] = rwarn
   local d, cluster = pick(docs, errs, warnings)
   if #errs > 0 then return nil, errs, warnings end
   d = d or {}

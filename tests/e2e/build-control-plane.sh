@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds a real Kubernetes v1.20.2 control plane (kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubectl) from Debian bookworm's `kubernetes` source package, once, into a cache
-# directory outside the repository; later runs reuse it. Needs root for apt-get.
+# directory outside the repository; later runs reuse it. apt-get (and the cache directory, when
+# this user may not create it) as root, or through sudo for another user (tools/as_root.sh); the
+# build itself runs as whoever runs this.
 #   KBOOT_E2E_CACHE   cache directory (default /var/cache/kboot-e2e)
 # Prints the directory holding the binaries on its last line.
 set -euo pipefail
@@ -12,14 +14,19 @@ want=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 have_all() { for b in "${want[@]}"; do [ -x "$bin/$b" ] || return 1; done; }
 if have_all; then echo "$bin"; exit 0; fi
 
-mkdir -p "$cache" "$bin"
+. "$(dirname "$0")/../../tools/as_root.sh"
+if ! mkdir -p "$cache" "$bin" 2>/dev/null || [ ! -w "$cache" ] || [ ! -w "$bin" ]; then
+  as_root mkdir -p "$cache" "$bin"
+  as_root chown -R "$(id -u):$(id -g)" "$cache"
+fi
 export DEBIAN_FRONTEND=noninteractive
 src_list=/etc/apt/sources.list.d/kboot-deb-src.sources
 if ! grep -rqs '^Types: deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
-  printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' >"$src_list"
-  apt-get update -qq
+  printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    | as_root tee "$src_list" >/dev/null
+  as_root apt-get update -qq
 fi
-apt-get install -y -qq --no-install-recommends golang-go golang-github-modern-go-reflect2-dev dpkg-dev rsync >/dev/null
+as_root apt-get install -y -qq --no-install-recommends golang-go golang-github-modern-go-reflect2-dev dpkg-dev rsync >/dev/null
 
 cd "$cache"
 tree=$(find "$cache" -maxdepth 1 -type d -name 'kubernetes-*' | head -n 1)

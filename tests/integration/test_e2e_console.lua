@@ -300,14 +300,13 @@ function TestA_Data:test_diagnose()
   local list = assert(on_node(console.diagnose))
   local checks = {}
   for _, r in ipairs(list) do checks[r.check] = checks[r.check] or r end
-  -- the control plane is healthy; this machine has no kubelet (the harness plays its healthz)
+  -- the control plane is healthy; this machine has no kubelet binary, but the harness plays its
+  -- healthz, and a kubelet that answers is not diagnosed missing (what was measured wins)
   lu.assertEquals(checks.apiserver.status, "ok")
   lu.assertEquals(checks["kubelet-healthz"].status, "ok")
   lu.assertEquals(checks.manifests.status, "ok")
-  lu.assertEquals(checks.kubelet.status, "fail")
-  lu.assertEquals(checks.kubelet.cause, "kubelet-missing")
-  lu.assertStrContains(checks.kubelet.problem, "the kubelet is not installed")
-  lu.assertEquals(checks.kubelet.fix, "install the kubelet package (and its systemd unit)")
+  lu.assertEquals(checks.kubelet.status, "ok")
+  lu.assertNil(checks.kubelet.cause)
 end
 
 function TestA_Data:test_probe()

@@ -4,7 +4,7 @@
 It speaks the API's wire format as kboot.kube uses it and behaves the way a real kube-apiserver
 does where kboot's logic depends on it:
   - object and collection paths (/api/v1/..., /apis/GROUP/VERSION/..., namespaced or not);
-  - GET, list (labelSelector, fieldSelector metadata.name/namespace, limit and continue),
+  - GET, list (labelSelector, fieldSelector metadata.name/namespace/type, limit and continue),
     POST (JSON or YAML), PUT, DELETE, PATCH as server-side apply (application/apply-patch+yaml,
     fieldManager required), JSON merge patch, strategic merge patch (maps merged, lists replaced)
     and JSON patch;
@@ -254,6 +254,8 @@ def selected(obj, labels, fields):
         if k == "metadata.name" and m.get("name") != v:
             return False
         if k == "metadata.namespace" and m.get("namespace") != v:
+            return False
+        if k == "type" and obj.get("type") != v:  # Secrets' type (kboot's bootstrap-token lists)
             return False
     return True
 

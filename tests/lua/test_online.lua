@@ -557,6 +557,42 @@ function TestDiagnose:test_unhealthy_kubelet_answer_is_printed()
   if not ok then error(err, 0) end
 end
 
+-- The wait measured a healthy kubelet, then the API server timed out: the diagnosis says nothing
+-- against that measurement (no "not installed", although no kubelet binary is in the sandbox; no
+-- "not running", no swap) and names what is down.
+function TestDiagnose:test_a_healthy_kubelet_is_not_diagnosed_missing()
+  local dir = t.tmpdir()
+  local pid, port = python_server(dir, 200, "ok")
+  local ok, err = pcall(function()
+    local c, root = sandbox({ kubelet_port = port })
+    write(root, "/proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n/swapfile file 1024 0 -2\n")
+    c.timeouts.controlPlaneComponentHealthCheck, c.timeouts.kubeletHealthCheck = 1, 1
+    local lines = {}
+    local function rec(level) return function(_, fmt, ...) lines[#lines + 1] = level .. " " .. fmt:format(...) end end
+    c.log = { info = rec("info"), warn = rec("warn"), error = rec("error"), debug = rec("debug") }
+    local r, rerr = wcp.run(c)
+    lu.assertNil(r)
+    lu.assertEquals(rerr.stage, "apiserver")
+    local text = table.concat(lines, "\n")
+    lu.assertStrContains(text, "info The kubelet is healthy")
+    lu.assertStrContains(text, "likely cause: the API server does not answer")
+    lu.assertNotStrContains(text, "not installed")
+    lu.assertNotStrContains(text, "not running")
+    lu.assertNotStrContains(text, "swap")
+    lu.assertNotStrContains(text, "kubelet's http")
+    -- the same diagnosis asked directly, with or without the stage
+    for _, o in ipairs({ {}, { stage = "apiserver" } }) do
+      local f = wcp.diagnose(c, o)
+      lu.assertNil(find(f, "kubelet-missing"), causes(f))
+      lu.assertNil(find(f, "kubelet-not-running"), causes(f))
+      lu.assertNil(find(f, "swap"), causes(f))
+      lu.assertNotNil(find(f, "apiserver-down"), causes(f))
+    end
+  end)
+  os.execute("kill " .. pid)
+  if not ok then error(err, 0) end
+end
+
 function TestDiagnose:test_livez_falls_back_to_healthz()
   local dir = t.tmpdir()
   local pid, port = python_server(dir, 200, "ok", "nolivez")
@@ -614,7 +650,9 @@ esac
   t.must("chmod +x " .. t.q(dir .. "/crictl"))
   c.crictl = dir .. "/crictl"
   local f = wcp.diagnose(c)
-  lu.assertStrContains(find(f, "manifest-missing"), "kube-apiserver.yaml does not exist")
+  lu.assertStrContains(find(f, "manifest-missing"), "kube-apiserver.yaml does not exist: run 'kboot init phase control-plane'")
+  t.must("rm " .. t.q(root .. "/etc/kubernetes/manifests/etcd.yaml"))
+  lu.assertStrContains(find(wcp.diagnose(c), "manifest-missing"), "etcd.yaml does not exist: run 'kboot init phase etcd/local'")
   lu.assertStrContains(f[#f].detail, "kube-apiserver exited")
   lu.assertStrContains(f[#f].detail, "unknown flag: --bogus-flag")
 end

@@ -63,8 +63,12 @@ function M.prepare(ctx)
   local crypto = require("kboot.crypto")
   local net = require("kboot.net")
   local opts = ctx.opts
-  for _, t in ipairs(ctx.init.bootstrapTokens or {}) do
-    if t.token == nil or t.token == "" then t.token = crypto.token() end
+  for i, t in ipairs(ctx.init.bootstrapTokens or {}) do
+    if t.token == nil or t.token == "" then
+      t.token = crypto.token()
+      -- made up for this run: on the cluster only if the bootstrap-token phase runs
+      if i == 1 then ctx.token_generated = true end
+    end
   end
   ctx.tokens = ctx.init.bootstrapTokens or {}
   ctx.token = ctx.tokens[1] and ctx.tokens[1].token

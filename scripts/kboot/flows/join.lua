@@ -9,7 +9,7 @@ local M = { name = "join" }
 
 local function worker(ctx) return ctx.role ~= "control-plane", "this node joins as a worker (no --control-plane)" end
 local function minted(ctx)
-  return not ctx.opts.kubelet_bootstrap, "kboot minted kubelet.conf itself (--kubelet-bootstrap leaves it to the kubelet)"
+  return not ctx.opts.kubelet_bootstrap, "kubelet.conf was minted by kboot itself (--kubelet-bootstrap leaves it to the kubelet)"
 end
 local function external_etcd(ctx)
   return ctx.cluster.etcd.external ~= nil, "the cluster's etcd is external"

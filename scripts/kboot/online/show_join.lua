@@ -7,6 +7,8 @@ local kerror = require("kboot.error")
 
 local M = {}
 
+local function log(ctx) return ctx.log or require("kboot.log") end
+
 -- text(ctx) -> the closing message, or nil, err
 function M.text(ctx)
   local kubeconfig = require("kboot.kubeconfig")
@@ -60,8 +62,52 @@ function M.text(ctx)
   return table.concat(out, "\n") .. "\n"
 end
 
+-- A token of the cluster's that a node can join with (authentication and signing, not expiring in
+-- the next minute), asked once with a short timeout: a show-join-command run alone needs no API
+-- server, so one that does not answer is said at once instead of after a minute of retries.
+-- -> token | nil, why
+local function cluster_token(ctx)
+  local kube = require("kboot.kube")
+  local kc, err = require("kboot.kubeconfig").load("/etc/kubernetes/admin.conf")
+  local k
+  if kc then k, err = kube.new(kc, { retries = 0, timeout = 5, connect_timeout = 3 }) end
+  if not k then return nil, tostring(err) end
+  local items, lerr = k:list("v1", "Secret", tokens.NAMESPACE, { field_selector = "type=" .. tokens.SECRET_TYPE })
+  k:close()
+  if not items then return nil, ("cannot list the bootstrap tokens: %s"):format(tostring(lerr)) end
+  local now = ctx.now or os.time()
+  local found = {}
+  for _, sec in ipairs(items) do
+    local t = tokens.from_secret(sec)
+    if t and (t.expires == nil or t.expires > now + 60) then
+      local u = table.concat(t.usages, ",")
+      if u:find("authentication", 1, true) and u:find("signing", 1, true) then found[#found + 1] = t end
+    end
+  end
+  -- the one that lasts longest (no expiry first)
+  table.sort(found, function(a, b) return (a.expires or math.huge) > (b.expires or math.huge) end)
+  if not found[1] then return nil, "the cluster has no bootstrap token a node can join with" end
+  return found[1].token
+end
+
+-- The token of the commands: this run's (given, or made and sent by its bootstrap-token phase),
+-- else one of the cluster's; without either, a placeholder that says what to run.
+local function resolve_token(ctx)
+  if ctx.skip_token_print or ctx.dry_run then return end
+  local ran = ctx.phase_enabled and ctx.phase_enabled("bootstrap-token")
+  if ctx.token and (not ctx.token_generated or ran) then return end
+  local tok, why = cluster_token(ctx)
+  if tok then
+    log(ctx).info("show-join-command", "Using the cluster's bootstrap token %s", (tokens.parse(tok)))
+  else
+    log(ctx).warn("show-join-command", "%s: the commands below carry a placeholder for the token (see 'kboot token list', 'kboot token create')", why)
+  end
+  ctx.token = tok
+end
+
 -- run(ctx) -> true | nil, kboot.error
 function M.run(ctx)
+  resolve_token(ctx)
   local text, err = M.text(ctx)
   if not text then return nil, kerror.wrap("show-join-command", err) end
   io.stdout:write("\n", text)
@@ -69,7 +115,8 @@ function M.run(ctx)
 end
 
 function M.phases()
-  return { { name = "show-join-command", help = "Show the join command for control-plane and worker nodes", run = M.run } }
+  -- no_api: it needs admin.conf's server and CA, not a connected client (see resolve_token)
+  return { { name = "show-join-command", help = "Show the join command for control-plane and worker nodes", run = M.run, no_api = true } }
 end
 
 return M

@@ -214,7 +214,9 @@ M.CHECKS = { "kubelet", "swap", "cgroup-driver", "kubelet-healthz", "apiserver",
 -- diagnose(ctx, o) -> findings, checks: findings = list of { cause=, detail=, problem=, fix=, check= }
 -- (detail = problem .. ": " .. fix, the line wait-control-plane prints; crictl's have no fix), checks
 -- = the names of M.CHECKS that ran (a check missing there could not look: no /proc, no crictl).
--- o.stage = "kubelet" | "apiserver" (what timed out).
+-- o.stage = "kubelet" | "apiserver" (what timed out). A finding never contradicts what was
+-- measured: a kubelet that answers its healthz (or that the wait saw healthy before the API server
+-- stage) is neither missing, nor stopped, nor kept down by swap, wherever its binary is.
 function M.diagnose(ctx, o)
   o = o or {}
   local out, ran, check = {}, {}, nil
@@ -225,11 +227,21 @@ function M.diagnose(ctx, o)
   end
   local kcfg = kubelet_config(ctx)
 
+  local kurl = M.kubelet_healthz_url(ctx)
+  local kport = tonumber(kurl:match(":(%d+)/"))
+  local kc = kubelet_client(ctx)
+  local kst, kbody = probe(kc, "/healthz")
+  kc:close()
+  local healthy = kst == 200
+  local was_up = healthy or o.stage == "apiserver"
+
   local installed = false
   for _, b in ipairs(KUBELET_BINS) do if ctx.fs.exists(b) then installed = true end end
   local procs = processes(ctx, "kubelet")
   run_check("kubelet")
-  if not installed and not (procs and #procs > 0) then
+  if healthy then
+    -- measured healthy: nothing to say about its binary or process
+  elseif not installed and not was_up and not (procs and #procs > 0) then
     add("kubelet-missing", ("the kubelet is not installed (none of %s exists)"):format(table.concat(KUBELET_BINS, ", ")),
       "install the kubelet package (and its systemd unit)")
   elseif procs and #procs == 0 then
@@ -239,7 +251,7 @@ function M.diagnose(ctx, o)
 
   local swaps = read(ctx, "/proc/swaps")
   if swaps then run_check("swap") end
-  if swaps and kcfg.failSwapOn ~= false then
+  if swaps and not healthy and kcfg.failSwapOn ~= false then
     local n = 0
     for line in swaps:gmatch("[^\n]+") do if not line:match("^Filename") then n = n + 1 end end
     if n > 0 then
@@ -258,13 +270,8 @@ function M.diagnose(ctx, o)
 
   -- ports: something listens where a control-plane piece should, yet the piece is not healthy
   local ports = require("kboot.preflight").listening_ports(ctx)
-  local kurl = M.kubelet_healthz_url(ctx)
-  local kport = tonumber(kurl:match(":(%d+)/"))
-  local kc = kubelet_client(ctx)
-  local kst, kbody = probe(kc, "/healthz")
-  kc:close()
   run_check("kubelet-healthz")
-  if kst ~= 200 then
+  if not healthy then
     if ports and ports[kport] and not (procs and #procs > 0) then
       add("port-taken", ("port %d (the kubelet's healthz) is taken by another process"):format(kport),
         ("find it with 'ss -ltnp sport = :%d'"):format(kport))
@@ -307,8 +314,10 @@ function M.diagnose(ctx, o)
   run_check("manifests")
   for _, m in ipairs({ "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler" }) do
     if not ctx.fs.exists("/etc/kubernetes/manifests/" .. m .. ".yaml") and not (m == "etcd" and ctx.cluster.etcd.external) then
+      local phase = ctx.flow == "join" and (m == "etcd" and "etcd-join" or "control-plane-prepare/control-plane")
+        or (m == "etcd" and "etcd/local" or "control-plane")
       add("manifest-missing", ("/etc/kubernetes/manifests/%s.yaml does not exist"):format(m),
-        "run 'kboot init phase control-plane' / 'etcd'")
+        ("run 'kboot %s phase %s'"):format(ctx.flow == "join" and "join" or "init", phase))
     end
   end
   crictl_findings(ctx, add, run_check)
@@ -324,7 +333,7 @@ function M.run(ctx)
   if ok then return true end
   local l = log(ctx)
   l.error("wait-control-plane", "%s", err)
-  local found = M.diagnose(ctx)
+  local found = M.diagnose(ctx, { stage = err.stage })
   if #found == 0 then
     l.error("wait-control-plane", "nothing wrong found on this node; check 'journalctl -xeu kubelet' and the container runtime's logs")
   end
