@@ -4,6 +4,9 @@
  * "/etc/pki/ca.crt"; it is normalised and joined to the root prefix
  * (kb_fs_set_root) to give the host path. Paths whose ".." would climb above the
  * root, relative paths and paths with NUL bytes are rejected (op "path").
+ * On disk every path is resolved beneath the root as inside chroot(root): a symlink's
+ * absolute target names a path below the root and ".." stops at it, so no link under the
+ * root leads a read, write, mkdir, remove or rename outside it (runtime/fs_beneath.c).
  *
  * In dry-run mode nothing on disk changes: changes are recorded (kb_fs_recorded)
  * and kept in an overlay that read/exists/stat/list/readlink consult first, so a
@@ -51,6 +54,10 @@ typedef struct kb_fs_write_opts {
  * first (under the old root); if that fails the root is unchanged. The batch stays open. */
 int kb_fs_set_root(const char *dir, kb_err *e);
 const char *kb_fs_root(void); /* "/" when there is no prefix */
+/* How paths are resolved beneath the root, for diagnostics and tests: "none" (no root),
+ * "openat2" (RESOLVE_IN_ROOT) or "walk" (one component at a time: no openat2, or
+ * KBOOT_FS_RESOLVE=walk in the environment when the root was set). */
+const char *kb_fs_resolver(void);
 
 /* Normalise a cluster path ("//a/./b/../c/" -> "/a/c") into out. */
 int kb_fs_clean_path(const char *p, char *out, size_t n, kb_err *e);
