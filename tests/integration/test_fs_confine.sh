@@ -134,7 +134,19 @@ case_init_reset() { # 6. the batch commit (renames) and mkdir -p: a whole offlin
   grep -q 'which kboot reset does not follow' "$work/err" || { cat "$work/err" >&2; fail "reset: no word of the links"; }
 }
 
+case_config_climbs() { # a certificatesDir whose ".." climbs above / is a configuration error naming
+  # the field (exit 2, nothing written), not an argument error raised deep in a phase
+  fresh
+  printf 'apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncertificatesDir: /etc/kubernetes/../../../../tmp/x\n' >"$work/climb.yaml"
+  run 2 "$bin" init phase certs/ca --root "$root" --config "$work/climb.yaml"
+  grep -q '^ClusterConfiguration.certificatesDir: "/etc/kubernetes/../../../../tmp/x" climbs above / through ".."$' "$work/err" ||
+    { cat "$work/err" >&2; fail "the field is not named"; }
+  ! grep -q 'bad argument' "$work/err" || fail "an argument error leaked"
+  [[ -z $(find "$root" -mindepth 1 ! -path "$root/etc" ! -path "$root/etc/kubernetes") ]] || fail "something was written"
+}
+
 failed=0
+if (set -e; case_config_climbs); then echo "ok   case_config_climbs"; else echo "FAIL case_config_climbs"; failed=1; fi
 for resolver in default walk; do
   for c in case_abs_missing case_abs_present case_relative case_parent case_read case_init_reset; do
     if [[ $resolver == walk ]]; then export KBOOT_FS_RESOLVE=walk; else unset KBOOT_FS_RESOLVE; fi
