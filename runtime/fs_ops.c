@@ -212,6 +212,7 @@ int fs_mkdir_p(const struct loc *l, unsigned mode, int *created, kb_err *e)
     for (size_t i = 1; i <= n; i++) {
         if (i < n && l->cp[i] != '/')
             continue;
+        unsigned m = i < n ? 0755 : mode; /* missing parents 0755, as mkdir -p gives them; l its mode */
         memcpy(p.cp, l->cp, i);
         p.cp[i] = '\0';
         if (kb_fs_host_path(p.cp, p.hp, sizeof p.hp, e))
@@ -230,10 +231,10 @@ int fs_mkdir_p(const struct loc *l, unsigned mode, int *created, kb_err *e)
         if (v.type != KB_FS_NONE)
             return fs_fail(e, i < n ? ENOTDIR : EEXIST, "mkdir", "create directory", l);
         if (fs_state()->dry) {
-            if (!fs_ov_put(p.cp, KB_FS_DIR, 1, mode, NULL, 0))
+            if (!fs_ov_put(p.cp, KB_FS_DIR, 1, m, NULL, 0))
                 return fs_nomem(e, "mkdir");
         } else {
-            int rc = make_dir(&p, mode, e);
+            int rc = make_dir(&p, m, e);
             if (rc < 0)
                 return -1;
             if (rc > 0) /* made by someone else meanwhile */

@@ -19,8 +19,8 @@ int fs_clean_temps_at(int dfd, const char *base, const char *keep, int remove);
 int fs_readlink_of(const struct loc *l, char **target); /* malloc'd target; -1 (errno) */
 
 unsigned fs_dir_mode_of(const kb_fs_write_opts *o);
-/* mkdir -p of l beneath the root (a link on the way is followed, inside the root); *created set
- * when anything was (or, in dry run, would be) made. */
+/* mkdir -p of l beneath the root (a link on the way is followed, inside the root): l gets mode,
+ * missing parents 0755; *created set when anything was (or, in dry run, would be) made. */
 int fs_mkdir_p(const struct loc *l, unsigned mode, int *created, kb_err *e);
 /* Check the parent of l (creating it when asked); in real mode return its fd, opened beneath
  * the root. */

@@ -46,7 +46,7 @@ typedef struct kb_fs_info {
 
 typedef struct kb_fs_write_opts {
     int mkdir;           /* create missing parent directories */
-    unsigned dir_mode;   /* their mode; 0 means 0755 */
+    unsigned dir_mode;   /* the mode of the file's own directory; 0 means 0755 (those above: 0755) */
 } kb_fs_write_opts;
 
 /* Root prefix. dir must be an existing directory; NULL or "/" resets to no prefix.
@@ -79,7 +79,7 @@ int kb_fs_exists(const char *path); /* 1 if anything (even a dangling link) is t
 /* Sorted names in dir, without "." and "..". Free with kb_fs_free_list. */
 int kb_fs_list(const char *dir, char ***names, size_t *n, kb_err *e);
 void kb_fs_free_list(char **names, size_t n);
-/* mkdir -p; new directories get exactly mode. An existing directory is fine. Each new
+/* mkdir -p; path gets exactly mode, its missing parents 0755. An existing directory is fine. Each new
  * directory's entry is fsynced in its parent (in a batch: by the commit's sync instead). */
 int kb_fs_mkdir(const char *path, unsigned mode, kb_err *e);
 /* A missing path is success. recursive never follows symlinks and does not descend
