@@ -136,7 +136,7 @@ static int l_read(lua_State *L)
     if (kb_fs_read(p, &data, &len, &e))
         return kb_pushfail(L, &e);
     lua_pushlstring(L, data, len);
-    free(data);
+    kb_fs_free_data(data, len); /* the Lua string is Lua's; this copy is cleansed */
     return 1;
 }
 

@@ -321,7 +321,7 @@ int kb_fs_chmod(const char *path, unsigned mode, kb_err *e)
         if (kb_fs_read(l.cp, &data, &len, e))
             return -1;
         struct ov *o = fs_ov_put(l.cp, KB_FS_FILE, 0, mode, data, len);
-        free(data);
+        kb_fs_free_data(data, len);
         if (!o)
             return fs_nomem(e, "chmod");
     } else if (v.type == KB_FS_DIR) {

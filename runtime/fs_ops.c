@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,18 +22,21 @@ int fs_read_fd(int fd, char **data, size_t *len)
         return -1;
     if (S_ISDIR(st.st_mode))
         return errno = EISDIR, -1;
-    /* /proc files report size 0: grow as needed. */
-    size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 4096, n = 0;
+    /* /proc files report size 0: grow as needed (not with realloc, which could leave a copy of
+     * the content behind uncleansed) */
+    size_t cap = st.st_size > 0 ? (size_t)st.st_size + 2 : 4096, n = 0; /* + the NUL + room to see EOF */
     char *buf = malloc(cap);
     if (!buf)
         return errno = ENOMEM, -1;
     for (;;) {
         if (n + 1 >= cap) {
-            char *nb = realloc(buf, cap * 2);
+            char *nb = malloc(cap * 2);
             if (!nb) {
-                free(buf);
+                fs_free_secret(buf, n);
                 return errno = ENOMEM, -1;
             }
+            memcpy(nb, buf, n);
+            fs_free_secret(buf, n);
             buf = nb;
             cap *= 2;
         }
@@ -41,7 +45,7 @@ int fs_read_fd(int fd, char **data, size_t *len)
             continue;
         if (r < 0) {
             int s = errno;
-            free(buf);
+            fs_free_secret(buf, n);
             return errno = s, -1;
         }
         if (r == 0)
@@ -74,7 +78,7 @@ int fs_same_content(const struct loc *l, const char *data, size_t len)
     if (fd < 0)
         return 0;
     char buf[65536];
-    size_t off = 0;
+    size_t off = 0, used = 0;
     int same = 1;
     for (;;) {
         ssize_t r = read(fd, buf, sizeof buf);
@@ -84,6 +88,7 @@ int fs_same_content(const struct loc *l, const char *data, size_t len)
             same = r == 0 && off == len;
             break;
         }
+        used = (size_t)r > used ? (size_t)r : used;
         if (off + (size_t)r > len || memcmp(buf, data + off, (size_t)r) != 0) {
             same = 0;
             break;
@@ -91,6 +96,7 @@ int fs_same_content(const struct loc *l, const char *data, size_t len)
         off += (size_t)r;
     }
     close(fd);
+    OPENSSL_cleanse(buf, used); /* the file may be a private key */
     return same;
 }
 

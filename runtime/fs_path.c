@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,16 @@ int fs_fail(kb_err *e, int err, const char *op, const char *verb, const struct l
 }
 
 int fs_nomem(kb_err *e, const char *op) { return kb_err_sys(e, ENOMEM, op, "out of memory"); }
+
+void fs_free_secret(void *p, size_t n)
+{
+    if (!p)
+        return;
+    OPENSSL_cleanse(p, n);
+    free(p);
+}
+
+void kb_fs_free_data(char *data, size_t len) { fs_free_secret(data, data ? len + 1 : 0); }
 
 /* ---- paths ----------------------------------------------------------------- */
 

@@ -30,6 +30,8 @@ struct loc {
 /* "cannot <verb> <cluster path> (<host path>): strerror(err)"; returns -1. */
 int fs_fail(kb_err *e, int err, const char *op, const char *verb, const struct loc *l);
 int fs_nomem(kb_err *e, const char *op);
+/* Cleanse p[0..n) and free p (NULL is fine): file contents may be private keys. */
+void fs_free_secret(void *p, size_t n);
 /* Bad paths are the caller's mistake: a plain message, no strerror. */
 #define path_err(e, errnum, ...) \
     (kb_err_set(e, "path", __VA_ARGS__), (e) ? (void)((e)->code = (errnum)) : (void)0, -1)

@@ -71,8 +71,11 @@ int kb_fs_host_path(const char *p, char *out, size_t n, kb_err *e);
  * interrupted earlier write are removed. */
 int kb_fs_write(const char *path, const void *data, size_t len, unsigned mode,
                 const kb_fs_write_opts *o, int *changed, kb_err *e);
-/* Whole file into a malloc'd buffer (NUL-terminated, free it); works for /proc files. */
+/* Whole file into a malloc'd buffer (NUL-terminated; free it with kb_fs_free_data, which
+ * cleanses it: it may hold a private key); works for /proc files. */
 int kb_fs_read(const char *path, char **data, size_t *len, kb_err *e);
+/* Cleanse data[0..len] (OPENSSL_cleanse) and free it; NULL is fine. */
+void kb_fs_free_data(char *data, size_t len);
 /* lstat semantics. A missing path fails with e->code ENOENT. */
 int kb_fs_stat(const char *path, kb_fs_info *st, kb_err *e);
 int kb_fs_exists(const char *path); /* 1 if anything (even a dangling link) is there */
