@@ -51,6 +51,14 @@ function TestRoot:test_path_joins_and_normalises()
   lu.assertEquals(fs.path("/x"), root .. "/x")
 end
 
+function TestRoot:test_resolver()
+  local r = fs.resolver()
+  lu.assertTrue(r == "openat2" or r == "walk", r) -- under valgrind, which has no openat2: the walk
+  assert(fs.set_root("/"))
+  lu.assertEquals(fs.resolver(), "none")
+  assert(fs.set_root(root))
+end
+
 function TestRoot:test_bad_paths_are_argument_errors()
   raises("absolute path expected, got 'etc/x'", fs.path, "etc/x")
   raises("absolute path expected", fs.read, "")

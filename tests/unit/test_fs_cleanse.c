@@ -124,6 +124,7 @@ static void test_unchanged_check(void **state)
     assert_int_equal(kb_fs_write("/k", MARK, sizeof MARK - 1, 0600, NULL, &changed, &e), 0);
     assert_int_equal(changed, 0);
     assert_int_equal(g_cleansed, 1);
+    assert_string_equal(slurp(H("/k")), MARK);
 }
 
 int main(void)
