@@ -51,7 +51,8 @@ OPS_RUNS=${OPS_RUNS:-5}
 cfgs=()
 for ((i = 1; i <= $#; i++)); do
   cfgs+=("$i:")
-  if "${!i}" "$SRC/bench/bench_fs_ops.lua" "$(mktemp -d "$TMP/probe.XXXXXX")" 34 1 tsv | grep -q '^openat2'; then cfgs+=("$i:walk"); fi
+  probe=$("${!i}" "$SRC/bench/bench_fs_ops.lua" "$(mktemp -d "$TMP/probe.XXXXXX")" 34 1 tsv)
+  if [[ $probe == openat2* ]]; then cfgs+=("$i:walk"); fi
 done
 for ((r = 0; r < OPS_RUNS; r++)); do
   for c in "${cfgs[@]}"; do
