@@ -102,6 +102,12 @@ static int l_root(lua_State *L)
     return 1;
 }
 
+static int l_resolver(lua_State *L)
+{
+    lua_pushstring(L, kb_fs_resolver());
+    return 1;
+}
+
 static int l_path(lua_State *L)
 {
     const char *p = checkpath(L, 1);
@@ -136,7 +142,7 @@ static int l_read(lua_State *L)
     if (kb_fs_read(p, &data, &len, &e))
         return kb_pushfail(L, &e);
     lua_pushlstring(L, data, len);
-    free(data);
+    kb_fs_free_data(data, len); /* the Lua string is Lua's; this copy is cleansed */
     return 1;
 }
 
@@ -455,6 +461,7 @@ int luaopen_kboot_fs(lua_State *L)
         { "flush", l_flush },         { "pending", l_pending },
         { "prune", l_prune },         { "unmount", l_unmount },
         { "discard", l_discard },
+        { "resolver", l_resolver },
         { NULL, NULL },
     };
     static const luaL_Reg lock_methods[] = {

@@ -57,6 +57,7 @@ static int l_client(lua_State *L)
     o.token = kb_opt_string(L, 1, "token", NULL, NULL);
     o.user_agent = kb_opt_string(L, 1, "user_agent", NULL, NULL);
     o.insecure = kb_opt_boolean(L, 1, "insecure", 0);
+    o.plain_http = kb_opt_boolean(L, 1, "plain_http", 0);
     o.timeout = kb_opt_number(L, 1, "timeout", o.timeout);
     o.connect_timeout = kb_opt_number(L, 1, "connect_timeout", o.connect_timeout);
     o.retries = (int)kb_opt_integer(L, 1, "retries", o.retries);

@@ -12,6 +12,10 @@
 #define KB_YAML_UV_MAP_MT lua_upvalueindex(2)
 
 #define KB_YAML_MAX_DEPTH 1000
+/* Decoding caps, far above anything Kubernetes keeps (etcd takes 1.5 MiB per object): a text of
+ * 64 MB took 1.7 s and 130 MB of heap, and one scalar is held by libyaml and then by Lua. */
+#define KB_YAML_MAX_INPUT (32 * 1024 * 1024)
+#define KB_YAML_MAX_SCALAR (4 * 1024 * 1024)
 
 /* Metatable of a to-be-closed box that frees C state on every way out, errors included. */
 void kb_yaml_box_meta(lua_State *L, const char *name, lua_CFunction release);

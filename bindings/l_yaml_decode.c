@@ -141,6 +141,9 @@ static int push_scalar(struct dec *d, int as_key)
     const char *s = (const char *)ev->data.scalar.value, *tag = (const char *)ev->data.scalar.tag;
     size_t n = ev->data.scalar.length;
     struct kb_yaml_scalar sc;
+    if (n > KB_YAML_MAX_SCALAR)
+        return dec_fail(d, ev->start_mark, "scalar of %zu bytes is longer than the limit of %d bytes (%d MiB)", n,
+                        KB_YAML_MAX_SCALAR, KB_YAML_MAX_SCALAR >> 20);
     if (tag && (strcmp(tag, TAG("str")) == 0 || strcmp(tag, "!") == 0)) {
         lua_pushlstring(L, s, n);
         return 0;
@@ -213,6 +216,48 @@ static int is_merge_key(const yaml_event_t *ev)
            (tag ? strcmp(tag, TAG("merge")) == 0 : ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE);
 }
 
+/* If mapping t already has a key that Kubernetes reads as the same one as the key on top of the
+ * stack, push that key and return 1: the key itself, or the other spelling of an integer key
+ * (sigs.k8s.io/yaml makes every key a JSON string, so 1 and '1' collide; '01', '+1', '0x1F'
+ * do not). Else push nothing and return 0. */
+static int push_same_key(lua_State *L, int t)
+{
+    int k = lua_gettop(L);
+    luaL_checkstack(L, 4, "yaml keys");
+    lua_pushvalue(L, k);
+    if (lua_rawget(L, t) != LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, k);
+        return 1;
+    }
+    lua_pop(L, 1);
+    if (lua_isinteger(L, k)) {
+        lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, k));
+    } else {
+        /* the integer this string is the decimal spelling of, exactly */
+        if (lua_type(L, k) != LUA_TSTRING || lua_rawlen(L, k) > 20 || !lua_stringtonumber(L, lua_tostring(L, k)))
+            return 0;
+        if (!lua_isinteger(L, -1)) {
+            lua_settop(L, k);
+            return 0;
+        }
+        lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, -1));
+        int exact = lua_rawequal(L, -1, k);
+        lua_pop(L, 1);
+        if (!exact) {
+            lua_settop(L, k);
+            return 0;
+        }
+    }
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, t) == LUA_TNIL) {
+        lua_settop(L, k);
+        return 0;
+    }
+    lua_pop(L, 1);
+    return 1;
+}
+
 /* Merge the mapping (or sequence of mappings, earlier ones winning) at the top into the mapping
  * at t; keys already there stay. Keys added are recorded at t+1 so that an explicit key later
  * in the mapping may still override them. */
@@ -242,17 +287,18 @@ static int merge_into(struct dec *d, int t, yaml_mark_t km)
             lua_replace(L, t + 1);
         }
         lua_pushnil(L);
-        while (lua_next(L, m)) {
+        while (lua_next(L, m)) { /* key, value */
             lua_pushvalue(L, -2);
-            if (lua_rawget(L, t) == LUA_TNIL) {
-                lua_pushvalue(L, -3);
-                lua_pushvalue(L, -3);
+            if (push_same_key(L, t)) { /* a key already there (explicit or merged first) wins */
+                lua_pop(L, 2);
+            } else {
+                lua_pushvalue(L, -2);
                 lua_rawset(L, t);
-                lua_pushvalue(L, -3);
+                lua_pushvalue(L, -2);
                 lua_pushboolean(L, 1);
                 lua_rawset(L, t + 1);
             }
-            lua_pop(L, 2);
+            lua_pop(L, 1);
         }
         lua_settop(L, src);
     }
@@ -297,24 +343,30 @@ static int parse_mapping(struct dec *d, int depth)
             return dec_fail(d, km, "mapping key must be a scalar (in mapping at line %zu, column %zu)",
                             start.line + 1, start.column + 1);
         }
-        lua_pushvalue(L, -1);
-        if (lua_rawget(L, t) != LUA_TNIL) {
+        if (push_same_key(L, t)) {
             int merged = 0; /* an explicit key overrides a merged one, once */
             if (!lua_isnil(L, t + 1)) {
-                lua_pushvalue(L, -2);
+                lua_pushvalue(L, -1);
                 merged = lua_rawget(L, t + 1) != LUA_TNIL;
                 lua_pop(L, 1);
             }
             if (!merged) {
-                const char *k = luaL_tolstring(L, -2, NULL);
+                int twin = lua_type(L, -1) != lua_type(L, -2);
+                const char *k = luaL_tolstring(L, -1, NULL);
+                if (twin)
+                    return dec_fail(d, km,
+                                    "duplicate key \"%.80s\" (in mapping at line %zu, column %zu; the integer %s and "
+                                    "the string \"%s\" are one key to Kubernetes)",
+                                    k, start.line + 1, start.column + 1, k, k);
                 return dec_fail(d, km, "duplicate key \"%.80s\" (in mapping at line %zu, column %zu)", k,
                                 start.line + 1, start.column + 1);
             }
-            lua_pushvalue(L, -2);
+            lua_pushvalue(L, -1);
             lua_pushnil(L);
-            lua_rawset(L, t + 1);
+            lua_rawset(L, t + 1); /* no longer a merged key */
+            lua_pushnil(L);
+            lua_rawset(L, t); /* the merged value goes (under either spelling) */
         }
-        lua_pop(L, 1);
         if (next_event(d) || parse_node(d, depth + 1, 0))
             return -1;
         lua_rawset(L, t);
@@ -420,8 +472,22 @@ static struct dec *dec_open(lua_State *L)
     return d;
 }
 
+/* The input cap, checked before libyaml sees any of it. */
+static int too_large(lua_State *L, const char *op)
+{
+    size_t len;
+    luaL_checklstring(L, 1, &len);
+    if (len <= KB_YAML_MAX_INPUT)
+        return 0;
+    return kb_fail(L, op, "yaml: input of %zu bytes is larger than the limit of %d bytes (%d MiB)", len,
+                   KB_YAML_MAX_INPUT, KB_YAML_MAX_INPUT >> 20);
+}
+
 int kb_yaml_l_decode(lua_State *L)
 {
+    int n = too_large(L, "yaml.decode");
+    if (n)
+        return n;
     struct dec *d = dec_open(L);
     int count;
     if (decode_docs(d, 1, &count) != 0)
@@ -433,6 +499,9 @@ int kb_yaml_l_decode(lua_State *L)
 
 int kb_yaml_l_decode_all(lua_State *L)
 {
+    int n = too_large(L, "yaml.decode_all");
+    if (n)
+        return n;
     struct dec *d = dec_open(L);
     int count;
     lua_newtable(L);

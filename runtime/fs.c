@@ -2,6 +2,7 @@
  * symlinks, locks, the root. Reads are in fs_read.c, shared helpers in fs_ops.c, and the layers
  * below in fs_view.c, fs_overlay.c, fs_batch.c, fs_path.c (see fs_path.h). The contract is
  * include/kboot/fs.h. */
+#define _GNU_SOURCE /* O_PATH */
 #include "fs_ops.h"
 
 #include <dirent.h>
@@ -19,18 +20,22 @@
 void kb_fs_reset(void)
 {
     fs_batch_free(); /* discards: pending temps removed, targets keep their old content */
-    fs_root_set("/");
+    fs_root_set("/", -1);
     fs_overlay_free();
 }
 
 int kb_fs_set_root(const char *dir, kb_err *e)
 {
     char real[PATH_MAX];
-    if (fs_root_check(dir, real, e))
+    int fd;
+    if (fs_root_check(dir, real, &fd, e))
         return -1;
-    if (kb_fs_batch_flush(e)) /* pending writes land under the root they were made in */
+    if (kb_fs_batch_flush(e)) { /* pending writes land under the root they were made in */
+        if (fd >= 0)
+            close(fd);
         return -1;
-    fs_root_set(real);
+    }
+    fs_root_set(real, fd);
     fs_ov_clear();
     return 0;
 }
@@ -68,7 +73,7 @@ int kb_fs_write(const char *path, const void *data, size_t len, unsigned mode, c
         return fs_fail(e, EISDIR, "write", "write", &l);
     if (v.type == KB_FS_FILE && v.mode == mode) {
         int same = v.ov ? v.ov->len == len && memcmp(v.ov->data, data, len) == 0
-                        : (size_t)v.st.st_size == len && fs_same_content(fs_host_of(&l), data, len);
+                        : (size_t)v.st.st_size == len && fs_same_content(&l, data, len);
         if (same)
             return 0;
     }
@@ -183,7 +188,7 @@ static int view_has_children(const struct loc *l)
 
 int kb_fs_remove(const char *path, int recursive, kb_err *e)
 {
-    struct loc l, p;
+    struct loc l;
     struct view v;
     if (fs_resolve(path, &l, e))
         return -1;
@@ -202,28 +207,27 @@ int kb_fs_remove(const char *path, int recursive, kb_err *e)
     }
     if (kb_fs_batch_flush(e)) /* a pending write there (or below) lands first */
         return -1;
-    if (v.type != KB_FS_DIR) {
-        if (unlink(l.hp) != 0 && errno != ENOENT)
-            return fs_fail(e, errno, "remove", "remove", &l);
+    /* the last component in its directory, beneath the root: a link is removed, not followed */
+    int dfd = fs_open_dir_of(l.cp), err;
+    if (dfd < 0)
+        return fs_fail(e, errno, "remove", "remove", &l);
+    if (v.type != KB_FS_DIR || !recursive) {
+        int rc = unlinkat(dfd, fs_basename(&l), v.type == KB_FS_DIR ? AT_REMOVEDIR : 0);
+        err = errno;
+        close(dfd);
+        if (rc != 0 && err != ENOENT)
+            return fs_fail(e, err, "remove", "remove", &l);
         return 0;
     }
-    if (!recursive) {
-        if (rmdir(l.hp) != 0 && errno != ENOENT)
-            return fs_fail(e, errno, "remove", "remove", &l);
-        return 0;
-    }
-    fs_loc_parent(&l, &p);
-    int dfd = open(p.hp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     struct stat pst;
-    if (dfd < 0 || fstat(dfd, &pst) != 0) {
-        int err = errno;
-        if (dfd >= 0)
-            close(dfd);
+    if (fstat(dfd, &pst) != 0) {
+        err = errno;
+        close(dfd);
         return fs_fail(e, err, "remove", "remove", &l);
     }
     char rel[KB_FS_PATH_MAX] = "";
     int rc = rm_at(dfd, fs_basename(&l), pst.st_dev, rel, sizeof rel);
-    int err = errno;
+    err = errno;
     close(dfd);
     if (rc == 0)
         return 0;
@@ -253,9 +257,42 @@ int kb_fs_unmount(const char *path, int flags, kb_err *e)
         f |= MNT_DETACH;
     if (flags & KB_FS_UMOUNT_EXPIRE)
         f |= MNT_EXPIRE;
-    if (umount2(l.hp, f) != 0)
+    if (fs_resolver() == FS_RESOLVE_NONE)
+        return umount2(l.hp, f) != 0 ? fs_fail(e, errno, "unmount", "unmount", &l) : 0;
+    /* umount2 takes a path: its directory beneath the root, named through /proc/self/fd (the
+     * kernel goes straight to that directory), then the last component (never followed) */
+    char via[64 + NAME_MAX];
+    int dfd = fs_open_dir_of(l.cp);
+    if (dfd < 0)
         return fs_fail(e, errno, "unmount", "unmount", &l);
-    return 0;
+    snprintf(via, sizeof via, "/proc/self/fd/%d/%s", dfd, fs_basename(&l));
+    int rc = umount2(via, f), err = errno;
+    close(dfd);
+    return rc != 0 ? fs_fail(e, err, "unmount", "unmount", &l) : 0;
+}
+
+/* chmod(2) of l beneath the root (a link at l followed, inside the root): of the O_PATH
+ * descriptor through /proc/self/fd, as glibc's fchmodat does; without /proc, of the file opened
+ * for reading. */
+static int chmod_beneath(const struct loc *l, unsigned mode)
+{
+    char via[64];
+    if (fs_resolver() == FS_RESOLVE_NONE)
+        return chmod(l->hp, mode);
+    int fd = fs_open_beneath(l->cp, O_PATH, 0);
+    if (fd < 0)
+        return -1;
+    snprintf(via, sizeof via, "/proc/self/fd/%d", fd);
+    int rc = chmod(via, mode), err = errno;
+    close(fd);
+    if (rc != 0 && err == ENOENT) {
+        if ((fd = fs_open_beneath(l->cp, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0)) < 0)
+            return -1;
+        rc = fchmod(fd, mode);
+        err = errno;
+        close(fd);
+    }
+    return errno = err, rc;
 }
 
 int kb_fs_chmod(const char *path, unsigned mode, kb_err *e)
@@ -268,9 +305,7 @@ int kb_fs_chmod(const char *path, unsigned mode, kb_err *e)
     if (!fs_state()->dry) {
         if (kb_fs_batch_flush(e))
             return -1;
-        if (chmod(l.hp, mode) != 0)
-            return fs_fail(e, errno, "chmod", "chmod", &l);
-        return 0;
+        return chmod_beneath(&l, mode) != 0 ? fs_fail(e, errno, "chmod", "chmod", &l) : 0;
     }
     if (fs_view_get(&l, &v))
         return fs_fail(e, errno, "chmod", "chmod", &l);
@@ -286,7 +321,7 @@ int kb_fs_chmod(const char *path, unsigned mode, kb_err *e)
         if (kb_fs_read(l.cp, &data, &len, e))
             return -1;
         struct ov *o = fs_ov_put(l.cp, KB_FS_FILE, 0, mode, data, len);
-        free(data);
+        kb_fs_free_data(data, len);
         if (!o)
             return fs_nomem(e, "chmod");
     } else if (v.type == KB_FS_DIR) {
@@ -316,7 +351,7 @@ int kb_fs_symlink(const char *target, const char *path, int *changed, kb_err *e)
     if (v.type == KB_FS_LINK) {
         char *old = NULL;
         int same = v.ov ? strcmp(v.ov->data, target) == 0
-                        : fs_readlink_host(l.hp, &old) == 0 && strcmp(old, target) == 0;
+                        : fs_readlink_of(&l, &old) == 0 && strcmp(old, target) == 0;
         free(old);
         if (same)
             return 0;
@@ -359,7 +394,7 @@ int kb_fs_clean_temps(const char *dir, kb_err *e)
     struct loc l;
     if (fs_resolve(dir, &l, e) || kb_fs_batch_flush(e)) /* pending temps are no leftovers */
         return -1;
-    int dfd = open(l.hp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = fs_open_beneath(l.cp, O_RDONLY | O_DIRECTORY, 0);
     if (dfd < 0)
         return fs_fail(e, errno, "clean_temps", "clean temp files in", &l);
     int n = fs_clean_temps_at(dfd, NULL, NULL, !fs_state()->dry);
@@ -375,14 +410,14 @@ int kb_fs_lock(const char *path, const kb_fs_write_opts *o, kb_err *e)
         return -1;
     int fd;
     if (fs_state()->dry) {
-        if ((fd = open(l.hp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        if ((fd = fs_open_beneath(l.cp, O_RDONLY | O_NOFOLLOW, 0)) < 0)
             return errno == ENOENT ? -2 : fs_fail(e, errno, "lock", "open lock file", &l);
     } else {
         int created;
         fs_loc_parent(&l, &p);
         if (o && o->mkdir && fs_mkdir_p(&p, fs_dir_mode_of(o), &created, e))
             return -1;
-        if ((fd = open(l.hp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+        if ((fd = fs_open_beneath(l.cp, O_RDWR | O_CREAT | O_NOFOLLOW, 0600)) < 0)
             return fs_fail(e, errno, "lock", "open lock file", &l);
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {

@@ -13,7 +13,11 @@
  * not report writeback errors; there a failing disk would go unnoticed at commit.
  * syncfs is called on one directory fd per distinct file system (st_dev) the batch touched;
  * where it fails with ENOSYS or EINVAL the commit falls back to fsync of each temp, then of
- * each directory whose entries changed. */
+ * each directory whose entries changed.
+ *
+ * Everything is named by cluster path and opened beneath the root when used (fs_beneath.c):
+ * the commit renames each temp inside its target's directory as resolved then, so a symlink
+ * planted meanwhile cannot carry a rename outside the root either. */
 #define _GNU_SOURCE
 #include "fs_batch.h"
 
@@ -25,9 +29,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* A pending write: target cluster path, temp and target host paths, file system. */
+/* A pending write: target cluster path, the temp's cluster path (tcp; tmp is its last
+ * component, in the target's directory), file system. */
 struct pend {
-    char *cp, *tmp, *hp;
+    char *cp, *tcp;
+    const char *tmp;
     dev_t dev;
 };
 /* A file system the batch changed, with a directory fd on it for syncfs. */
@@ -37,7 +43,7 @@ struct fsys {
 };
 /* A directory whose entries a deferred mkdir changed (for the fsync fallback only). */
 struct ddir {
-    char *hp;
+    char *cp;
     dev_t dev;
 };
 
@@ -48,7 +54,7 @@ static struct fsys *g_fsys;
 static size_t g_nfsys, g_capfsys;
 static struct ddir *g_dirs;
 static size_t g_ndirs, g_capdirs;
-/* Host paths of the directories made while the batch is open, oldest first, kept until its
+/* Cluster paths of the directories made while the batch is open, oldest first, kept until its
  * outermost end (a flush keeps them): what kb_fs_batch_prune may take back. */
 static char **g_made;
 static size_t g_nmade, g_capmade;
@@ -76,10 +82,10 @@ static struct pend *pend_find(const char *cp)
     return NULL;
 }
 
-const char *fs_host_of(const struct loc *l)
+int fs_open_of(const struct loc *l, int flags)
 {
     const struct pend *p = g_npend ? pend_find(l->cp) : NULL;
-    return p ? p->tmp : l->hp;
+    return p ? fs_open_beneath(p->tcp, flags | O_NOFOLLOW, 0) : fs_open_beneath(l->cp, flags, 0);
 }
 
 size_t fs_pend_count(void) { return g_npend; }
@@ -88,7 +94,7 @@ const char *fs_pend_path(size_t i) { return g_pend[i].cp; }
 int fs_pend_is_temp(const char *dir_cp, const char *name)
 {
     for (size_t i = 0; i < g_npend; i++)
-        if (fs_is_child(g_pend[i].cp, dir_cp) && strcmp(strrchr(g_pend[i].tmp, '/') + 1, name) == 0)
+        if (fs_is_child(g_pend[i].cp, dir_cp) && strcmp(g_pend[i].tmp, name) == 0)
             return 1;
     return 0;
 }
@@ -113,22 +119,22 @@ static int note_fsys(int dfd, dev_t *dev)
     return 0;
 }
 
-int fs_batch_defer_dir(int dfd, const char *hp)
+int fs_batch_defer_dir(int dfd, const char *cp)
 {
     dev_t dev;
-    char *copy = strdup(hp);
+    char *copy = strdup(cp);
     if (!copy || note_fsys(dfd, &dev) || grow((void **)&g_dirs, &g_capdirs, g_ndirs, sizeof *g_dirs)) {
         free(copy);
         return -1;
     }
-    g_dirs[g_ndirs].hp = copy;
+    g_dirs[g_ndirs].cp = copy;
     g_dirs[g_ndirs++].dev = dev;
     return 0;
 }
 
-int fs_batch_made_dir(const char *hp)
+int fs_batch_made_dir(const char *cp)
 {
-    char *copy = strdup(hp);
+    char *copy = strdup(cp);
     if (!copy || grow((void **)&g_made, &g_capmade, g_nmade, sizeof *g_made)) {
         free(copy);
         return errno = ENOMEM, -1;
@@ -148,9 +154,13 @@ size_t kb_fs_batch_prune(void)
 {
     size_t n = 0;
     /* newest first: a directory made inside another made one goes before its parent */
-    for (size_t i = g_nmade; i-- > 0;)
-        if (rmdir(g_made[i]) == 0)
+    for (size_t i = g_nmade; i-- > 0;) {
+        int dfd = fs_open_dir_of(g_made[i]);
+        if (dfd >= 0 && unlinkat(dfd, strrchr(g_made[i], '/') + 1, AT_REMOVEDIR) == 0)
             n++;
+        if (dfd >= 0)
+            close(dfd);
+    }
     forget_made();
     return n;
 }
@@ -158,30 +168,40 @@ size_t kb_fs_batch_prune(void)
 int fs_pend_put(const struct loc *l, int dfd, const char *tmpname)
 {
     dev_t dev;
-    size_t dirlen = (size_t)(strrchr(l->hp, '/') - l->hp);
-    char *tmp = malloc(dirlen + 1 + strlen(tmpname) + 1);
-    if (!tmp || note_fsys(dfd, &dev)) {
-        free(tmp);
+    size_t dirlen = (size_t)(strrchr(l->cp, '/') - l->cp);
+    char *tcp = malloc(dirlen + 1 + strlen(tmpname) + 1);
+    if (!tcp || note_fsys(dfd, &dev)) {
+        free(tcp);
         return -1;
     }
-    sprintf(tmp, "%.*s/%s", (int)dirlen, l->hp, tmpname);
+    sprintf(tcp, "%.*s/%s", (int)dirlen, l->cp, tmpname);
     struct pend *p = pend_find(l->cp);
     if (p) { /* a second write of a pending path: the new temp replaces the old one */
-        if (strcmp(p->tmp, tmp) != 0)
-            unlink(p->tmp);
-        free(p->tmp);
-        p->tmp = tmp;
+        if (strcmp(p->tmp, tmpname) != 0)
+            unlinkat(dfd, p->tmp, 0);
+        free(p->tcp);
+        p->tcp = tcp;
+        p->tmp = tcp + dirlen + 1;
         return 0;
     }
-    char *cp = strdup(l->cp), *hp = strdup(l->hp);
-    if (!cp || !hp || grow((void **)&g_pend, &g_cappend, g_npend, sizeof *g_pend)) {
+    char *cp = strdup(l->cp);
+    if (!cp || grow((void **)&g_pend, &g_cappend, g_npend, sizeof *g_pend)) {
         free(cp);
-        free(hp);
-        free(tmp);
+        free(tcp);
         return errno = ENOMEM, -1;
     }
-    g_pend[g_npend++] = (struct pend){ cp, tmp, hp, dev };
+    g_pend[g_npend++] = (struct pend){ cp, tcp, tcp + dirlen + 1, dev };
     return 0;
+}
+
+/* Remove pending write p's temp (in its target's directory, beneath the root). */
+static void unlink_temp(const struct pend *p)
+{
+    int dfd = fs_open_dir_of(p->cp);
+    if (dfd >= 0) {
+        unlinkat(dfd, p->tmp, 0);
+        close(dfd);
+    }
 }
 
 /* Forget every pending write (unlinking temps from index `from` on) and every file system. */
@@ -189,23 +209,22 @@ static void forget(size_t from)
 {
     for (size_t i = 0; i < g_npend; i++) {
         if (i >= from)
-            unlink(g_pend[i].tmp);
+            unlink_temp(&g_pend[i]);
         free(g_pend[i].cp);
-        free(g_pend[i].tmp);
-        free(g_pend[i].hp);
+        free(g_pend[i].tcp);
     }
     g_npend = 0;
     for (size_t i = 0; i < g_nfsys; i++)
         close(g_fsys[i].fd);
     g_nfsys = 0;
     for (size_t i = 0; i < g_ndirs; i++)
-        free(g_dirs[i].hp);
+        free(g_dirs[i].cp);
     g_ndirs = 0;
 }
 
-static int fsync_path(const char *hp, int flags)
+static int fsync_path(const char *cp, int flags)
 {
-    int fd = open(hp, O_RDONLY | O_CLOEXEC | flags);
+    int fd = fs_open_beneath(cp, O_RDONLY | flags, 0);
     if (fd < 0)
         return -1;
     int rc = fsync(fd), err = errno;
@@ -213,11 +232,11 @@ static int fsync_path(const char *hp, int flags)
     return errno = err, rc;
 }
 
-/* The parent directory of host path hp into out. */
-static void dir_of(const char *hp, char *out, size_t n)
+/* The parent directory of cluster path cp into out. */
+static void dir_of(const char *cp, char *out, size_t n)
 {
-    size_t len = (size_t)(strrchr(hp, '/') - hp);
-    snprintf(out, n, "%.*s", (int)(len ? len : 1), hp);
+    size_t len = (size_t)(strrchr(cp, '/') - cp);
+    snprintf(out, n, "%.*s", (int)(len ? len : 1), cp);
 }
 
 /* Fallback for file system f: fsync each pending temp on it (before the renames), or each
@@ -231,22 +250,22 @@ static int fsync_each(const struct fsys *f, int after, size_t nren, const char *
             continue;
         *what = g_pend[i].cp;
         if (!after) {
-            if (fsync_path(g_pend[i].tmp, 0))
+            if (fsync_path(g_pend[i].tcp, O_NOFOLLOW))
                 return -1;
             continue;
         }
-        dir_of(g_pend[i].hp, a, sizeof a);
+        dir_of(g_pend[i].cp, a, sizeof a);
         int seen = 0; /* one fsync per directory */
         for (size_t j = 0; j < i && !seen; j++) {
-            dir_of(g_pend[j].hp, b, sizeof b);
+            dir_of(g_pend[j].cp, b, sizeof b);
             seen = g_pend[j].dev == f->dev && strcmp(a, b) == 0;
         }
         if (!seen && fsync_path(a, O_DIRECTORY))
             return -1;
     }
     for (size_t i = 0; after && i < g_ndirs; i++) {
-        *what = g_dirs[i].hp;
-        if (g_dirs[i].dev == f->dev && fsync_path(g_dirs[i].hp, O_DIRECTORY) && errno != ENOENT)
+        *what = g_dirs[i].cp;
+        if (g_dirs[i].dev == f->dev && fsync_path(g_dirs[i].cp, O_DIRECTORY) && errno != ENOENT)
             return -1;
     }
     return 0;
@@ -284,14 +303,22 @@ int kb_fs_batch_flush(kb_err *e)
     size_t i = 0;
     int rc = 0;
     for (; i < n; i++) {
-        if (rename(g_pend[i].tmp, g_pend[i].hp) != 0) {
+        const struct pend *p = &g_pend[i];
+        int dfd = fs_open_dir_of(p->cp);
+        if (dfd < 0 || renameat(dfd, p->tmp, dfd, strrchr(p->cp, '/') + 1) != 0) {
             int err = errno;
+            char th[KB_FS_PATH_MAX], hp[KB_FS_PATH_MAX];
+            if (dfd >= 0)
+                close(dfd);
+            if (kb_fs_host_path(p->tcp, th, sizeof th, NULL) || kb_fs_host_path(p->cp, hp, sizeof hp, NULL))
+                th[0] = hp[0] = '\0';
             rc = kb_err_sys(e, err, "commit",
                             "cannot commit the write of %s (rename %s -> %s); %zu earlier write(s) of the batch "
                             "landed, %zu later one(s) dropped",
-                            g_pend[i].cp, g_pend[i].tmp, g_pend[i].hp, i, n - i - 1);
+                            p->cp, th, hp, i, n - i - 1);
             break;
         }
+        close(dfd);
     }
     /* 3. the renames and directories made in the batch durable (also after a failure); with
      * nothing renamed the first sync covered the directories */

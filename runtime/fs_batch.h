@@ -5,20 +5,23 @@
 
 #include <stddef.h>
 
-#include "fs_path.h"
+#include "fs_beneath.h"
 
-int fs_batching(void);                      /* a batch is open and this is no dry run */
-const char *fs_host_of(const struct loc *l); /* host path to read: a pending temp or l->hp */
+int fs_batching(void); /* a batch is open and this is no dry run */
+/* Open what l holds now, beneath the root (fs_open_beneath's flags): a pending write's temp,
+ * or l itself. -1 (errno). */
+int fs_open_of(const struct loc *l, int flags);
 /* Record (or, for a pending path, replace) the write of l whose complete content is in
- * tmpname in directory dfd. -1 (errno) when out of memory or fds; nothing recorded then. */
+ * tmpname in directory dfd (l's parent). -1 (errno) when out of memory or fds; nothing
+ * recorded then. */
 int fs_pend_put(const struct loc *l, int dfd, const char *tmpname);
 size_t fs_pend_count(void);
 const char *fs_pend_path(size_t i);                        /* cluster path of pending write i */
 int fs_pend_is_temp(const char *dir_cp, const char *name); /* is name in dir a pending temp? */
-/* A directory entry was made in dfd (host path hp) and not synced: the commit syncs it. */
-int fs_batch_defer_dir(int dfd, const char *hp);
-/* Directory hp was made in the batch (kb_fs_batch_prune's list). -1 (ENOMEM): not noted. */
-int fs_batch_made_dir(const char *hp);
+/* A directory entry was made in dfd (cluster path cp) and not synced: the commit syncs it. */
+int fs_batch_defer_dir(int dfd, const char *cp);
+/* Directory cp was made in the batch (kb_fs_batch_prune's list). -1 (ENOMEM): not noted. */
+int fs_batch_made_dir(const char *cp);
 void fs_batch_free(void);
 
 #endif

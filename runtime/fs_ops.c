@@ -1,10 +1,12 @@
 /* kboot.fs: helpers the operations share (see fs_ops.h): whole-file I/O, temp files, mkdir -p
  * and the parent check, all over the merged view. */
+#define _GNU_SOURCE /* O_PATH */
 #include "fs_ops.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,18 +22,21 @@ int fs_read_fd(int fd, char **data, size_t *len)
         return -1;
     if (S_ISDIR(st.st_mode))
         return errno = EISDIR, -1;
-    /* /proc files report size 0: grow as needed. */
-    size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 4096, n = 0;
+    /* /proc files report size 0: grow as needed (not with realloc, which could leave a copy of
+     * the content behind uncleansed) */
+    size_t cap = st.st_size > 0 ? (size_t)st.st_size + 2 : 4096, n = 0; /* + the NUL + room to see EOF */
     char *buf = malloc(cap);
     if (!buf)
         return errno = ENOMEM, -1;
     for (;;) {
         if (n + 1 >= cap) {
-            char *nb = realloc(buf, cap * 2);
+            char *nb = malloc(cap * 2);
             if (!nb) {
-                free(buf);
+                fs_free_secret(buf, n);
                 return errno = ENOMEM, -1;
             }
+            memcpy(nb, buf, n);
+            fs_free_secret(buf, n);
             buf = nb;
             cap *= 2;
         }
@@ -40,7 +45,7 @@ int fs_read_fd(int fd, char **data, size_t *len)
             continue;
         if (r < 0) {
             int s = errno;
-            free(buf);
+            fs_free_secret(buf, n);
             return errno = s, -1;
         }
         if (r == 0)
@@ -67,13 +72,13 @@ int fs_write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-int fs_same_content(const char *hp, const char *data, size_t len)
+int fs_same_content(const struct loc *l, const char *data, size_t len)
 {
-    int fd = open(hp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = fs_open_of(l, O_RDONLY | O_NOFOLLOW);
     if (fd < 0)
         return 0;
     char buf[65536];
-    size_t off = 0;
+    size_t off = 0, used = 0;
     int same = 1;
     for (;;) {
         ssize_t r = read(fd, buf, sizeof buf);
@@ -83,6 +88,7 @@ int fs_same_content(const char *hp, const char *data, size_t len)
             same = r == 0 && off == len;
             break;
         }
+        used = (size_t)r > used ? (size_t)r : used;
         if (off + (size_t)r > len || memcmp(buf, data + off, (size_t)r) != 0) {
             same = 0;
             break;
@@ -90,6 +96,7 @@ int fs_same_content(const char *hp, const char *data, size_t len)
         off += (size_t)r;
     }
     close(fd);
+    OPENSSL_cleanse(buf, used); /* the file may be a private key */
     return same;
 }
 
@@ -149,6 +156,59 @@ int fs_clean_temps_at(int dfd, const char *base, const char *keep, int remove)
 
 unsigned fs_dir_mode_of(const kb_fs_write_opts *o) { return o && o->dir_mode ? o->dir_mode : 0755; }
 
+/* Why mkdir -p cannot go on at p, a symlink that leads to no directory beneath the root. */
+static int link_fail(kb_err *e, int err, const struct loc *p)
+{
+    char *target = NULL;
+    if (!e || fs_readlink_of(p, &target) != 0)
+        return fs_fail(e, err, "mkdir", "create directory", p);
+    if (fs_state()->root[0])
+        kb_err_sys(e, err, "mkdir",
+                   "cannot create directory %s (%s): it is a symlink to %s, which leads to no directory "
+                   "beneath the root (links resolve inside %s, as under chroot)",
+                   p->cp, p->hp, target, fs_state()->root);
+    else
+        kb_err_sys(e, err, "mkdir", "cannot create directory %s: it is a symlink to %s, which leads to no directory",
+                   p->cp, target);
+    free(target);
+    return -1;
+}
+
+/* mkdir p (its parent exists) with exactly mode, whatever the umask; the new entry durable. */
+static int make_dir(const struct loc *p, unsigned mode, kb_err *e)
+{
+    struct loc pp;
+    fs_loc_parent(p, &pp);
+    int dfd = fs_open_dir_of(p->cp), err;
+    const char *name = fs_basename(p);
+    if (dfd < 0)
+        return fs_fail(e, errno, "mkdir", "create directory", p);
+    if (mkdirat(dfd, name, mode) != 0) {
+        err = errno;
+        close(dfd);
+        return err == EEXIST ? 1 : fs_fail(e, err, "mkdir", "create directory", p); /* EEXIST: lost a race */
+    }
+    /* the new directory itself (O_NOFOLLOW: no link swapped in meanwhile), else by name */
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int rc = fd >= 0 ? fchmod(fd, mode) : fchmodat(dfd, name, mode, 0);
+    err = errno;
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0) {
+        close(dfd);
+        return fs_fail(e, err, "mkdir", "chmod directory", p);
+    }
+    if (fs_batching() && fs_batch_made_dir(p->cp)) {
+        close(dfd);
+        return fs_nomem(e, "mkdir");
+    }
+    /* in a batch the commit's sync covers it (fsync now if it cannot be noted) */
+    if (!fs_batching() || fs_batch_defer_dir(dfd, pp.cp))
+        fsync(dfd);
+    close(dfd);
+    return 0;
+}
+
 int fs_mkdir_p(const struct loc *l, unsigned mode, int *created, kb_err *e)
 {
     struct loc p;
@@ -158,43 +218,33 @@ int fs_mkdir_p(const struct loc *l, unsigned mode, int *created, kb_err *e)
     for (size_t i = 1; i <= n; i++) {
         if (i < n && l->cp[i] != '/')
             continue;
+        unsigned m = i < n ? 0755 : mode; /* missing parents 0755, as mkdir -p gives them; l its mode */
         memcpy(p.cp, l->cp, i);
         p.cp[i] = '\0';
         if (kb_fs_host_path(p.cp, p.hp, sizeof p.hp, e))
             return -1;
         if (fs_view_get(&p, &v))
             return fs_fail(e, errno, "mkdir", "create directory", l);
-        if (v.type == KB_FS_LINK && !v.ov) { /* mkdir -p follows links to directories */
-            struct stat st;
-            v.type = stat(p.hp, &st) == 0 && S_ISDIR(st.st_mode) ? KB_FS_DIR : KB_FS_OTHER;
+        if (v.type == KB_FS_LINK && !v.ov) { /* mkdir -p follows links to directories, beneath the root */
+            int fd = fs_open_beneath(p.cp, O_PATH | O_DIRECTORY, 0);
+            if (fd < 0)
+                return link_fail(e, errno, &p);
+            close(fd);
+            continue;
         }
         if (v.type == KB_FS_DIR)
             continue;
         if (v.type != KB_FS_NONE)
             return fs_fail(e, i < n ? ENOTDIR : EEXIST, "mkdir", "create directory", l);
         if (fs_state()->dry) {
-            if (!fs_ov_put(p.cp, KB_FS_DIR, 1, mode, NULL, 0))
+            if (!fs_ov_put(p.cp, KB_FS_DIR, 1, m, NULL, 0))
                 return fs_nomem(e, "mkdir");
         } else {
-            if (mkdir(p.hp, mode) != 0) {
-                if (errno == EEXIST) /* lost a race: it is there now */
-                    continue;
-                return fs_fail(e, errno, "mkdir", "create directory", &p);
-            }
-            /* Exactly mode, whatever the umask; and make the new entry durable. */
-            if (chmod(p.hp, mode) != 0)
-                return fs_fail(e, errno, "mkdir", "chmod directory", &p);
-            if (fs_batching() && fs_batch_made_dir(p.hp))
-                return fs_nomem(e, "mkdir");
-            struct loc pp;
-            fs_loc_parent(&p, &pp);
-            int dfd = open(pp.hp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (dfd >= 0) {
-                /* in a batch the commit's sync covers it (fsync now if it cannot be noted) */
-                if (!fs_batching() || fs_batch_defer_dir(dfd, pp.hp))
-                    fsync(dfd);
-                close(dfd);
-            }
+            int rc = make_dir(&p, m, e);
+            if (rc < 0)
+                return -1;
+            if (rc > 0) /* made by someone else meanwhile */
+                continue;
         }
         *created = 1;
     }
@@ -217,9 +267,11 @@ int fs_open_parent(const struct loc *l, const kb_fs_write_opts *o, const char *o
     if (fs_state()->dry) {
         if (fs_view_get(&p, &v))
             return fs_fail(e, errno, op, verb, l);
-        if (v.type == KB_FS_LINK && !v.ov) {
-            struct stat st;
-            v.type = stat(p.hp, &st) == 0 && S_ISDIR(st.st_mode) ? KB_FS_DIR : KB_FS_OTHER;
+        if (v.type == KB_FS_LINK && !v.ov) { /* a link to a directory beneath the root */
+            int fd = fs_open_beneath(p.cp, O_PATH | O_DIRECTORY, 0);
+            v.type = fd >= 0 ? KB_FS_DIR : KB_FS_OTHER;
+            if (fd >= 0)
+                close(fd);
         }
         if (v.type == KB_FS_NONE) {
             fs_fail(e, ENOENT, op, verb, l);
@@ -234,7 +286,7 @@ int fs_open_parent(const struct loc *l, const kb_fs_write_opts *o, const char *o
         *dfd = -1;
         return 0;
     }
-    if ((*dfd = open(p.hp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+    if ((*dfd = fs_open_beneath(p.cp, O_RDONLY | O_DIRECTORY, 0)) < 0) {
         fs_fail(e, errno, op, verb, l);
         if (e && e->code == ENOENT) { /* say which part is missing and what helps */
             size_t n = strlen(e->msg);
@@ -246,24 +298,39 @@ int fs_open_parent(const struct loc *l, const kb_fs_write_opts *o, const char *o
     return 0;
 }
 
-int fs_readlink_host(const char *hp, char **target)
+int fs_readlink_of(const struct loc *l, char **target)
 {
+    struct stat st;
+    int fd = fs_open_of(l, O_PATH | O_NOFOLLOW);
+    if (fd < 0)
+        return -1;
+    int rc = fstat(fd, &st);
+    if (rc != 0 || !S_ISLNK(st.st_mode)) {
+        int s = rc != 0 ? errno : EINVAL;
+        close(fd);
+        return errno = s, -1;
+    }
     for (size_t cap = 256; cap <= KB_FS_PATH_MAX * 4; cap *= 2) {
         char *buf = malloc(cap);
-        if (!buf)
+        if (!buf) {
+            close(fd);
             return errno = ENOMEM, -1;
-        ssize_t n = readlink(hp, buf, cap);
+        }
+        ssize_t n = readlinkat(fd, "", buf, cap); /* the link fd itself (O_PATH|O_NOFOLLOW) */
         if (n < 0) {
             int s = errno;
             free(buf);
+            close(fd);
             return errno = s, -1;
         }
         if ((size_t)n < cap) {
             buf[n] = '\0';
             *target = buf;
+            close(fd);
             return 0;
         }
         free(buf);
     }
+    close(fd);
     return errno = ENAMETOOLONG, -1;
 }

@@ -1,5 +1,5 @@
 /* kboot.fs dry run: the overlay of changes a dry run "made" and the record of them. The merged
- * view that reads it is fs_view.c. */
+ * view that reads it is fs_view.c. Contents are cleansed when freed (private keys among them). */
 #include "fs_overlay.h"
 
 #include <errno.h>
@@ -17,7 +17,7 @@ void fs_ov_clear(void)
 {
     for (size_t i = 0; i < g_nov; i++) {
         free(g_ov[i].path);
-        free(g_ov[i].data);
+        fs_free_secret(g_ov[i].data, g_ov[i].len);
     }
     g_nov = 0;
 }
@@ -41,7 +41,7 @@ static void ov_drop_below(const char *cp)
     for (size_t i = 0; i < g_nov; i++) {
         if (fs_is_below(g_ov[i].path, cp)) {
             free(g_ov[i].path);
-            free(g_ov[i].data);
+            fs_free_secret(g_ov[i].data, g_ov[i].len);
         } else {
             g_ov[j++] = g_ov[i];
         }
@@ -67,7 +67,7 @@ struct ov *fs_ov_put(const char *cp, int kind, int opaque, unsigned mode, const 
             size_t cap = g_capov ? 2 * g_capov : 16;
             struct ov *nv = realloc(g_ov, cap * sizeof *nv);
             if (!nv) {
-                free(copy);
+                fs_free_secret(copy, len);
                 return NULL;
             }
             g_ov = nv;
@@ -76,12 +76,12 @@ struct ov *fs_ov_put(const char *cp, int kind, int opaque, unsigned mode, const 
         o = &g_ov[g_nov];
         memset(o, 0, sizeof *o);
         if (!(o->path = strdup(cp))) {
-            free(copy);
+            fs_free_secret(copy, len);
             return NULL;
         }
         g_nov++;
     }
-    free(o->data);
+    fs_free_secret(o->data, o->len);
     o->kind = kind;
     o->opaque = opaque;
     o->mode = mode;
@@ -113,7 +113,7 @@ int fs_record(int op, const char *cp, unsigned mode, const void *data, size_t le
     r->target = target ? strdup(target) : NULL;
     if (!r->path || (data && !r->data) || (target && !r->target)) {
         free(r->path);
-        free(r->data);
+        free(r->data); /* nothing copied into it yet */
         free(r->target);
         return -1;
     }
@@ -135,7 +135,7 @@ void kb_fs_reset_recorded(void)
 {
     for (size_t i = 0; i < g_nrec; i++) {
         free(g_rec[i].path);
-        free(g_rec[i].data);
+        fs_free_secret(g_rec[i].data, g_rec[i].len);
         free(g_rec[i].target);
     }
     g_nrec = 0;

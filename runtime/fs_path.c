@@ -1,15 +1,19 @@
 /* kboot.fs paths: the shared state, the root prefix, cluster path -> host path, error messages
  * naming both. The bottom layer: it calls nothing above it (see fs_path.h). */
+#define _GNU_SOURCE /* O_PATH */
 #include "fs_path.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-static struct fs_state g_state;
+static struct fs_state g_state = { .rootfd = -1 };
 
 struct fs_state *fs_state(void) { return &g_state; }
 
@@ -24,9 +28,20 @@ int fs_fail(kb_err *e, int err, const char *op, const char *verb, const struct l
 
 int fs_nomem(kb_err *e, const char *op) { return kb_err_sys(e, ENOMEM, op, "out of memory"); }
 
+void fs_free_secret(void *p, size_t n)
+{
+    if (!p)
+        return;
+    OPENSSL_cleanse(p, n);
+    free(p);
+}
+
+void kb_fs_free_data(char *data, size_t len) { fs_free_secret(data, data ? len + 1 : 0); }
+
 /* ---- paths ----------------------------------------------------------------- */
 
-int kb_fs_clean_path(const char *p, char *out, size_t n, kb_err *e)
+/* clamp: ".." above the root stays at the root (a link's target, as under chroot); else an error */
+static int clean(const char *p, char *out, size_t n, int clamp, kb_err *e)
 {
     if (!p || p[0] != '/')
         return path_err(e, EINVAL, "absolute path expected, got '%s'", p ? p : "(null)");
@@ -41,6 +56,8 @@ int kb_fs_clean_path(const char *p, char *out, size_t n, kb_err *e)
         if (len == 0 || (len == 1 && c[0] == '.'))
             continue;
         if (len == 2 && c[0] == '.' && c[1] == '.') {
+            if (o == 0 && clamp)
+                continue;
             if (o == 0)
                 return path_err(e, EINVAL, "path '%s' escapes the root", p);
             while (out[o - 1] != '/')
@@ -59,6 +76,10 @@ int kb_fs_clean_path(const char *p, char *out, size_t n, kb_err *e)
     out[o] = '\0';
     return 0;
 }
+
+int kb_fs_clean_path(const char *p, char *out, size_t n, kb_err *e) { return clean(p, out, n, 0, e); }
+
+int fs_clean_in_root(const char *p, char *out, size_t n, kb_err *e) { return clean(p, out, n, 1, e); }
 
 int kb_fs_host_path(const char *p, char *out, size_t n, kb_err *e)
 {
@@ -110,24 +131,36 @@ int fs_is_child(const char *p, const char *dir)
     return fs_is_below(p, dir) && strrchr(p, '/') == p + (strcmp(dir, "/") == 0 ? 0 : strlen(dir));
 }
 
-int fs_root_check(const char *dir, char *real, kb_err *e)
+int fs_root_check(const char *dir, char *real, int *fd, kb_err *e)
 {
     struct stat st;
+    *fd = -1;
     if (dir && strcmp(dir, "/") != 0) {
         if (!realpath(dir, real))
             return kb_err_sys(e, errno, "set_root", "cannot use root %s", dir);
-        if (stat(real, &st) != 0)
-            return kb_err_sys(e, errno, "set_root", "cannot use root %s", dir);
-        if (!S_ISDIR(st.st_mode))
-            return kb_err_sys(e, ENOTDIR, "set_root", "cannot use root %s", dir);
         if (strlen(real) >= sizeof g_state.root / 2)
             return kb_err_sys(e, ENAMETOOLONG, "set_root", "cannot use root %s", dir);
+        /* what every path is resolved beneath from now on (fs_beneath.c) */
+        if ((*fd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 || fstat(*fd, &st) != 0) {
+            int err = errno;
+            if (*fd >= 0)
+                close(*fd);
+            *fd = -1;
+            return kb_err_sys(e, err, "set_root", "cannot use root %s", dir);
+        }
     } else {
         strcpy(real, "/");
     }
     return 0;
 }
 
-void fs_root_set(const char *real) { strcpy(g_state.root, strcmp(real, "/") == 0 ? "" : real); }
+void fs_root_set(const char *real, int fd)
+{
+    if (g_state.rootfd >= 0)
+        close(g_state.rootfd);
+    g_state.rootfd = fd;
+    g_state.resolver = 0;
+    strcpy(g_state.root, strcmp(real, "/") == 0 ? "" : real);
+}
 
 const char *kb_fs_root(void) { return g_state.root[0] ? g_state.root : "/"; }

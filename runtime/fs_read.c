@@ -34,21 +34,21 @@ int kb_fs_read(const char *path, char **data, size_t *len, kb_err *e)
             return 0;
         }
         if (v.ov && v.type == KB_FS_LINK) { /* follow a link made in this dry run */
-            char t[KB_FS_PATH_MAX];
+            char t[KB_FS_PATH_MAX], c[KB_FS_PATH_MAX];
             struct loc p;
             fs_loc_parent(&l, &p);
             int k = snprintf(t, sizeof t, "%s/%s", v.ov->data[0] == '/' ? "" : p.cp, v.ov->data);
-            if (k < 0 || (size_t)k >= sizeof t)
+            if (k < 0 || (size_t)k >= sizeof t || fs_clean_in_root(t, c, sizeof c, NULL))
                 return fs_fail(e, ENAMETOOLONG, "read", "read", &l);
             if (depth >= 8)
                 return fs_fail(e, ELOOP, "read", "read", &l);
             depth++;
-            int rc = kb_fs_read(t, data, len, e);
+            int rc = kb_fs_read(c, data, len, e);
             depth--;
             return rc;
         }
     }
-    int fd = open(fs_host_of(&l), O_RDONLY | O_CLOEXEC);
+    int fd = fs_open_of(&l, O_RDONLY);
     if (fd < 0)
         return fs_fail(e, errno, "read", "read", &l);
     int rc = fs_read_fd(fd, data, len);
@@ -132,9 +132,14 @@ int kb_fs_list(const char *dir, char ***names, size_t *n, kb_err *e)
     if (v.type == KB_FS_FILE || (v.ov && v.type != KB_FS_DIR))
         return fs_fail(e, ENOTDIR, "list", "list", &l);
     if (!v.ov || !v.ov->opaque) {
-        DIR *d = opendir(l.hp);
-        if (!d)
-            return fs_fail(e, errno, "list", "list", &l);
+        int dfd = fs_open_beneath(l.cp, O_RDONLY | O_DIRECTORY, 0);
+        DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+        if (!d) {
+            int err = errno;
+            if (dfd >= 0)
+                close(dfd);
+            return fs_fail(e, err, "list", "list", &l);
+        }
         struct dirent *de;
         char child[KB_FS_PATH_MAX + 260];
         while ((de = readdir(d))) {
@@ -196,5 +201,5 @@ int kb_fs_readlink(const char *path, char **target, kb_err *e)
         if (v.ov)
             return (*target = strdup(v.ov->data)) ? 0 : fs_nomem(e, "readlink");
     }
-    return fs_readlink_host(fs_host_of(&l), target) ? fs_fail(e, errno, "readlink", "readlink", &l) : 0;
+    return fs_readlink_of(&l, target) ? fs_fail(e, errno, "readlink", "readlink", &l) : 0;
 }

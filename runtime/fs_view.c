@@ -1,10 +1,13 @@
 /* kboot.fs merged view: the dry-run overlay over the disk, where a batch's pending writes read
  * from their temps. */
+#define _GNU_SOURCE /* O_PATH */
 #include "fs_view.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int fs_type_of(mode_t m)
 {
@@ -34,8 +37,14 @@ int fs_view_get(const struct loc *l, struct view *v)
             }
         }
     }
-    if (lstat(fs_host_of(l), &v->st) != 0) /* a pending write of a batch: its temp */
+    /* lstat beneath the root (a pending write of a batch: its temp) */
+    int fd = fs_open_of(l, O_PATH | O_NOFOLLOW);
+    if (fd < 0)
         return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+    int rc = fstat(fd, &v->st), err = errno;
+    close(fd);
+    if (rc != 0)
+        return errno = err, -1;
     v->type = fs_type_of(v->st.st_mode);
     v->mode = v->st.st_mode & 07777;
     return 0;

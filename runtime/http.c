@@ -179,9 +179,23 @@ static CURL *new_handle(kb_http_client *c)
     return h;
 }
 
+/* Combinations that would quietly give away what the caller asked for. */
+static int check_security(const kb_http_opts *o, kb_err *e)
+{
+    if (o->insecure && o->ca_pem)
+        return kb_err_set(e, "http", "insecure (skip TLS verification) together with ca_pem is refused, as client-go "
+                                     "refuses it: verify with the CA, or skip verification, not both");
+    if (strncasecmp(o->server, "http://", 7) == 0 && !o->plain_http && (o->token || o->cert_pem))
+        return kb_err_set(e, "http", "server %s is plain http://: the %s would not be protected by TLS; use "
+                                     "https://, or allow it explicitly (plain_http)",
+                          o->server, o->token ? "bearer token" : "client certificate");
+    return 0;
+}
+
 kb_http_client *kb_http_client_new(const kb_http_opts *o, kb_err *e)
 {
-    if (kb_http_global_init(e) < 0 || kb_http_check_server(o->server, e) < 0 || check_pem(o, e) < 0)
+    if (kb_http_global_init(e) < 0 || kb_http_check_server(o->server, e) < 0 || check_security(o, e) < 0 ||
+        check_pem(o, e) < 0)
         return NULL;
     kb_http_client *c = calloc(1, sizeof *c);
     if (!c) {

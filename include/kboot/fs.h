@@ -4,6 +4,9 @@
  * "/etc/pki/ca.crt"; it is normalised and joined to the root prefix
  * (kb_fs_set_root) to give the host path. Paths whose ".." would climb above the
  * root, relative paths and paths with NUL bytes are rejected (op "path").
+ * On disk every path is resolved beneath the root as inside chroot(root): a symlink's
+ * absolute target names a path below the root and ".." stops at it, so no link under the
+ * root leads a read, write, mkdir, remove or rename outside it (runtime/fs_beneath.c).
  *
  * In dry-run mode nothing on disk changes: changes are recorded (kb_fs_recorded)
  * and kept in an overlay that read/exists/stat/list/readlink consult first, so a
@@ -43,7 +46,7 @@ typedef struct kb_fs_info {
 
 typedef struct kb_fs_write_opts {
     int mkdir;           /* create missing parent directories */
-    unsigned dir_mode;   /* their mode; 0 means 0755 */
+    unsigned dir_mode;   /* the mode of the file's own directory; 0 means 0755 (those above: 0755) */
 } kb_fs_write_opts;
 
 /* Root prefix. dir must be an existing directory; NULL or "/" resets to no prefix.
@@ -51,6 +54,10 @@ typedef struct kb_fs_write_opts {
  * first (under the old root); if that fails the root is unchanged. The batch stays open. */
 int kb_fs_set_root(const char *dir, kb_err *e);
 const char *kb_fs_root(void); /* "/" when there is no prefix */
+/* How paths are resolved beneath the root, for diagnostics and tests: "none" (no root),
+ * "openat2" (RESOLVE_IN_ROOT) or "walk" (one component at a time: no openat2, or
+ * KBOOT_FS_RESOLVE=walk in the environment when the root was set). */
+const char *kb_fs_resolver(void);
 
 /* Normalise a cluster path ("//a/./b/../c/" -> "/a/c") into out. */
 int kb_fs_clean_path(const char *p, char *out, size_t n, kb_err *e);
@@ -64,15 +71,18 @@ int kb_fs_host_path(const char *p, char *out, size_t n, kb_err *e);
  * interrupted earlier write are removed. */
 int kb_fs_write(const char *path, const void *data, size_t len, unsigned mode,
                 const kb_fs_write_opts *o, int *changed, kb_err *e);
-/* Whole file into a malloc'd buffer (NUL-terminated, free it); works for /proc files. */
+/* Whole file into a malloc'd buffer (NUL-terminated; free it with kb_fs_free_data, which
+ * cleanses it: it may hold a private key); works for /proc files. */
 int kb_fs_read(const char *path, char **data, size_t *len, kb_err *e);
+/* Cleanse data[0..len] (OPENSSL_cleanse) and free it; NULL is fine. */
+void kb_fs_free_data(char *data, size_t len);
 /* lstat semantics. A missing path fails with e->code ENOENT. */
 int kb_fs_stat(const char *path, kb_fs_info *st, kb_err *e);
 int kb_fs_exists(const char *path); /* 1 if anything (even a dangling link) is there */
 /* Sorted names in dir, without "." and "..". Free with kb_fs_free_list. */
 int kb_fs_list(const char *dir, char ***names, size_t *n, kb_err *e);
 void kb_fs_free_list(char **names, size_t n);
-/* mkdir -p; new directories get exactly mode. An existing directory is fine. Each new
+/* mkdir -p; path gets exactly mode, its missing parents 0755. An existing directory is fine. Each new
  * directory's entry is fsynced in its parent (in a batch: by the commit's sync instead). */
 int kb_fs_mkdir(const char *path, unsigned mode, kb_err *e);
 /* A missing path is success. recursive never follows symlinks and does not descend

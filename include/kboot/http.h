@@ -17,7 +17,9 @@ typedef struct kb_http_opts {
     size_t key_len;
     const char *token;             /* bearer token */
     const char *user_agent;        /* NULL: "kboot/<version>" */
-    int insecure;                  /* skip peer verification (discovery only, verified later) */
+    int insecure;                  /* skip peer verification (discovery only, verified later);
+                                    * refused together with ca_pem, as client-go refuses it */
+    int plain_http;                /* allow a token or client certificate with an http:// server */
     double timeout;                /* whole request, seconds; <= 0: none */
     double connect_timeout;        /* seconds; <= 0: curl's default */
     int retries;                   /* further attempts after the first */

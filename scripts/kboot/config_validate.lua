@@ -69,6 +69,17 @@ function M.validity_period(v, path, errs)
   return nil
 end
 
+-- An absolute directory or file kboot itself opens (through kboot.fs, which refuses a ".." that
+-- climbs above "/"): path is the field's full path.
+function M.host_path(p, path, errs)
+  if p:sub(1, 1) ~= "/" then return add(errs, path, "%q must be an absolute path", p) end
+  local depth = 0
+  for c in p:gmatch("[^/]+") do
+    depth = depth + (c == ".." and -1 or c == "." and 0 or 1)
+    if depth < 0 then return add(errs, path, '%q climbs above / through ".."', p) end
+  end
+end
+
 -- KubeletConfiguration document (nil: none)
 function M.kubelet(kubelet, errs)
   if kubelet and kubelet.cgroupDriver ~= nil and kubelet.cgroupDriver ~= "systemd" and kubelet.cgroupDriver ~= "cgroupfs" then
@@ -183,9 +194,7 @@ function M.validate(init, cluster, kubelet, errs, warnings)
       e(("%s.apiServer.certSANs[%d]"):format(C, i - 1), "%q is not a valid IP address or DNS name", tostring(san))
     end
   end
-  if cluster.certificatesDir:sub(1, 1) ~= "/" then
-    e(C .. ".certificatesDir", "%q must be an absolute path", cluster.certificatesDir)
-  end
+  M.host_path(cluster.certificatesDir, C .. ".certificatesDir", errs)
   if cluster.imageRepository == "" or cluster.imageRepository:find("%s") then
     e(C .. ".imageRepository", "%q is not a valid image repository", cluster.imageRepository)
   end
@@ -235,11 +244,11 @@ function M.validate(init, cluster, kubelet, errs, warnings)
     local set = (files[1] ~= "" and 1 or 0) + (files[2] ~= "" and 1 or 0) + (files[3] ~= "" and 1 or 0)
     if set ~= 0 and set ~= 3 then e(C .. ".etcd.external", "caFile, certFile and keyFile must be set together") end
     for _, f in ipairs({ "caFile", "certFile", "keyFile" }) do
-      if x[f] and x[f] ~= "" and x[f]:sub(1, 1) ~= "/" then e(C .. ".etcd.external." .. f, "%q must be an absolute path", x[f]) end
+      if x[f] and x[f] ~= "" then M.host_path(x[f], C .. ".etcd.external." .. f, errs) end
     end
   else
     local l = etcd["local"]
-    if l.dataDir:sub(1, 1) ~= "/" then e(C .. ".etcd.local.dataDir", "%q must be an absolute path", l.dataDir) end
+    M.host_path(l.dataDir, C .. ".etcd.local.dataDir", errs)
     for _, f in ipairs({ "serverCertSANs", "peerCertSANs" }) do
       for i, san in ipairs(l[f]) do
         if not (net.is_ip(san) or net.is_dns_subdomain(san) or net.is_dns_wildcard(san)) then

@@ -196,6 +196,10 @@ function M.current(t)
   local v, e = material(src, cl.cluster, "certificate-authority-data", "certificate-authority", where)
   if v == nil then return nil, e end
   r.ca_pem = v or nil
+  if r.insecure and r.ca_pem then -- client-go refuses this pair: the CA would be ignored silently
+    return fail(src, 'cluster "%s": insecure-skip-tls-verify: true together with %s is refused (as client-go refuses it): remove one of them',
+      cname, cl.cluster["certificate-authority-data"] ~= nil and "certificate-authority-data" or "certificate-authority")
+  end
   where = ('user "%s"'):format(uname)
   v, e = material(src, u, "client-certificate-data", "client-certificate", where)
   if v == nil then return nil, e end

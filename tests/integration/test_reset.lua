@@ -54,7 +54,7 @@ end
 -- What a reset leaves of an init: the directories kubeadm empties and keeps, and their parents.
 local KEPT = table.concat({
   "./etc d 755", "./etc/kubernetes d 755", "./etc/kubernetes/manifests d 700", "./etc/kubernetes/pki d 755",
-  "./var d 700", "./var/lib d 700", "./var/lib/etcd d 700", "./var/lib/kubelet d 700", "" }, "\n")
+  "./var d 755", "./var/lib d 755", "./var/lib/etcd d 700", "./var/lib/kubelet d 700", "" }, "\n")
 
 TestReset = {}
 function TestReset:setUp()

@@ -147,6 +147,20 @@ function TestValidate:test_bootstrap_tokens_follow_kboot_tokens_rules()
   lu.assertNotStrContains(errs, "usages[0]")
   lu.assertNotStrContains(errs, ".token:")
 end
+function TestValidate:test_paths_climbing_above_the_root_name_the_field()
+  local cc = { apiVersion = G .. "v1beta4", kind = "ClusterConfiguration",
+    certificatesDir = "/etc/kubernetes/../../../../tmp/x", etcd = { ["local"] = { dataDir = "/var/lib/../../../x" } } }
+  local errs = errors_of({ cc }, { apiserver_advertise_address = "10.0.0.1" })
+  lu.assertStrContains(errs, 'ClusterConfiguration.certificatesDir: "/etc/kubernetes/../../../../tmp/x" climbs above / through ".."')
+  lu.assertStrContains(errs, 'ClusterConfiguration.etcd.local.dataDir: "/var/lib/../../../x" climbs above / through ".."')
+  cc.etcd = { external = { endpoints = { "https://10.0.0.2:2379" }, caFile = "/../ca.crt", certFile = "/c", keyFile = "/k" } }
+  errs = errors_of({ cc }, { apiserver_advertise_address = "10.0.0.1" })
+  lu.assertStrContains(errs, 'ClusterConfiguration.etcd.external.caFile: "/../ca.crt" climbs above / through ".."')
+  -- a ".." that stays below / is a path like any other
+  cc.certificatesDir, cc.etcd = "/etc/kubernetes/../pki", nil
+  lu.assertEquals(must_load({ cc }, { apiserver_advertise_address = "10.0.0.1" }).cluster.certificatesDir, "/etc/kubernetes/../pki")
+end
+
 function TestValidate:test_bootstrap_token_groups_need_authentication_as_kubeadm()
   -- kubeadm (v1.20 run, v1.31 read) defaults an empty usages or groups list as a missing one, then
   -- refuses groups, given or defaulted, on a token that does not authenticate

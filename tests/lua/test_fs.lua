@@ -51,6 +51,14 @@ function TestRoot:test_path_joins_and_normalises()
   lu.assertEquals(fs.path("/x"), root .. "/x")
 end
 
+function TestRoot:test_resolver()
+  local r = fs.resolver()
+  lu.assertTrue(r == "openat2" or r == "walk", r) -- under valgrind, which has no openat2: the walk
+  assert(fs.set_root("/"))
+  lu.assertEquals(fs.resolver(), "none")
+  assert(fs.set_root(root))
+end
+
 function TestRoot:test_bad_paths_are_argument_errors()
   raises("absolute path expected, got 'etc/x'", fs.path, "etc/x")
   raises("absolute path expected", fs.read, "")
@@ -110,7 +118,7 @@ function TestWrite:test_mode_ignores_umask()
   t.must("umask 0777; " .. t.q(t.bin) .. " " .. t.q(s))
   lu.assertEquals(mode_of("/etc/k/f"), "640")
   lu.assertEquals(mode_of("/etc/k"), "750")
-  lu.assertEquals(mode_of("/etc"), "750")
+  lu.assertEquals(mode_of("/etc"), "755", "a missing parent gets 0755, the leaf its own mode")
   lu.assertEquals(mode_of("/var/lib/x"), "755")
   lu.assertEquals(mode_of("/var"), "755")
   lu.assertEquals(mode_of("/etc/k/g"), "4755")
@@ -253,6 +261,28 @@ function TestDirs:test_mkdir()
   fails(ENOTDIR, "cannot create directory /var/file/x", fs.mkdir("/var/file/x", 493))
   lu.assertEquals(t.tree_hash(root), before)
   raises("mode", fs.mkdir, "/x")
+end
+
+-- mkdir -p as kubeadm's callers expect: the missing parents 0755, the directory asked for its mode
+-- (a fresh root must not get var and var/lib at 0700 because var/lib/etcd is 0700); the same in a
+-- dry run's overlay and in a batch.
+function TestDirs:test_mkdir_parents_get_0755()
+  local function modes(...)
+    local r = {}
+    for i, p in ipairs({ ... }) do r[i] = (mode_of(p)) end
+    return r
+  end
+  assert(fs.mkdir("/var/lib/etcd", "0700"))
+  lu.assertEquals(modes("/var", "/var/lib", "/var/lib/etcd"), { "755", "755", "700" })
+  assert(fs.write("/etc/kubernetes/pki/etcd/ca.key", "k", "0600", { mkdir = true, dir_mode = "0700" }))
+  lu.assertEquals(modes("/etc", "/etc/kubernetes", "/etc/kubernetes/pki", "/etc/kubernetes/pki/etcd"),
+    { "755", "755", "755", "700" })
+  assert(fs.batch(function() assert(fs.mkdir("/opt/a/b", "0711")) end))
+  lu.assertEquals(modes("/opt", "/opt/a", "/opt/a/b"), { "755", "755", "711" })
+  fs.set_dry_run(true)
+  assert(fs.mkdir("/srv/x/y", "0700"))
+  lu.assertEquals({ fs.stat("/srv").mode, fs.stat("/srv/x").mode, fs.stat("/srv/x/y").mode }, { 493, 493, 448 })
+  fs.set_dry_run(false)
 end
 
 function TestDirs:test_mkdir_follows_links_to_dirs()

@@ -91,7 +91,7 @@ function TestHttp:test_error_status_is_a_response()
 end
 
 function TestHttp:test_token()
-  local c = client({ token = "abc.def" })
+  local c = client({ token = "abc.def", plain_http = true }) -- a test peer: plain HTTP asked for
   local e = json.decode(assert(c:request("GET", "/echo")).body)
   lu.assertEquals(e.headers["authorization"], "Bearer abc.def")
   e = json.decode(assert(c:request("GET", "/echo", { headers = { Authorization = "Basic x" } })).body)
@@ -302,6 +302,25 @@ function TestHttp:test_close()
     local c2 <close> = client()
     assert(c2:request("GET", "/echo"))
   end
+end
+
+-- Combinations that would give away what the caller asked for are refused, one line each.
+function TestHttp:test_refused_combinations()
+  local c, err = http.client({ server = BASE, token = "abc.def" })
+  lu.assertNil(c)
+  lu.assertEquals(err.op, "http")
+  lu.assertEquals(err.msg, "server " .. BASE .. " is plain http://: the bearer token would not be protected by TLS; "
+    .. "use https://, or allow it explicitly (plain_http)")
+  c, err = http.client({ server = BASE:upper(), cert_pem = "x", key_pem = "y" })
+  lu.assertNil(c)
+  lu.assertStrContains(err.msg, "the client certificate would not be protected by TLS")
+  c, err = http.client({ server = "https://127.0.0.1:1", insecure = true, ca_pem = "x" })
+  lu.assertNil(c)
+  lu.assertStrContains(err.msg, "insecure (skip TLS verification) together with ca_pem is refused, as client-go refuses it")
+  lu.assertNotStrContains(err.msg, "\n")
+  -- what stays allowed: http:// without credentials, insecure without a CA
+  assert(http.client({ server = BASE })):close()
+  assert(http.client({ server = "https://127.0.0.1:1", insecure = true })):close()
 end
 
 function TestHttp:test_misuse_raises()

@@ -252,6 +252,28 @@ function TestKubeconfig:test_client_for_current_context_mtls()
   lu.assertStrContains(err.msg, "ca_pem: no PEM certificate found")
 end
 
+function TestKubeconfig:test_insecure_with_a_ca_and_plain_http_credentials_refused()
+  local k = kc.build({ server = server_url, ca_pem = A.ca, cert_pem = A.client_crt, key_pem = A.client_key })
+  k.clusters[1].cluster["insecure-skip-tls-verify"] = true
+  local want = 'cluster "kubernetes": insecure-skip-tls-verify: true together with certificate-authority-data is refused '
+    .. "(as client-go refuses it): remove one of them"
+  local cur, err = kc.current(k)
+  lu.assertNil(cur)
+  lu.assertStrContains(err.msg, want)
+  local c
+  c, err = kc.client(k)
+  lu.assertNil(c)
+  lu.assertStrContains(err.msg, want)
+  k.clusters[1].cluster["certificate-authority-data"] = nil -- insecure alone: the discovery case
+  lu.assertTrue(kc.current(k).insecure)
+  -- a token over plain http:// only when asked for
+  k = kc.build({ server = "http://127.0.0.1:1", ca_pem = A.ca, token = "abc.def" })
+  c, err = kc.client(k)
+  lu.assertNil(c)
+  lu.assertStrContains(err.msg, 'cluster "kubernetes": server http://127.0.0.1:1 is plain http://: the bearer token')
+  assert(kc.client(k, { plain_http = true })):close()
+end
+
 local function start_server()
   local port = t.free_port()
   server_url = "https://127.0.0.1:" .. port

@@ -278,8 +278,46 @@ function TestDecodeErrors:test_duplicate_keys()
                   'yaml: line 3, column 3: duplicate key "x" (in mapping at line 2, column 3)')
   lu.assertStrContains(decode_err("- {a: 1, a: 1}\n"), 'line 1, column 10: duplicate key "a"')
   lu.assertStrContains(decode_err("1: a\n1: b\n"), 'line 2, column 1: duplicate key "1"')
-  -- 1 and "1" are different keys in Lua
-  lu.assertEquals(yaml.decode("1: a\n'1': b\n"), { [1] = "a", ["1"] = "b" })
+end
+
+-- sigs.k8s.io/yaml turns every key into a JSON string, so the integer key 1 and the string key
+-- '1' are one key to Kubernetes (different ones in Lua): the pair is a duplicate.
+function TestDecodeErrors:test_integer_and_string_spellings_of_one_key_are_duplicates()
+  lu.assertEquals(decode_err("1: a\n'1': b\n"), 'yaml: line 2, column 1: duplicate key "1" (in mapping at line 1, '
+    .. 'column 1; the integer 1 and the string "1" are one key to Kubernetes)')
+  lu.assertStrContains(decode_err('"7": a\n7: b\n'), 'line 2, column 1: duplicate key "7"')
+  lu.assertStrContains(decode_err("0x1F: a\n'31': b\n"), 'duplicate key "31"')
+  lu.assertStrContains(decode_err('x:\n  -3: a\n  "-3": b\n'), 'line 3, column 3: duplicate key "-3"')
+  -- what Kubernetes sees as other keys stays allowed
+  lu.assertEquals(yaml.decode("1: a\n'01': b\n'+1': c\n'0x1F': d\n' 1': e\n'1.0': f\n"),
+    { [1] = "a", ["01"] = "b", ["+1"] = "c", ["0x1F"] = "d", [" 1"] = "e", ["1.0"] = "f" })
+  -- an explicit key overrides a merged one of the other spelling, as it does one of the same
+  lu.assertEquals(yaml.decode("b: &b {1: m, 2: n}\nx:\n  <<: *b\n  '1': e\n").x, { ["1"] = "e", [2] = "n" })
+  -- two merged mappings: the first one's key wins, whichever its spelling
+  lu.assertEquals(yaml.decode("a: &a {1: first}\nb: &b {'1': second}\nx:\n  <<: [*a, *b]\n").x, { [1] = "first" })
+end
+
+-- Input and single scalars have generous caps (docs/api/yaml.md), errors not out-of-memory.
+function TestDecodeErrors:test_size_caps()
+  local function refused(f, text) -- never hands luaunit a huge value to print
+    local v, err = f(text)
+    lu.assertTrue(v == nil and err ~= nil, "a huge input was decoded")
+    return err
+  end
+  local big = ("a"):rep(32 * 1024 * 1024 + 1)
+  local err = refused(yaml.decode, big)
+  lu.assertEquals(err.op, "yaml.decode")
+  lu.assertEquals(err.msg, "yaml: input of 33554433 bytes is larger than the limit of 33554432 bytes (32 MiB)")
+  err = refused(yaml.decode_all, big)
+  lu.assertEquals(err.op, "yaml.decode_all")
+  lu.assertStrContains(err.msg, "larger than the limit")
+  big = nil
+  err = refused(yaml.decode, "k: |\n  " .. ("b"):rep(4 * 1024 * 1024 + 1) .. "\n")
+  lu.assertEquals(err.msg, "yaml: line 1, column 4: scalar of 4194306 bytes is longer than the limit of 4194304 bytes (4 MiB)")
+  err = refused(yaml.decode, "? " .. ("k"):rep(4 * 1024 * 1024 + 1) .. "\n: v\n")
+  lu.assertStrContains(err.msg, "scalar of 4194305 bytes")
+  lu.assertEquals(#yaml.decode("k: " .. ("c"):rep(4 * 1024 * 1024) .. "\n").k, 4 * 1024 * 1024)
+  collectgarbage()
 end
 
 function TestDecodeErrors:test_misuse_raises()

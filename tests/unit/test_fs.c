@@ -104,6 +104,7 @@ static void test_atomic_write(void **state)
     assert_string_equal(slurp(H("/etc/k/a.conf")), "hello");
     assert_int_equal(mode_of(H("/etc/k/a.conf")), 0640);
     assert_int_equal(mode_of(H("/etc/k")), 0750);
+    assert_int_equal(mode_of(H("/etc")), 0755); /* a missing parent above it: 0755 */
     assert_int_equal(entries(H("/etc/k")), 1);
 
     struct stat a, b;
