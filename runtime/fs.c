@@ -22,6 +22,7 @@ void kb_fs_reset(void)
     fs_batch_free(); /* discards: pending temps removed, targets keep their old content */
     fs_root_set("/", -1);
     fs_overlay_free();
+    fs_stale_forget();
 }
 
 int kb_fs_set_root(const char *dir, kb_err *e)
@@ -37,6 +38,7 @@ int kb_fs_set_root(const char *dir, kb_err *e)
     }
     fs_root_set(real, fd);
     fs_ov_clear();
+    fs_stale_forget();
     return 0;
 }
 
@@ -89,7 +91,7 @@ int kb_fs_write(const char *path, const void *data, size_t len, unsigned mode, c
     /* In a batch: the temp only, complete; the commit syncs and renames (fs_batch.c). */
     int batch = fs_batching();
     if (!batch)
-        fs_clean_temps_at(dfd, fs_basename(&l), NULL, 1);
+        fs_clean_stale_temps(dfd, fs_basename(&l), NULL);
     for (int tries = 0; fd < 0 && tries < 100; tries++) {
         fs_temp_name(tmp, sizeof tmp, fs_basename(&l));
         fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -111,7 +113,7 @@ int kb_fs_write(const char *path, const void *data, size_t len, unsigned mode, c
         if (fs_pend_put(&l, dfd, tmp) != 0)
             goto undo;
         /* only now: a pending temp of l this write replaces stays until the new one is complete */
-        fs_clean_temps_at(dfd, fs_basename(&l), tmp, 1);
+        fs_clean_stale_temps(dfd, fs_basename(&l), tmp);
         close(dfd);
         *changed = 1;
         return 0;
@@ -215,6 +217,8 @@ int kb_fs_remove(const char *path, int recursive, kb_err *e)
         int rc = unlinkat(dfd, fs_basename(&l), v.type == KB_FS_DIR ? AT_REMOVEDIR : 0);
         err = errno;
         close(dfd);
+        if (v.type == KB_FS_DIR)
+            fs_stale_forget(); /* its inode may come back as another directory */
         if (rc != 0 && err != ENOENT)
             return fs_fail(e, err, "remove", "remove", &l);
         return 0;
@@ -229,6 +233,7 @@ int kb_fs_remove(const char *path, int recursive, kb_err *e)
     int rc = rm_at(dfd, fs_basename(&l), pst.st_dev, rel, sizeof rel);
     err = errno;
     close(dfd);
+    fs_stale_forget(); /* removed directories' inodes may come back as other ones */
     if (rc == 0)
         return 0;
     if (err == EXDEV)
@@ -369,7 +374,7 @@ int kb_fs_symlink(const char *target, const char *path, int *changed, kb_err *e)
         close(dfd);
         return -1;
     }
-    fs_clean_temps_at(dfd, fs_basename(&l), NULL, 1);
+    fs_clean_stale_temps(dfd, fs_basename(&l), NULL);
     int rc = -1;
     for (int tries = 0; rc != 0 && tries < 100; tries++) {
         fs_temp_name(tmp, sizeof tmp, fs_basename(&l));

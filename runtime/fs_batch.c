@@ -20,6 +20,7 @@
  * planted meanwhile cannot carry a rename outside the root either. */
 #define _GNU_SOURCE
 #include "fs_batch.h"
+#include "fs_ops.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -162,6 +163,8 @@ size_t kb_fs_batch_prune(void)
             close(dfd);
     }
     forget_made();
+    if (n)
+        fs_stale_forget(); /* a removed directory's inode may come back as another one */
     return n;
 }
 

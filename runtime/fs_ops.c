@@ -154,6 +154,103 @@ int fs_clean_temps_at(int dfd, const char *base, const char *keep, int remove)
     return count;
 }
 
+/* The leftover temps (of a killed run) of each directory a write went into, read once per
+ * process: scanning the directory on every write made N new files in one directory O(N^2). */
+struct stale {
+    dev_t dev;
+    ino_t ino;
+    char **names; /* temp names found by the first scan, not yet removed */
+    size_t n;
+};
+static struct stale *g_stale;
+static size_t g_nstale, g_capstale;
+
+void fs_stale_forget(void)
+{
+    for (size_t i = 0; i < g_nstale; i++) {
+        for (size_t j = 0; j < g_stale[i].n; j++)
+            free(g_stale[i].names[j]);
+        free(g_stale[i].names);
+    }
+    free(g_stale);
+    g_stale = NULL;
+    g_nstale = g_capstale = 0;
+}
+
+/* Read directory dfd's temps into s; -1 (errno) on failure, s left empty. */
+static int stale_scan(int dfd, struct stale *s, const char *keep)
+{
+    int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    size_t cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!is_temp(de->d_name, NULL) || (keep && strcmp(de->d_name, keep) == 0))
+            continue;
+        char *name = strdup(de->d_name);
+        if (name && s->n == cap) {
+            char **g = realloc(s->names, (cap = cap ? 2 * cap : 4) * sizeof *g);
+            if (g)
+                s->names = g;
+            else
+                free(name), name = NULL;
+        }
+        if (!name) {
+            closedir(d);
+            return errno = ENOMEM, -1;
+        }
+        s->names[s->n++] = name;
+    }
+    closedir(d);
+    return 0;
+}
+
+int fs_clean_stale_temps(int dfd, const char *base, const char *keep)
+{
+    struct stat st;
+    if (fstat(dfd, &st) != 0)
+        return -1;
+    struct stale *s = NULL;
+    for (size_t i = 0; i < g_nstale && !s; i++)
+        if (g_stale[i].dev == st.st_dev && g_stale[i].ino == st.st_ino)
+            s = &g_stale[i];
+    if (!s) {
+        if (g_nstale == g_capstale) {
+            size_t cap = g_capstale ? 2 * g_capstale : 8;
+            struct stale *g = realloc(g_stale, cap * sizeof *g);
+            if (!g)
+                return fs_clean_temps_at(dfd, base, keep, 1); /* no memory: the slow way */
+            g_stale = g;
+            g_capstale = cap;
+        }
+        struct stale fresh = { st.st_dev, st.st_ino, NULL, 0 };
+        if (stale_scan(dfd, &fresh, keep) != 0) {
+            for (size_t j = 0; j < fresh.n; j++)
+                free(fresh.names[j]);
+            free(fresh.names);
+            return fs_clean_temps_at(dfd, base, keep, 1);
+        }
+        g_stale[g_nstale] = fresh;
+        s = &g_stale[g_nstale++];
+    }
+    int count = 0;
+    for (size_t j = 0; j < s->n;)
+        if (is_temp(s->names[j], base) && !(keep && strcmp(s->names[j], keep) == 0)) {
+            if (unlinkat(dfd, s->names[j], 0) == 0)
+                count++;
+            free(s->names[j]);
+            s->names[j] = s->names[--s->n];
+        } else {
+            j++;
+        }
+    return count;
+}
+
 unsigned fs_dir_mode_of(const kb_fs_write_opts *o) { return o && o->dir_mode ? o->dir_mode : 0755; }
 
 /* Why mkdir -p cannot go on at p, a symlink that leads to no directory beneath the root. */

@@ -16,6 +16,12 @@ int fs_same_content(const struct loc *l, const char *data, size_t len); /* does 
 void fs_temp_name(char *out, size_t n, const char *base);
 /* Remove temps in directory dfd (of base, or all when base is NULL) except keep; count them. */
 int fs_clean_temps_at(int dfd, const char *base, const char *keep, int remove);
+/* The same for a write of base into dfd, from a scan made once per directory per process (the
+ * first write into it): leftovers of a killed run go with the next write of their file, without
+ * every write reading the whole directory. fs_stale_forget drops what the scans found (a new root,
+ * a reset, a directory removed: its inode may come back as another directory). */
+int fs_clean_stale_temps(int dfd, const char *base, const char *keep);
+void fs_stale_forget(void);
 int fs_readlink_of(const struct loc *l, char **target); /* malloc'd target; -1 (errno) */
 
 unsigned fs_dir_mode_of(const kb_fs_write_opts *o);

@@ -185,6 +185,36 @@ static void test_temps_are_cleaned(void **state)
     assert_int_equal(entries(H("/d")), 2);
 }
 
+/* Leftovers are found by one scan per directory (the first write into it), and each goes with the
+ * next write of its own file, however many writes come between. */
+static void test_temps_found_once_per_directory(void **state)
+{
+    kb_err e;
+    kb_fs_write_opts mk = { .mkdir = 1 };
+    assert_int_equal(mkdir(H("/d"), 0755), 0);
+    put(H("/d/.f.kboot-tmp-aaaaaa"), "partial");
+    put(H("/d/.g.kboot-tmp-bbbbbb"), "partial");
+    assert_int_equal(kb_fs_write("/d/g", "x", 1, 0644, NULL, NULL, &e), 0); /* the scan */
+    assert_int_equal(access(H("/d/.g.kboot-tmp-bbbbbb"), F_OK), -1);
+    assert_int_equal(access(H("/d/.f.kboot-tmp-aaaaaa"), F_OK), 0);
+    char name[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(name, sizeof name, "/d/n%d", i);
+        assert_int_equal(kb_fs_write(name, "x", 1, 0644, NULL, NULL, &e), 0);
+    }
+    assert_int_equal(access(H("/d/.f.kboot-tmp-aaaaaa"), F_OK), 0);
+    assert_int_equal(kb_fs_write("/d/f", "x", 1, 0644, NULL, NULL, &e), 0);
+    assert_int_equal(access(H("/d/.f.kboot-tmp-aaaaaa"), F_OK), -1);
+    assert_int_equal(entries(H("/d")), 52);
+    /* a directory removed and made again (its inode may be reused) is scanned again */
+    assert_int_equal(kb_fs_remove("/d", 1, &e), 0);
+    assert_int_equal(mkdir(H("/d"), 0755), 0);
+    put(H("/d/.f.kboot-tmp-cccccc"), "partial");
+    assert_int_equal(kb_fs_write("/d/f", "x", 1, 0644, &mk, NULL, &e), 0);
+    assert_int_equal(access(H("/d/.f.kboot-tmp-cccccc"), F_OK), -1);
+    assert_int_equal(entries(H("/d")), 1);
+}
+
 static void test_remove_tree_not_links(void **state)
 {
     kb_err e;
@@ -300,6 +330,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_atomic_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failures_keep_old_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_temps_are_cleaned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_temps_found_once_per_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_tree_not_links, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unmount_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dry_run_overlay, setup, teardown),
