@@ -20,7 +20,6 @@
  * planted meanwhile cannot carry a rename outside the root either. */
 #define _GNU_SOURCE
 #include "fs_batch.h"
-#include "fs_ops.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -151,6 +150,9 @@ static void forget_made(void)
     g_nmade = 0;
 }
 
+static unsigned g_pruned; /* directories kb_fs_batch_prune removed, ever */
+unsigned fs_pruned_dirs(void) { return g_pruned; }
+
 size_t kb_fs_batch_prune(void)
 {
     size_t n = 0;
@@ -163,8 +165,7 @@ size_t kb_fs_batch_prune(void)
             close(dfd);
     }
     forget_made();
-    if (n)
-        fs_stale_forget(); /* a removed directory's inode may come back as another one */
+    g_pruned += n;
     return n;
 }
 

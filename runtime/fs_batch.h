@@ -8,6 +8,9 @@
 #include "fs_beneath.h"
 
 int fs_batching(void); /* a batch is open and this is no dry run */
+/* How many directories kb_fs_batch_prune has removed in this process (fs_ops.c drops its
+ * per-directory scans when that changes: an inode may come back as another directory). */
+unsigned fs_pruned_dirs(void);
 /* Open what l holds now, beneath the root (fs_open_beneath's flags): a pending write's temp,
  * or l itself. -1 (errno). */
 int fs_open_of(const struct loc *l, int flags);

@@ -212,6 +212,11 @@ static int stale_scan(int dfd, struct stale *s, const char *keep)
 
 int fs_clean_stale_temps(int dfd, const char *base, const char *keep)
 {
+    static unsigned pruned;
+    if (pruned != fs_pruned_dirs()) {
+        fs_stale_forget();
+        pruned = fs_pruned_dirs();
+    }
     struct stat st;
     if (fstat(dfd, &st) != 0)
         return -1;

@@ -19,7 +19,8 @@ int fs_clean_temps_at(int dfd, const char *base, const char *keep, int remove);
 /* The same for a write of base into dfd, from a scan made once per directory per process (the
  * first write into it): leftovers of a killed run go with the next write of their file, without
  * every write reading the whole directory. fs_stale_forget drops what the scans found (a new root,
- * a reset, a directory removed: its inode may come back as another directory). */
+ * a reset, a directory removed, here or by kb_fs_batch_prune: its inode may come back as another
+ * directory). */
 int fs_clean_stale_temps(int dfd, const char *base, const char *keep);
 void fs_stale_forget(void);
 int fs_readlink_of(const struct loc *l, char **target); /* malloc'd target; -1 (errno) */

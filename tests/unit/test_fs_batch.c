@@ -269,6 +269,24 @@ static void test_reset_discards(void **state)
     assert_int_equal(temps(tmp, NULL, 0), 0);
 }
 
+/* A directory the prune took back and that is made again (its inode may be reused) is read again
+ * for leftover temps: the write's own scan of the old one does not stand for it. */
+static void test_pruned_directory_scanned_again(void **state)
+{
+    kb_err e;
+    kb_fs_batch_begin();
+    w("/d/f", "new", 0600, NULL); /* makes /d: scanned, no leftovers */
+    assert_int_equal(kb_fs_remove("/d/f", 0, &e), 0); /* lands f first, then removes it */
+    assert_int_equal(kb_fs_batch_prune(), 1);
+    kb_fs_batch_discard();
+    assert_true(absent(H("/d")));
+    assert_int_equal(mkdir(H("/d"), 0755), 0);
+    put(H("/d/.f" KB_FS_TEMP_TAG "aaaaaa"), "partial", 0600);
+    w("/d/f", "full", 0600, NULL);
+    assert_int_equal(temps(H("/d"), NULL, 0), 0);
+    assert_string_equal(slurp(H("/d/f")), "full");
+}
+
 static void test_dry_run_unaffected(void **state)
 {
     kb_err e;
@@ -479,6 +497,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_second_write_replaces_pending_temp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mutators_commit_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_discards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pruned_directory_scanned_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dry_run_unaffected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename_failure_reports_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_child_exit_without_commit, setup, teardown),
