@@ -71,7 +71,9 @@ local function user(args)
   if not opts.client_name or opts.client_name == "" then cli.usage_error(name, "--client-name is required") end
   local validity, verr = time.parse_duration(opts.validity_period)
   if not validity then cli.usage_error(name, "invalid --validity-period: %s", verr) end
-  if validity <= 0 then cli.usage_error(name, "invalid --validity-period %q: must be positive", opts.validity_period) end
+  local verrs = {}
+  validity = require("kboot.config_validate").validity_period(opts.validity_period, "invalid --validity-period", verrs)
+  if not validity then cli.usage_error(name, "%s", verrs[1]) end
   if opts.token == "" then cli.usage_error(name, "--token is empty") end
   if opts.token and #opts.org > 0 then
     cli.usage_error(name, "--org is the O of a client certificate; a --token user has none (its groups come from the token's authenticator)")
