@@ -236,8 +236,10 @@ function M.validate(d, errs)
   elseif bt then
     e(J .. ".discovery.tlsBootstrapToken", "missing: give --token (or --tls-bootstrap-token)")
   end
-  if type(d.caCertPath) ~= "string" or d.caCertPath:sub(1, 1) ~= "/" then
+  if type(d.caCertPath) ~= "string" or d.caCertPath:find("%z") then
     e(J .. ".caCertPath", "%q must be an absolute path", tostring(d.caCertPath))
+  else
+    checks.host_path(d.caCertPath, J .. ".caCertPath", errs)
   end
   checks.node_registration(d.nodeRegistration, J .. ".nodeRegistration", errs)
   checks.skip_phases_and_timeouts(d, J, errs)

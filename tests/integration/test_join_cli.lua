@@ -78,6 +78,11 @@ function TestJoinConfig:test_bad_input_names_field_and_flag()
   lu.assertStrContains(problems(base{ node_name = "Bad_Name" }), 'nodeRegistration.name: "Bad_Name" is not a valid node name')
   lu.assertStrContains(problems({}, "apiVersion: kubeadm.k8s.io/v1beta2\nkind: JoinConfiguration\n"), "kubeadm config migrate")
   lu.assertStrContains(problems({}, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\nbogus: 1\n"), "JoinConfiguration.bogus")
+  -- caCertPath is a host path as init's certificatesDir: absolute, not climbing above / (config_validate.host_path)
+  local J = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ncaCertPath: %s\n"
+  lu.assertStrContains(problems(base{}, J:format("/etc/kubernetes/../../../../tmp/ca.crt")),
+    'JoinConfiguration.caCertPath: "/etc/kubernetes/../../../../tmp/ca.crt" climbs above / through ".."')
+  lu.assertStrContains(problems(base{}, J:format("pki/ca.crt")), 'JoinConfiguration.caCertPath: "pki/ca.crt" must be an absolute path')
 end
 
 -- The binary: exit 2, one line per problem, nothing under --root, no connection attempted (the
