@@ -31,6 +31,12 @@ end
 
 -- kubeconfig table and API client; everything is checked before this, so bad input sends nothing.
 -- need_kubeconfig false: a dry run that reads nothing of the kubeconfig goes on without one.
+-- err as one line naming the kubeconfig once (kboot.kubeconfig's own errors already name it)
+local function about(path, err)
+  local msg = tostring(err)
+  return msg:find(path, 1, true) and msg or (path .. ": " .. msg)
+end
+
 local function connect(name, opts, need_kubeconfig)
   if opts.root then
     local ok, err = fs.set_root(opts.root)
@@ -51,7 +57,7 @@ local function connect(name, opts, need_kubeconfig)
   local okk, kube = pcall(require, "kboot.kube")
   if not okk then cli.fail("the token commands need kboot.kube, which is not in this build") end
   local k, kerr = kube.new(kc, { dry_run = opts.dry_run == true })
-  if not k then cli.fail("%s: %s", opts.kubeconfig, tostring(kerr)) end
+  if not k then cli.fail("%s", about(opts.kubeconfig, kerr)) end
   return k, kc, kube
 end
 
@@ -114,7 +120,7 @@ local function create(args)
   local join
   if opts.print_join_command then
     local p, perr = tokens.join_params(kc)
-    if not p then cli.fail("%s: %s", opts.kubeconfig, tostring(perr)) end
+    if not p then cli.fail("%s", about(opts.kubeconfig, perr)) end
     join = tokens.join_command{ endpoint = p.endpoint, token = token, hashes = p.hashes,
                                 control_plane = opts.certificate_key ~= nil, certificate_key = opts.certificate_key }
     join = join:gsub(" \\\n\t", " ")

@@ -114,6 +114,41 @@ function TestJoinCli:test_bad_input_exit_2_nothing_written()
   lu.assertEquals(t.tree_hash(root), before)
 end
 
+-- A bad discovery file (missing, a directory, not YAML, no cluster, no server, a CA that is not
+-- base64 or not PEM): exit 1, one error line naming the file, nothing under --root.
+function TestJoinCli:test_bad_discovery_file_one_line_nothing_written()
+  local root = t.tmpdir()
+  local before = t.tree_hash(root)
+  local d = t.tmpdir()
+  local ctx = "\ncontexts:\n- name: c\n  context: {cluster: c}\ncurrent-context: c\n"
+  local head = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: "
+  local cases = {
+    { "missing", false, "cannot read the discovery file: %s: No such file or directory" },
+    { "dir", nil, "cannot read the discovery file %s: Is a directory" },
+    { "not-yaml", "clusters: [", "kubeconfig %s: yaml: line " },
+    { "no-cluster", "apiVersion: v1\nkind: Config\n", "discovery file %s names no cluster" },
+    { "no-server", head .. "{}" .. ctx, 'kubeconfig %s: cluster "c": missing server' },
+    { "bad-base64", head .. "{server: 'https://127.0.0.1:1', certificate-authority-data: '!!!'}" .. ctx,
+      'kubeconfig %s: cluster "c".certificate-authority-data: invalid base64' },
+    { "not-pem", head .. "{server: 'https://127.0.0.1:1', certificate-authority-data: aGVsbG8=}" .. ctx,
+      'discovery file %s: cluster "c": certificate-authority-data holds no PEM certificate' },
+  }
+  for _, c in ipairs(cases) do
+    local path = d .. "/" .. c[1]
+    if c[2] then t.write(path, c[2]) elseif c[2] == nil then t.must("mkdir " .. t.q(path)) end
+    local ok, out, code = t.kboot("join --discovery-file " .. t.q(path) .. " --tls-bootstrap-token " .. TOKEN
+      .. " --ignore-preflight-errors=all --root " .. t.q(root))
+    lu.assertFalse(ok, c[1])
+    lu.assertEquals(code, 1, c[1] .. ": " .. out)
+    local errors = {}
+    for line in out:gmatch("[^\n]+") do if line:find("^error: ") then errors[#errors + 1] = line end end
+    lu.assertEquals(#errors, 1, c[1] .. ": " .. out)
+    lu.assertStrContains(errors[1], c[3]:format(path), false, c[1])
+    lu.assertNotStrContains(out, "q1w2e3r4")
+  end
+  lu.assertEquals(t.tree_hash(root), before)
+end
+
 -- Discovery that cannot reach the endpoint: one line naming it, exit 1, nothing written.
 function TestJoinCli:test_unreachable_endpoint_one_line()
   local root = t.tmpdir()

@@ -260,4 +260,35 @@ function TestDiscoveryFile:test_bad_sources()
   lu.assertFalse(pcall(discovery.file, { source = 1 }))
 end
 
+-- Every malformed discovery file: one line naming the file and what is wrong in it, never a Lua
+-- error or a message without the file.
+function TestDiscoveryFile:test_malformed_files_each_one_line_naming_the_file()
+  local d = t.tmpdir()
+  local ctx = "contexts:\n- name: c\n  context: {cluster: c}\ncurrent-context: c\n"
+  local function cluster(body) return "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: " .. body .. "\n" end
+  local cases = {
+    { "directory", nil, "cannot read the discovery file %s: Is a directory" },
+    { "not-yaml", "clusters: [", "kubeconfig %s: yaml: " },
+    { "scalar", "5\n", "kubeconfig %s: not a YAML mapping" },
+    { "no-clusters", "apiVersion: v1\nkind: Config\n", "discovery file %s names no cluster" },
+    { "no-server", cluster("{certificate-authority-data: " .. crypto.base64(CA.pem) .. "}") .. ctx, 'kubeconfig %s: cluster "c": missing server' },
+    { "no-context", cluster("{server: 'https://127.0.0.1:1'}"), "kubeconfig %s: no current-context" },
+    { "bad-base64", cluster("{server: 'https://127.0.0.1:1', certificate-authority-data: '!!!'}") .. ctx,
+      'kubeconfig %s: cluster "c".certificate-authority-data: invalid base64' },
+    { "not-pem", cluster("{server: 'https://127.0.0.1:1', certificate-authority-data: " .. crypto.base64("hello") .. "}") .. ctx,
+      'discovery file %s: cluster "c": certificate-authority-data holds no PEM certificate' },
+    { "no-ca", cluster("{server: 'https://127.0.0.1:1'}") .. ctx, 'discovery file %s: cluster "c" has no certificate-authority-data' },
+  }
+  for _, c in ipairs(cases) do
+    local path = d .. "/" .. c[1]
+    if c[2] then t.write(path, c[2]) else t.must("mkdir " .. t.q(path)) end
+    local ok, r, err = pcall(discovery.file, { source = path, tls_bootstrap_token = TOKEN })
+    lu.assertTrue(ok, c[1] .. ": raised " .. tostring(r))
+    lu.assertNil(r, c[1])
+    lu.assertEquals(err.op, "discovery", c[1])
+    lu.assertNotStrContains(err.msg, "\n")
+    lu.assertStrContains(err.msg, c[3]:format(path), false, c[1])
+  end
+end
+
 os.exit(lu.LuaUnit.run())
