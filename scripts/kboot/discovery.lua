@@ -55,7 +55,11 @@ end
 -- One GET of cluster-info; -> configmap, or nil, err (err.status set for an HTTP status)
 local function get(c, remaining, st)
   st.requests = st.requests + 1
-  return c:json("GET", M.PATH, nil, { timeout = math.max(remaining, 0.2), retries = 0 })
+  local cm, err = c:json("GET", M.PATH, nil, { timeout = math.max(remaining, 0.2), retries = 0 })
+  if cm ~= nil and type(cm) ~= "table" then
+    return nil, { msg = ("GET %s: the answer is not a JSON object"):format(M.PATH) }
+  end
+  return cm, err
 end
 
 local function unreachable(o, timeout, err)

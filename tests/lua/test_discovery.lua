@@ -156,6 +156,45 @@ function TestDiscoveryToken:test_missing_cluster_info_retried_then_named()
   fails({ timeout = 1, interval = 0.2 }, "cluster-info from " .. API.endpoint .. ": still 404 after 1s")
 end
 
+-- cluster-info answers that are not what the bootstrapsigner makes: one line each, naming the
+-- endpoint and what is wrong, never a Lua error.
+function TestDiscoveryToken:test_malformed_cluster_info_one_line_each()
+  local key = "jws-kubeconfig-" .. ID
+  local cases = {
+    { "no kubeconfig key", { patch = { data = { kubeconfig = json.null } } }, "has " .. key .. " but no kubeconfig" },
+    { "JWS not three parts", { patch = { data = { [key] = "garbage" } } }, key .. " does not verify" },
+    { "JWS with a payload", { patch = { data = { [key] = "a.b.c" } } }, key .. " does not verify" },
+    { "kubeconfig not YAML", { sign = "clusters: [" }, "cluster-info from " .. API.endpoint .. ": kubeconfig cluster-info: yaml: " },
+    { "two clusters", { sign = "apiVersion: v1\nkind: Config\nclusters:\n- {name: a, cluster: {server: 'https://x'}}\n"
+                          .. "- {name: b, cluster: {server: 'https://y'}}\n" }, "its kubeconfig has 2 clusters, want exactly one" },
+    { "CA not PEM", { sign = "apiVersion: v1\nkind: Config\nclusters:\n- {name: '', cluster: {server: 'https://x', "
+                          .. "certificate-authority-data: aGVsbG8=}}\n" }, "certificate-authority-data holds no PEM certificate" },
+    { "answer a number", { raw = "5" }, "GET " .. discovery.PATH .. ": the answer is not a JSON object" },
+    { "answer not JSON", { raw = "<html>" }, "response is not valid JSON" },
+  }
+  for _, c in ipairs(cases) do
+    API:reset()
+    local o = c[2]
+    if o.sign then
+      local cm = tokens.cluster_info(API.url, CA.pem)
+      cm.data.kubeconfig = o.sign
+      cm.data[key] = crypto.jws_sign(o.sign, ID, SECRET)
+      API:put(cm)
+    else
+      seed()
+    end
+    if o.patch then API:mutate{ path = "cluster-info", patch = o.patch } end
+    if o.raw then API:fail{ method = "GET", path = "cluster-info", status = 200, raw = o.raw } end
+    local ok, r, err = pcall(discovery.token, opts{ timeout = 1, interval = 0.3 })
+    API:unmutate() API:heal()
+    lu.assertTrue(ok, c[1] .. ": raised " .. tostring(r))
+    lu.assertNil(r, c[1])
+    lu.assertEquals(err.op, "discovery", c[1])
+    lu.assertNotStrContains(err.msg, "\n", false, c[1])
+    lu.assertStrContains(err.msg, c[3], false, c[1])
+  end
+end
+
 function TestDiscoveryToken:test_unsafe_skip()
   seed()
   local warned
