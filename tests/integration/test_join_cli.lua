@@ -76,6 +76,12 @@ function TestJoinConfig:test_bad_input_names_field_and_flag()
   lu.assertStrContains(problems(base{ certificate_key = ("0f"):rep(32) }), "--certificate-key only mean something with --control-plane")
   lu.assertStrContains(problems(base{ control_plane = true, certificate_key = "abc" }), "controlPlane.certificateKey: must be 64 hex")
   lu.assertStrContains(problems(base{ node_name = "Bad_Name" }), 'nodeRegistration.name: "Bad_Name" is not a valid node name')
+  -- flags set addresses after the file's schema check: the same words as a file's value gets
+  lu.assertStrContains(problems(base{ endpoint = "api_1.example.com:6443" }),
+    'apiServerEndpoint: "api_1.example.com" is not a valid IP address or DNS name (the API server endpoint argument)')
+  lu.assertStrContains(problems(base{ endpoint = "10.0.0.10:0" }), '"10.0.0.10:0" has an invalid port (1-65535)')
+  lu.assertStrContains(problems(base{ control_plane = true, apiserver_advertise_address = "10.0.0.300" }),
+    'localAPIEndpoint.advertiseAddress: "10.0.0.300" is not a valid IP address (--apiserver-advertise-address)')
   lu.assertStrContains(problems({}, "apiVersion: kubeadm.k8s.io/v1beta2\nkind: JoinConfiguration\n"), "kubeadm config migrate")
   lu.assertStrContains(problems({}, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\nbogus: 1\n"), "JoinConfiguration.bogus")
   -- caCertPath is a host path as init's certificatesDir: absolute, not climbing above / (config_validate.host_path)

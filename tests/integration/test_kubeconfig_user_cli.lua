@@ -141,6 +141,8 @@ function TestKubeconfigUserCli:test_bad_input_one_line_nothing_written()
   bad("--client-name a --validity-period 3days" .. o, 2, 'invalid --validity-period: invalid duration "3days"')
   bad("--client-name a --validity-period -1h" .. o, 2, "must be positive")
   bad("--client-name a --validity-period 0" .. o, 2, "must be positive")
+  bad("--client-name a --validity-period 30s" .. o, 2, 'invalid --validity-period: "30s" is shorter than a minute (1m0s)')
+  bad("--client-name a --validity-period 90.5s" .. o, 2, 'invalid --validity-period: "90.5s" must be whole seconds')
   bad("--client-name a --token t --org x" .. o, 2, "a --token user has none")
   bad("--client-name a --server http://x:1" .. o, 2, 'invalid --server "http://x:1": want https://HOST[:PORT]')
   bad("--client-name a --server https://bad_host" .. o, 2, "IP address or a DNS name")
@@ -153,6 +155,9 @@ function TestKubeconfigUserCli:test_bad_input_one_line_nothing_written()
   local cfg = ROOT .. "/bad.yaml"
   t.write(cfg, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncertificatesDir: 7\nbogus: 1\n")
   bad("--client-name a --config " .. t.q(cfg) .. o, 2, 'ClusterConfiguration.bogus: unknown field "bogus"')
+  -- a YAML error names the file once
+  t.write(cfg, "kind: [")
+  bad("--client-name a --config " .. t.q(cfg) .. o, 2, "error: invalid configuration " .. cfg .. ": yaml: line ")
   t.write(cfg, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncertificatesDir: /elsewhere\n")
   bad("--client-name a --config " .. t.q(cfg) .. o, 1, "no cluster CA certificate /elsewhere/ca.crt (" .. ROOT .. "/elsewhere/ca.crt)")
   -- the admin kubeconfig for a binding is read only once everything else is right
