@@ -43,11 +43,7 @@ local function connect(name, opts, need_kubeconfig)
     if not ok then cli.usage_error(name, "--root %s: %s", opts.root, tostring(err)) end
   end
   -- kboot.fs takes absolute paths only; a relative --kubeconfig is relative to the working directory
-  if opts.kubeconfig:sub(1, 1) ~= "/" then
-    local pwd = os.getenv("PWD")
-    if not pwd or pwd:sub(1, 1) ~= "/" then cli.usage_error(name, "--kubeconfig %s: give an absolute path", opts.kubeconfig) end
-    opts.kubeconfig = pwd .. "/" .. opts.kubeconfig
-  end
+  opts.kubeconfig = cli.path(name, "--kubeconfig", opts.kubeconfig, true)
   local kc, err = require("kboot.kubeconfig").load(opts.kubeconfig)
   if not kc and opts.dry_run and need_kubeconfig == false then
     log.debug("token", "dry run without %s (%s): nothing is read from or sent to a cluster", opts.kubeconfig, tostring(err))

@@ -134,6 +134,10 @@ end
 
 function M.load(path)
   if type(path) ~= "string" then error("kubeconfig.load: path expected", 2) end
+  -- a path the admin gave may be one kboot.fs refuses (relative, a ".." escaping the root): its
+  -- error, not a raise
+  local okp, perr = pcall(fs.path, path)
+  if not okp then return fail(path, "%s", (tostring(perr):match("%((.*)%)$") or tostring(perr))) end
   local text, err = fs.read(path)
   if not text then
     -- fs says "cannot read PATH: why"; the line names the path once, as console's does

@@ -151,6 +151,8 @@ function TestKubeconfigUserCli:test_bad_input_one_line_nothing_written()
   bad("--client-name a --bind-role r --bind-clusterrole c --namespace n" .. o, 2, "not both")
   bad("--client-name a --bind-role r --namespace Bad_NS" .. o, 2, 'invalid --namespace "Bad_NS"')
   bad("--client-name a --bogus" .. o, 2, "unknown option --bogus")
+  bad("--client-name a --output /etc/../../x.conf", 2, '--output: "/etc/../../x.conf" climbs above / through ".."')
+  bad("--client-name a --bind-clusterrole view --kubeconfig /a/../../admin.conf" .. o, 2, '--kubeconfig: "/a/../../admin.conf" climbs above / through ".."')
   bad("--client-name a --config /nonexistent/kubeadm.yaml" .. o, 2, "cannot read config file /nonexistent/kubeadm.yaml")
   local cfg = ROOT .. "/bad.yaml"
   t.write(cfg, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncertificatesDir: 7\nbogus: 1\n")

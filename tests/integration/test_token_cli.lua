@@ -64,6 +64,14 @@ function TestTokenCli:test_good_input_reaches_the_kubeconfig()
   end
 end
 
+function TestTokenCli:test_kubeconfig_climbing_above_the_root_is_a_usage_error()
+  local ok, out, code = t.kboot("token list --root /tmp --kubeconfig /etc/../../x.conf")
+  lu.assertFalse(ok)
+  lu.assertEquals(code, 2, out)
+  lu.assertStrContains(out, 'token list: --kubeconfig: "/etc/../../x.conf" climbs above / through ".."')
+  lu.assertNotStrContains(out, ".lua:")
+end
+
 function TestTokenCli:test_relative_kubeconfig()
   local ok, out, code = t.sh("cd /tmp && " .. t.q(t.bin) .. " token list --kubeconfig kboot-test-none/admin.conf")
   lu.assertFalse(ok)
