@@ -93,8 +93,9 @@ end
 -- One line from an http error: a Kubernetes Status gives its code, reason and message.
 local function api_error(verb, kind, ns, name, err)
   local head = verb .. " " .. what(kind, ns, name)
-  if type(err) ~= "table" or not err.status then
-    local msg = tostring(err)
+  -- no status, or a 2xx whose body did not decode (the binding's own message says so)
+  if type(err) ~= "table" or not err.status or err.status < 400 then
+    local msg = type(err) == "table" and err.msg or tostring(err)
     return kerror.new(verb, head .. ": " .. msg, { code = type(err) == "table" and err.code or nil, msg = head .. ": " .. msg })
   end
   local st = M.status(err)

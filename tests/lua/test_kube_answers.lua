@@ -20,7 +20,7 @@ local cases = {
     want = "get ConfigMap kube-system/x: 403 Forbidden: forbidden: no" },
   { name = "Status cut short", status = 500, raw = '{"kind":"Status","message":"etcd',
     want = 'get ConfigMap kube-system/x: 500 InternalError: {"kind":"Status","message":"etcd' },
-  { name = "200 not JSON", status = 200, raw = "ok", want = "get ConfigMap kube-system/x: " },
+  { name = "200 not JSON", status = 200, raw = "ok", want = "get ConfigMap kube-system/x: GET /api/v1/namespaces/kube-system/configmaps/x: 200 response is not valid JSON" },
   { name = "200 a number", status = 200, raw = "5", want = "get ConfigMap kube-system/x: the answer is not a JSON object" },
   { name = "200 a list", status = 200, raw = "[1, 2]", want = "get ConfigMap kube-system/x: the answer is not a JSON object" },
   { name = "200 a string", status = 200, raw = '"x"', want = "get ConfigMap kube-system/x: the answer is not a JSON object" },
