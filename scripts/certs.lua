@@ -42,9 +42,7 @@ local function setup(name, opts, o)
     if not ok then cli.usage_error(name, "--root %s: %s", opts.root, tostring(err)) end
   end
   for _, k in ipairs({ "cert_dir", "kubeconfig_dir" }) do
-    if opts[k] and opts[k]:sub(1, 1) ~= "/" then
-      cli.usage_error(name, "--%s %s: give an absolute path", (k:gsub("_", "-")), opts[k])
-    end
+    if opts[k] then cli.path(name, "--" .. k:gsub("_", "-"), opts[k]) end
   end
   local context = require("kboot.context")
   local host = (o.host or opts.config) and context.host_facts() or NO_HOST

@@ -14,14 +14,6 @@ local commands = {
 local top = { name = "kubeconfig", usage = "kboot kubeconfig COMMAND [options]", commands = commands,
               summary = "Kubeconfig file utilities (kubeadm kubeconfig)." }
 
--- A relative path is relative to the working directory (kboot.fs takes absolute paths only).
-local function absolute(name, flag, p)
-  if p:sub(1, 1) == "/" then return p end
-  local pwd = os.getenv("PWD")
-  if not pwd or pwd:sub(1, 1) ~= "/" then cli.usage_error(name, "%s %s: give an absolute path", flag, p) end
-  return pwd .. "/" .. p
-end
-
 -- https://host[:port][/path]: the host an IP address or a DNS name
 local function check_server(s)
   local authority = s:match("^https://([^/?#]+)[^?#]*$")
@@ -71,7 +63,9 @@ local function user(args)
   if not opts.client_name or opts.client_name == "" then cli.usage_error(name, "--client-name is required") end
   local validity, verr = time.parse_duration(opts.validity_period)
   if not validity then cli.usage_error(name, "invalid --validity-period: %s", verr) end
-  if validity <= 0 then cli.usage_error(name, "invalid --validity-period %q: must be positive", opts.validity_period) end
+  local verrs = {}
+  validity = require("kboot.config_validate").validity_period(opts.validity_period, "invalid --validity-period", verrs)
+  if not validity then cli.usage_error(name, "%s", verrs[1]) end
   if opts.token == "" then cli.usage_error(name, "--token is empty") end
   if opts.token and #opts.org > 0 then
     cli.usage_error(name, "--org is the O of a client certificate; a --token user has none (its groups come from the token's authenticator)")
@@ -91,9 +85,10 @@ local function user(args)
   if binding and (binding:find("/", 1, true) or binding:find("%", 1, true) or binding == "." or binding == "..") then
     cli.usage_error(name, "invalid role name %q", binding)
   end
-  if opts.output then opts.output = absolute(name, "--output", opts.output) end
-  opts.kubeconfig = absolute(name, "--kubeconfig", opts.kubeconfig)
-  if opts.config then opts.config = absolute(name, "--config", opts.config) end
+  -- a relative path is relative to the working directory (kboot.fs takes absolute paths only)
+  if opts.output then opts.output = cli.path(name, "--output", opts.output, true) end
+  opts.kubeconfig = cli.path(name, "--kubeconfig", opts.kubeconfig, true)
+  if opts.config then opts.config = cli.path(name, "--config", opts.config, true) end
   if opts.root then
     local ok, err = fs.set_root(opts.root)
     if not ok then cli.usage_error(name, "--root %s: %s", opts.root, tostring(err)) end

@@ -31,17 +31,19 @@ end
 
 -- kubeconfig table and API client; everything is checked before this, so bad input sends nothing.
 -- need_kubeconfig false: a dry run that reads nothing of the kubeconfig goes on without one.
+-- err as one line naming the kubeconfig once (kboot.kubeconfig's own errors already name it)
+local function about(path, err)
+  local msg = tostring(err)
+  return msg:find(path, 1, true) and msg or (path .. ": " .. msg)
+end
+
 local function connect(name, opts, need_kubeconfig)
   if opts.root then
     local ok, err = fs.set_root(opts.root)
     if not ok then cli.usage_error(name, "--root %s: %s", opts.root, tostring(err)) end
   end
   -- kboot.fs takes absolute paths only; a relative --kubeconfig is relative to the working directory
-  if opts.kubeconfig:sub(1, 1) ~= "/" then
-    local pwd = os.getenv("PWD")
-    if not pwd or pwd:sub(1, 1) ~= "/" then cli.usage_error(name, "--kubeconfig %s: give an absolute path", opts.kubeconfig) end
-    opts.kubeconfig = pwd .. "/" .. opts.kubeconfig
-  end
+  opts.kubeconfig = cli.path(name, "--kubeconfig", opts.kubeconfig, true)
   local kc, err = require("kboot.kubeconfig").load(opts.kubeconfig)
   if not kc and opts.dry_run and need_kubeconfig == false then
     log.debug("token", "dry run without %s (%s): nothing is read from or sent to a cluster", opts.kubeconfig, tostring(err))
@@ -51,7 +53,7 @@ local function connect(name, opts, need_kubeconfig)
   local okk, kube = pcall(require, "kboot.kube")
   if not okk then cli.fail("the token commands need kboot.kube, which is not in this build") end
   local k, kerr = kube.new(kc, { dry_run = opts.dry_run == true })
-  if not k then cli.fail("%s: %s", opts.kubeconfig, tostring(kerr)) end
+  if not k then cli.fail("%s", about(opts.kubeconfig, kerr)) end
   return k, kc, kube
 end
 
@@ -114,7 +116,7 @@ local function create(args)
   local join
   if opts.print_join_command then
     local p, perr = tokens.join_params(kc)
-    if not p then cli.fail("%s: %s", opts.kubeconfig, tostring(perr)) end
+    if not p then cli.fail("%s", about(opts.kubeconfig, perr)) end
     join = tokens.join_command{ endpoint = p.endpoint, token = token, hashes = p.hashes,
                                 control_plane = opts.certificate_key ~= nil, certificate_key = opts.certificate_key }
     join = join:gsub(" \\\n\t", " ")

@@ -20,6 +20,22 @@ function M.fail(fmt, ...)
   M.exit(1, select("#", ...) > 0 and fmt:format(...) or fmt)
 end
 
+-- path(name, flag, p [, relative]) -> p as the absolute path kboot.fs takes: a relative p is made
+-- absolute from the working directory when relative is true (a file the admin names), else refused;
+-- a ".." climbing above / is a usage error naming the flag (kboot.config_validate.host_path's rule),
+-- where kboot.fs would raise.
+function M.path(name, flag, p, relative)
+  if p:sub(1, 1) ~= "/" then
+    local pwd = relative and os.getenv("PWD")
+    if not pwd or pwd:sub(1, 1) ~= "/" then M.usage_error(name, "%s %s: give an absolute path", flag, p) end
+    p = pwd .. "/" .. p
+  end
+  local errs = {}
+  require("kboot.config_validate").host_path(p, flag, errs)
+  if errs[1] then M.usage_error(name, "%s", errs[1]) end
+  return p
+end
+
 local function key(name) return (name:gsub("-", "_")) end
 
 -- kubeadm's --v=N (its own error lines say "execute with --v=5"): 0 is the default, 1 or more

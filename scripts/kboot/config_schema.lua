@@ -4,11 +4,15 @@
 -- of them before anything else reads it. A field not listed is an error naming its path (except in an open
 -- mapping: the component configurations, whose other fields kboot passes on to the kubelet and kube-proxy).
 -- Leaf types: "string", "int", "bool", "duration" (Go duration string), "quantity" (a Kubernetes resource
--- quantity: "100Mi", "0.5", 2), "any"; { map = {...} } an object with these fields (open = true: others are
--- allowed, unchecked); { list = T } a sequence of T; { dict = T } string keys -> T.
+-- quantity: "100Mi", "0.5", 2), "ip" (an IPv4 or IPv6 address), "cidrs" (one CIDR, or a comma-separated
+-- dual-stack pair as kubeadm takes them), "hostport" (host[:port], the host an IP address or DNS name),
+-- "any"; { map = {...} } an object with these fields (open = true: others are allowed, unchecked);
+-- { list = T } a sequence of T; { dict = T } string keys -> T. An empty string passes the address types:
+-- it means "not set" there, and the semantic checks (kboot.config_validate) say when one is required.
 local M = {}
 
 local S, I, B, D, Q, ANY = "string", "int", "bool", "duration", "quantity", "any"
+local IP, CIDRS, HOSTPORT = "ip", "cidrs", "hostport"
 local function list(t) return { list = t } end
 local function map(t) return { map = t } end
 local function open(t) return { map = t, open = true } end
@@ -16,12 +20,12 @@ local function dict(t) return { dict = t } end
 
 local taint = map { key = S, value = S, effect = S, timeAdded = S }
 local token = map { token = S, description = S, ttl = D, expires = S, usages = list(S), groups = list(S) }
-local endpoint = map { advertiseAddress = S, bindPort = I }
+local endpoint = map { advertiseAddress = IP, bindPort = I }
 local patches = map { directory = S }
 local arg = map { name = S, value = S }
 local env = map { name = S, value = S, valueFrom = ANY }
 local volume = map { name = S, hostPath = S, mountPath = S, readOnly = B, pathType = S }
-local networking = map { serviceSubnet = S, podSubnet = S, dnsDomain = S }
+local networking = map { serviceSubnet = CIDRS, podSubnet = CIDRS, dnsDomain = S }
 local external = map { endpoints = list(S), caFile = S, certFile = S, keyFile = S }
 local typemeta = { apiVersion = S, kind = S }
 
@@ -32,7 +36,7 @@ end
 
 -- JoinConfiguration's discovery and control-plane sections (kboot.join_config); v1beta4 dropped
 -- discovery.timeout for timeouts.discovery.
-local token_discovery = map { token = S, apiServerEndpoint = S, caCertHashes = list(S), unsafeSkipCAVerification = B }
+local token_discovery = map { token = S, apiServerEndpoint = HOSTPORT, caCertHashes = list(S), unsafeSkipCAVerification = B }
 local file_discovery = map { kubeConfigPath = S }
 local join_control_plane = map { localAPIEndpoint = endpoint, certificateKey = S }
 
@@ -50,7 +54,7 @@ M.v1beta3 = {
                         serverCertSANs = list(S), peerCertSANs = list(S) },
       external = external,
     },
-    networking = networking, kubernetesVersion = S, controlPlaneEndpoint = S,
+    networking = networking, kubernetesVersion = S, controlPlaneEndpoint = HOSTPORT,
     apiServer = map { extraArgs = dict(S), extraVolumes = list(volume), certSANs = list(S),
                       timeoutForControlPlane = D },
     controllerManager = map { extraArgs = dict(S), extraVolumes = list(volume) },
@@ -85,7 +89,7 @@ M.v1beta4 = {
                         extraEnvs = list(env), serverCertSANs = list(S), peerCertSANs = list(S) },
       external = external,
     },
-    networking = networking, kubernetesVersion = S, controlPlaneEndpoint = S,
+    networking = networking, kubernetesVersion = S, controlPlaneEndpoint = HOSTPORT,
     apiServer = map { extraArgs = list(arg), extraVolumes = list(volume), extraEnvs = list(env),
                       certSANs = list(S) },
     controllerManager = component4, scheduler = component4,
@@ -123,9 +127,9 @@ local function with_meta_open(fields)
   return open(fields)
 end
 M.KubeletConfiguration = with_meta_open {
-  cgroupDriver = S, healthzBindAddress = S, healthzPort = I, rotateCertificates = B, clusterDNS = list(S),
+  cgroupDriver = S, healthzBindAddress = IP, healthzPort = I, rotateCertificates = B, clusterDNS = list(IP),
   clusterDomain = S, staticPodPath = S, resolvConf = S, containerRuntimeEndpoint = S, failSwapOn = B,
-  maxPods = I, serverTLSBootstrap = B, address = S, port = I, readOnlyPort = I,
+  maxPods = I, serverTLSBootstrap = B, address = IP, port = I, readOnlyPort = I,
   authentication = open { anonymous = open { enabled = B }, webhook = open { enabled = B, cacheTTL = D },
                           x509 = open { clientCAFile = S } },
   authorization = open { mode = S, webhook = open { cacheAuthorizedTTL = D, cacheUnauthorizedTTL = D } },
@@ -140,7 +144,7 @@ M.KubeletConfiguration = with_meta_open {
   volumeStatsAggPeriod = D,
 }
 M.KubeProxyConfiguration = with_meta_open {
-  mode = S, bindAddress = S, clusterCIDR = S, healthzBindAddress = S, metricsBindAddress = S,
+  mode = S, bindAddress = IP, clusterCIDR = CIDRS, healthzBindAddress = HOSTPORT, metricsBindAddress = HOSTPORT,
   clientConnection = open { kubeconfig = S, qps = ANY, burst = I }, featureGates = dict(B),
   configSyncPeriod = D,
 }
@@ -200,7 +204,32 @@ function M.is_quantity(v)
 end
 
 local duration = require("kboot.time").parse_duration
+local net = require("kboot.net")
 local MAX_DEPTH = 64
+
+-- The address types: address.T(v) -> nil when the string v is one, else why not (kboot.config_validate
+-- uses them too, for values flags set after this check).
+local address = {
+  ip = function(v)
+    if not net.is_ip(v) then return ("%q is not a valid IP address"):format(v) end
+  end,
+  cidrs = function(v)
+    local items = net.split_list(v)
+    if #items > 2 then return ("want one subnet, or two for dual-stack, got %q"):format(v) end
+    for _, c in ipairs(items) do
+      local ok, why = net.parse_cidr(c)
+      if not ok then return why end
+    end
+  end,
+  hostport = function(v)
+    local host, why = net.split_host_port(v)
+    if not host then return why end
+    if not (net.is_ip(host) or net.is_dns_subdomain(host)) then
+      return ("%q is not a valid IP address or DNS name"):format(host)
+    end
+  end,
+}
+M.address = address
 
 local function check(v, sch, path, errs, depth)
   if isnull(v) or sch == "any" then return end
@@ -217,6 +246,14 @@ local function check(v, sch, path, errs, depth)
     if err then errs[#errs + 1] = ("%s: %s"):format(path, err) end
   elseif sch == "quantity" then
     if not M.is_quantity(v) then bad('a quantity such as "100Mi" or "0.5"') end
+  elseif address[sch] then
+    if type(v) ~= "string" then
+      bad(sch == "ip" and 'an IP address such as "10.0.0.1"' or sch == "cidrs" and 'a CIDR such as "10.96.0.0/12"'
+          or 'host[:port] such as "10.0.0.1:6443"')
+    elseif v ~= "" then
+      local why = address[sch](v)
+      if why then errs[#errs + 1] = ("%s: %s"):format(path, why) end
+    end
   elseif type(v) ~= "table" then
     bad(sch.list and "a list" or "a mapping")
   elseif depth > MAX_DEPTH then

@@ -5,6 +5,7 @@
 local net = require("kboot.net")
 local versions = require("kboot.versions")
 local duration = require("kboot.time").parse_duration
+local address = require("kboot.config_schema").address
 
 local M = {}
 
@@ -56,15 +57,20 @@ function M.skip_phases_and_timeouts(doc, path, errs)
   end
 end
 
--- A certificate validity period: whole seconds (X.509 times have no fractions), at least a second
--- and at most a century (kubeadm's CA default is 10 years). The schema checked the syntax.
-M.MAX_VALIDITY = 100 * 365 * 86400
-function M.validity_period(v, path, errs)
+-- A certificate validity period: whole seconds (X.509 times have no fractions), at least a minute,
+-- and ending by 9999-12-31T23:59:59Z, the last time an X.509 GeneralizedTime holds (Go's duration
+-- range, about 292 years, already stops short of it; the check keeps pki.sign's promise whatever
+-- the parser allows). The schema checked the syntax.
+M.MIN_VALIDITY = 60
+M.X509_LAST = 253402300799
+function M.validity_period(v, path, errs, now)
   local s = duration(v)
   if s == nil then return nil end
   if s <= 0 then add(errs, path, "%q must be positive", v)
   elseif math.type(s) ~= "integer" then add(errs, path, "%q must be whole seconds", v)
-  elseif s > M.MAX_VALIDITY then add(errs, path, "%q is longer than 100 years (876000h)", v)
+  elseif s < M.MIN_VALIDITY then add(errs, path, "%q is shorter than a minute (1m0s)", v)
+  elseif s > M.X509_LAST - (now or os.time()) then
+    add(errs, path, "%q ends after 9999-12-31, the last time an X.509 certificate can hold", v)
   else return s end
   return nil
 end
@@ -123,8 +129,9 @@ function M.validate(init, cluster, kubelet, errs, warnings)
   M.certificate_key(init.certificateKey, I .. ".certificateKey", errs)
   -- local endpoint
   local ep = init.localAPIEndpoint
-  if ep.advertiseAddress ~= "" and not net.is_ip(ep.advertiseAddress) then
-    e(I .. ".localAPIEndpoint.advertiseAddress", "%q is not a valid IP address", tostring(ep.advertiseAddress))
+  local why = ep.advertiseAddress ~= "" and address.ip(ep.advertiseAddress)
+  if why then
+    e(I .. ".localAPIEndpoint.advertiseAddress", "%s", why)
   elseif net.is_loopback(ep.advertiseAddress) then
     warnings[#warnings + 1] = ("advertise address %s is a loopback address: only this host can reach the API server (fine for single-node and test clusters)"):format(ep.advertiseAddress)
   end
@@ -183,11 +190,8 @@ function M.validate(init, cluster, kubelet, errs, warnings)
     e(C .. ".networking.dnsDomain", "%q is not a valid DNS domain", n.dnsDomain)
   end
   if cluster.controlPlaneEndpoint ~= "" then
-    local host, port = net.split_host_port(cluster.controlPlaneEndpoint)
-    if not host then e(C .. ".controlPlaneEndpoint", "%s", port)
-    elseif not (net.is_ip(host) or net.is_dns_subdomain(host)) then
-      e(C .. ".controlPlaneEndpoint", "%q is not a valid IP address or DNS name", host)
-    end
+    local why = address.hostport(cluster.controlPlaneEndpoint)
+    if why then e(C .. ".controlPlaneEndpoint", "%s", why) end
   end
   for i, san in ipairs(cluster.apiServer.certSANs) do
     if not (net.is_ip(san) or net.is_dns_subdomain(san) or net.is_dns_wildcard(san)) then

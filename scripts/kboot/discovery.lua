@@ -55,7 +55,11 @@ end
 -- One GET of cluster-info; -> configmap, or nil, err (err.status set for an HTTP status)
 local function get(c, remaining, st)
   st.requests = st.requests + 1
-  return c:json("GET", M.PATH, nil, { timeout = math.max(remaining, 0.2), retries = 0 })
+  local cm, err = c:json("GET", M.PATH, nil, { timeout = math.max(remaining, 0.2), retries = 0 })
+  if cm ~= nil and type(cm) ~= "table" then
+    return nil, { msg = ("GET %s: the answer is not a JSON object"):format(M.PATH) }
+  end
+  return cm, err
 end
 
 local function unreachable(o, timeout, err)
@@ -215,8 +219,9 @@ local function read_source(src)
   if src:match("^%a+://") then return fail("discovery file %s: only https URLs and paths are supported", src) end
   local f, err = io.open(src, "rb")
   if not f then return fail("cannot read the discovery file: %s", tostring(err)) end
-  local text = f:read("a")
+  local text, rerr = f:read("a") -- a directory opens, and fails here
   f:close()
+  if not text then return fail("cannot read the discovery file %s: %s", src, tostring(rerr)) end
   return text
 end
 
@@ -245,6 +250,10 @@ function M.file(o)
   if not text then return nil, rerr end
   local kc, perr = kubeconfig.parse(text, o.source)
   if not kc then return fail("%s", tostring(perr)) end
+  if #(kc.clusters or {}) == 0 then
+    return fail("discovery file %s names no cluster: want the cluster's server and certificate-authority-data "
+                .. "(kubectl -n kube-public get cm cluster-info -o jsonpath='{.data.kubeconfig}')", o.source)
+  end
   local cur, cerr = kubeconfig.current(kc)
   local bare = unnamed_cluster(kc)
   if bare then
@@ -259,6 +268,10 @@ function M.file(o)
   end
   if not cur.ca_pem or cur.ca_pem == "" then
     return fail("discovery file %s: cluster %q has no certificate-authority-data", o.source, cur.cluster_name)
+  end
+  local certs = pki.load_certs(cur.ca_pem)
+  if not certs or #certs == 0 then
+    return fail("discovery file %s: cluster %q: certificate-authority-data holds no PEM certificate", o.source, cur.cluster_name)
   end
   local creds
   if o.tls_bootstrap_token and o.tls_bootstrap_token ~= "" then  -- join_config defaults it to ""

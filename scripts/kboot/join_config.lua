@@ -213,7 +213,8 @@ function M.validate(d, errs)
       e(P .. ".apiServerEndpoint", "missing: the API server's host:port, e.g. 10.0.0.10:6443")
     else
       local host, port = net.split_host_port(ep)
-      if not host then e(P .. ".apiServerEndpoint", "%s", port)
+      local why = schema.address.hostport(ep)
+      if why then e(P .. ".apiServerEndpoint", "%s", why)
       elseif not port then e(P .. ".apiServerEndpoint", "%q has no port (want host:port, e.g. %s)", ep, net.join_host_port(host, 6443)) end
     end
     for i, h in ipairs(bt.caCertHashes) do
@@ -236,8 +237,10 @@ function M.validate(d, errs)
   elseif bt then
     e(J .. ".discovery.tlsBootstrapToken", "missing: give --token (or --tls-bootstrap-token)")
   end
-  if type(d.caCertPath) ~= "string" or d.caCertPath:sub(1, 1) ~= "/" then
+  if type(d.caCertPath) ~= "string" or d.caCertPath:find("%z") then
     e(J .. ".caCertPath", "%q must be an absolute path", tostring(d.caCertPath))
+  else
+    checks.host_path(d.caCertPath, J .. ".caCertPath", errs)
   end
   checks.node_registration(d.nodeRegistration, J .. ".nodeRegistration", errs)
   checks.skip_phases_and_timeouts(d, J, errs)
@@ -245,9 +248,9 @@ function M.validate(d, errs)
   if cp then
     checks.certificate_key(cp.certificateKey, J .. ".controlPlane.certificateKey", errs)
     local ep = cp.localAPIEndpoint
-    if not net.is_ip(ep.advertiseAddress) then
-      e(J .. ".controlPlane.localAPIEndpoint.advertiseAddress", "%q is not an IP address", tostring(ep.advertiseAddress))
-    end
+    local a = ep.advertiseAddress
+    local why = type(a) ~= "string" and ("%s is not a valid IP address"):format(tostring(a)) or schema.address.ip(a)
+    if why then e(J .. ".controlPlane.localAPIEndpoint.advertiseAddress", "%s", why) end
     if math.type(ep.bindPort) ~= "integer" or ep.bindPort < 1 or ep.bindPort > 65535 then
       e(J .. ".controlPlane.localAPIEndpoint.bindPort", "%s is not a valid port (1-65535)", tostring(ep.bindPort))
     end

@@ -93,8 +93,9 @@ end
 -- One line from an http error: a Kubernetes Status gives its code, reason and message.
 local function api_error(verb, kind, ns, name, err)
   local head = verb .. " " .. what(kind, ns, name)
-  if type(err) ~= "table" or not err.status then
-    local msg = tostring(err)
+  -- no status, or a 2xx whose body did not decode (the binding's own message says so)
+  if type(err) ~= "table" or not err.status or err.status < 400 then
+    local msg = type(err) == "table" and err.msg or tostring(err)
     return kerror.new(verb, head .. ": " .. msg, { code = type(err) == "table" and err.code or nil, msg = head .. ": " .. msg })
   end
   local st = M.status(err)
@@ -152,6 +153,12 @@ local function send(self, verb, kind, ns, name, method, path, body, o)
   end
   local res, err = self.http:json(method, path, body, o)
   if res == nil then return nil, api_error(verb, kind, ns, name, err) end
+  -- every answer kboot reads is an object (a resource, a list, a Status): a number, a string or
+  -- a JSON list would be indexed further on
+  if type(res) ~= "table" or #res > 0 then
+    local msg = ("%s %s: the answer is not a JSON object (%s %s)"):format(verb, what(kind, ns, name), method, path)
+    return nil, kerror.new(verb, msg, { msg = msg })
+  end
   return res
 end
 
@@ -188,6 +195,10 @@ function Client:list(api_version, kind, ns, opts)
   while true do
     local page, err = send(self, "list", kind, ns, nil, "GET", path, nil, { query = query })
     if not page then return nil, err end
+    if page.items ~= nil and type(page.items) ~= "table" then
+      local msg = ("list %s: the answer's items is not a list (GET %s)"):format(what(kind, ns), path)
+      return nil, kerror.new("list", msg, { msg = msg })
+    end
     for _, it in ipairs(page.items or {}) do items[#items + 1] = it end
     local cont = page.metadata and page.metadata["continue"]
     if type(cont) ~= "string" or cont == "" then return items, page.metadata or {} end

@@ -12,6 +12,8 @@ local M = {}
 -- Where a parsed table came from, for messages and relative file references; weak keys, so
 -- the table stays a plain table (encode writes exactly what is in it).
 local origin = setmetatable({}, { __mode = "k" })
+-- The name parse was given (a discovery file's path or URL, "cluster-info"): for messages only.
+local names = setmetatable({}, { __mode = "k" })
 
 local function fail(src, fmt, ...)
   return nil, kerror.new("kubeconfig", ("kubeconfig%s: " .. fmt):format(src and " " .. src or "", ...))
@@ -125,13 +127,25 @@ function M.parse(text, name)
   if type(text) ~= "string" then error("kubeconfig.parse: string expected", 2) end
   local t, err = yaml.decode(text)
   if t == nil and err ~= nil then return fail(name, "%s", tostring(err)) end
-  return validate(t, name)
+  local ok, verr = validate(t, name)
+  if ok and name then names[t] = name end
+  return ok, verr
 end
 
 function M.load(path)
   if type(path) ~= "string" then error("kubeconfig.load: path expected", 2) end
+  -- a path the admin gave may be one kboot.fs refuses (relative, a ".." escaping the root): its
+  -- error, not a raise
+  local okp, perr = pcall(fs.path, path)
+  if not okp then return fail(path, "%s", (tostring(perr):match("%((.*)%)$") or tostring(perr))) end
   local text, err = fs.read(path)
-  if not text then return fail(path, "%s", tostring(err)) end
+  if not text then
+    -- fs says "cannot read PATH: why"; the line names the path once, as console's does
+    local msg = type(err) == "table" and err.msg or tostring(err)
+    local head = "cannot read " .. path .. ": "
+    if msg:sub(1, #head) == head then msg = "cannot read it: " .. msg:sub(#head + 1) end
+    return fail(path, "%s", msg)
+  end
   local t, perr = M.parse(text, path)
   if t then origin[t] = path end
   return t, perr
@@ -144,27 +158,30 @@ local function find(list, name)
 end
 
 -- A file named in the kubeconfig; relative paths are relative to the kubeconfig's directory.
-local function read_ref(src, path, field)
+-- label: what messages call the kubeconfig (default src, its path).
+local function read_ref(src, path, field, label)
+  label = label or src
   if path:sub(1, 1) ~= "/" then
-    if not src then return fail(src, "%s: relative path \"%s\" needs the kubeconfig's location (use load)", field, path) end
+    if not src then return fail(label, "%s: relative path \"%s\" needs the kubeconfig's location (use load)", field, path) end
     path = src:match("^(.*)/[^/]*$") .. "/" .. path
   end
   local data, err = fs.read(path)
-  if not data then return fail(src, "%s: %s", field, tostring(err)) end
+  if not data then return fail(label, "%s: %s", field, tostring(err)) end
   return data
 end
 
 -- Inline *-data (base64) or a file reference; nil when neither is set.
-local function material(src, obj, data_key, file_key, where)
+local function material(src, obj, data_key, file_key, where, label)
+  label = label or src
   if obj[data_key] ~= nil then
-    if type(obj[data_key]) ~= "string" then return fail(src, "%s.%s must be a string", where, data_key) end
+    if type(obj[data_key]) ~= "string" then return fail(label, "%s.%s must be a string", where, data_key) end
     local v, err = crypto.unbase64(obj[data_key])
-    if not v then return fail(src, "%s.%s: %s", where, data_key, tostring(err)) end
+    if not v then return fail(label, "%s.%s: %s", where, data_key, tostring(err)) end
     return v
   end
   if obj[file_key] ~= nil then
-    if type(obj[file_key]) ~= "string" then return fail(src, "%s.%s must be a string", where, file_key) end
-    return read_ref(src, obj[file_key], where .. "." .. file_key)
+    if type(obj[file_key]) ~= "string" then return fail(label, "%s.%s must be a string", where, file_key) end
+    return read_ref(src, obj[file_key], where .. "." .. file_key, label)
   end
   return false
 end
@@ -172,49 +189,52 @@ end
 -- current(t) -> { server, ca_pem, cert_pem, key_pem, token, insecure, cluster_name, user, context }
 function M.current(t)
   if type(t) ~= "table" then error("kubeconfig.current: table expected", 2) end
+  -- messages name the file, or what parse was told it is; relative references need a loaded file
   local src = origin[t]
-  local ok, err = validate(t, src)
+  local label = src or names[t]
+  local ok, err = validate(t, label)
   if not ok then return nil, err end
   local name = t["current-context"]
-  if not name or name == "" then return fail(src, "no current-context") end
+  local function fail_(fmt, ...) return fail(label, fmt, ...) end
+  if not name or name == "" then return fail_("no current-context") end
   local ctx = find(t.contexts, name)
-  if not ctx then return fail(src, 'context "%s" not found', name) end
+  if not ctx then return fail_('context "%s" not found', name) end
   local cname, uname = ctx.context.cluster, ctx.context.user
-  if type(cname) ~= "string" then return fail(src, 'context "%s": missing cluster', name) end
+  if type(cname) ~= "string" then return fail_('context "%s": missing cluster', name) end
   local cl = find(t.clusters, cname)
-  if not cl then return fail(src, 'cluster "%s" (of context "%s") not found', cname, name) end
+  if not cl then return fail_('cluster "%s" (of context "%s") not found', cname, name) end
   local u = { }
   if uname ~= nil then
-    if type(uname) ~= "string" then return fail(src, 'context "%s": user must be a string', name) end
+    if type(uname) ~= "string" then return fail_('context "%s": user must be a string', name) end
     local item = find(t.users, uname)
-    if not item then return fail(src, 'user "%s" (of context "%s") not found', uname, name) end
+    if not item then return fail_('user "%s" (of context "%s") not found', uname, name) end
     u = item.user or {}
   end
   local r = { server = cl.cluster.server, cluster_name = cname, user = uname, context = name,
               insecure = cl.cluster["insecure-skip-tls-verify"] == true or nil }
   local where = ('cluster "%s"'):format(cname)
-  local v, e = material(src, cl.cluster, "certificate-authority-data", "certificate-authority", where)
+  local v, e = material(src, cl.cluster, "certificate-authority-data", "certificate-authority", where, label)
   if v == nil then return nil, e end
   r.ca_pem = v or nil
   if r.insecure and r.ca_pem then -- client-go refuses this pair: the CA would be ignored silently
-    return fail(src, 'cluster "%s": insecure-skip-tls-verify: true together with %s is refused (as client-go refuses it): remove one of them',
+    return fail_('cluster "%s": insecure-skip-tls-verify: true together with %s is refused (as client-go refuses it): remove one of them',
       cname, cl.cluster["certificate-authority-data"] ~= nil and "certificate-authority-data" or "certificate-authority")
   end
   where = ('user "%s"'):format(uname)
-  v, e = material(src, u, "client-certificate-data", "client-certificate", where)
+  v, e = material(src, u, "client-certificate-data", "client-certificate", where, label)
   if v == nil then return nil, e end
   r.cert_pem = v or nil
-  v, e = material(src, u, "client-key-data", "client-key", where)
+  v, e = material(src, u, "client-key-data", "client-key", where, label)
   if v == nil then return nil, e end
   r.key_pem = v or nil
   if (r.cert_pem == nil) ~= (r.key_pem == nil) then
-    return fail(src, "%s: a client certificate needs its key and the key its certificate", where)
+    return fail_("%s: a client certificate needs its key and the key its certificate", where)
   end
   if u.token ~= nil then
-    if type(u.token) ~= "string" then return fail(src, "%s.token must be a string", where) end
+    if type(u.token) ~= "string" then return fail_("%s.token must be a string", where) end
     r.token = u.token
   elseif u.tokenFile ~= nil then
-    v, e = read_ref(src, u.tokenFile, where .. ".tokenFile")
+    v, e = read_ref(src, u.tokenFile, where .. ".tokenFile", label)
     if not v then return nil, e end
     r.token = v:match("^%s*(.-)%s*$")
   end
@@ -238,9 +258,9 @@ function M.client(t, opts)
   if cur.insecure then o.insecure = true end
   local ok, c, cerr = pcall(http.client, o)
   if not ok then -- a bad server URL is an argument error for http, a data error here
-    return fail(origin[t], 'cluster "%s": %s', cur.cluster_name, (tostring(c):gsub("^.-%((.*)%)$", "%1")))
+    return fail(origin[t] or names[t], 'cluster "%s": %s', cur.cluster_name, (tostring(c):gsub("^.-%((.*)%)$", "%1")))
   end
-  if not c then return fail(origin[t], 'cluster "%s": %s', cur.cluster_name, tostring(cerr)) end
+  if not c then return fail(origin[t] or names[t], 'cluster "%s": %s', cur.cluster_name, tostring(cerr)) end
   return c
 end
 

@@ -95,17 +95,21 @@ local function flag_of(path)
   end
 end
 
-local function absolute(v) return type(v) == "string" and v:sub(1, 1) == "/" and not v:find("%z") end
-
 function M.validate(d, cluster, errs)
   local R = "ResetConfiguration"
   local function e(path, fmt, ...)
     local flag = flag_of(path)
     errs[#errs + 1] = path .. ": " .. fmt:format(...) .. (flag and (" (" .. flag .. ")") or "")
   end
-  if d.certificatesDir ~= nil and not absolute(d.certificatesDir) then
-    e(R .. ".certificatesDir", "%q must be an absolute path", tostring(d.certificatesDir))
+  -- a directory reset empties: absolute, not climbing above / (config_validate.host_path's rules)
+  local function host_path(v, path)
+    if v == nil then return end
+    if type(v) ~= "string" or v:find("%z") then return e(path, "%q must be an absolute path", tostring(v)) end
+    local one = {}
+    checks.host_path(v, path, one)
+    if one[1] then e(path, "%s", one[1]:sub(#path + 3)) end
   end
+  host_path(d.certificatesDir, R .. ".certificatesDir")
   local sock = d.criSocket
   if sock ~= nil and not (sock:match("^unix:///.") or sock:match("^/.")) then
     e(R .. ".criSocket", "%q must be an absolute path or a unix:// URL such as %s", sock, config.DEFAULT_CRI_SOCKET)
@@ -118,13 +122,10 @@ function M.validate(d, cluster, errs)
   checks.skip_phases_and_timeouts(d, R, errs)
   if cluster then
     local C = "ClusterConfiguration"
-    if cluster.certificatesDir ~= nil and not absolute(cluster.certificatesDir) then
-      e(C .. ".certificatesDir", "%q must be an absolute path", tostring(cluster.certificatesDir))
-    end
+    host_path(cluster.certificatesDir, C .. ".certificatesDir")
     local etcd = cluster.etcd or {}
     if etcd["local"] and etcd.external then e(C .. ".etcd", "local and external are mutually exclusive") end
-    local dd = etcd["local"] and etcd["local"].dataDir
-    if dd ~= nil and not absolute(dd) then e(C .. ".etcd.local.dataDir", "%q must be an absolute path", tostring(dd)) end
+    host_path(etcd["local"] and etcd["local"].dataDir, C .. ".etcd.local.dataDir")
   end
 end
 

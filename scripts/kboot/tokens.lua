@@ -350,7 +350,8 @@ function M.certs_secret(files, key_hex, owner)
   local key = crypto.unhex(key_hex or "")
   if not key or #key ~= 32 then error("tokens.certs_secret: the certificate key must be 64 hex characters", 2) end
   local data = {}
-  for name, plain in pairs(files) do data[name] = crypto.base64(crypto.aes_gcm_seal(key, plain)) end
+  -- an empty entry names a file the uploading node does not have (an external CA's key), as kubeadm's
+  for name, plain in pairs(files) do data[name] = plain == "" and "" or crypto.base64(crypto.aes_gcm_seal(key, plain)) end
   return {
     apiVersion = "v1", kind = "Secret", type = "Opaque",
     metadata = { name = M.CERTS_SECRET, namespace = M.NAMESPACE, ownerReferences = owner and { M.owner_ref(owner) } or nil },
@@ -362,13 +363,22 @@ end
 function M.open_certs_secret(secret, key_hex)
   local key = crypto.unhex(key_hex or "")
   if not key or #key ~= 32 then return nil, "the certificate key must be 64 hex characters" end
+  local data = type(secret) == "table" and secret.data
+  if data ~= nil and type(data) ~= "table" then return nil, "kubeadm-certs: data is not a mapping" end
   local out = {}
-  for name, v in pairs(secret.data or {}) do
-    local blob = crypto.unbase64(v)
-    if not blob then return nil, ("kubeadm-certs: %s is not base64"):format(name) end
-    local plain, err = crypto.aes_gcm_open(key, blob)
-    if not plain then return nil, ("kubeadm-certs: cannot decrypt %s: %s (wrong certificate key?)"):format(name, tostring(err)) end
-    out[name] = plain
+  for name, v in pairs(data or {}) do
+    if type(name) ~= "string" or type(v) ~= "string" then
+      return nil, ("kubeadm-certs: data[%q] is not a string"):format(tostring(name))
+    end
+    if v == "" then
+      out[name] = "" -- a file the uploader did not have: kubeadm's empty entry
+    else
+      local blob = crypto.unbase64(v)
+      if not blob then return nil, ("kubeadm-certs: %s is not base64"):format(name) end
+      local plain, err = crypto.aes_gcm_open(key, blob)
+      if not plain then return nil, ("kubeadm-certs: cannot decrypt %s: %s (wrong certificate key?)"):format(name, tostring(err)) end
+      out[name] = plain
+    end
   end
   return out
 end

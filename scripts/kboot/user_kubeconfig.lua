@@ -62,7 +62,10 @@ local function load_config(o)
   local host = o.host or require("kboot.context").host_facts()
   local parts, errs = cfg.load({ file = o.config, host = host })
   if not parts then
-    return nil, kerror.new("kubeconfig", ("invalid configuration %s: %s"):format(o.config, table.concat(errs, "; ")),
+    -- the line names the file once (a YAML error already starts with it)
+    local head, lines = o.config .. ": ", {}
+    for i, e in ipairs(errs) do lines[i] = e:sub(1, #head) == head and e:sub(#head + 1) or e end
+    return nil, kerror.new("kubeconfig", ("invalid configuration %s: %s"):format(o.config, table.concat(lines, "; ")),
                            { config = true })
   end
   return parts

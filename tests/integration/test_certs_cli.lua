@@ -226,6 +226,8 @@ function TestCertsCli:test_bad_input_is_one_line_and_changes_nothing()
   refused(r, "renew all --expiring-within 90", 2, "a unit is missing")
   refused(r, "check-expiration -o table", 2, 'invalid --output "table"')
   refused(r, "check-expiration --cert-dir pki", 2, "--cert-dir pki: give an absolute path")
+  refused(r, "check-expiration --kubeconfig-dir /etc/../../x", 2, '--kubeconfig-dir: "/etc/../../x" climbs above / through ".."')
+  refused(r, "renew all --cert-dir /etc/kubernetes/../../../x", 2, '--cert-dir: "/etc/kubernetes/../../../x" climbs above / through ".."')
   refused(r, "check-expiration --config /nonexistent/kubeadm.yaml", 2, "invalid configuration")
   refused(r, "frobnicate", 2, 'unknown command "frobnicate"')
   refused(r, "generate-csr", 1, "file already exists: key or CSR /etc/kubernetes/pki/apiserver")
@@ -241,6 +243,45 @@ function TestCertsCli:test_bad_input_is_one_line_and_changes_nothing()
   -- what expires later than that is not touched, so nothing needs the CA key
   local ok, out = certs(r, "renew all --expiring-within 30d")
   lu.assertTrue(ok, out)
+end
+
+-- A damaged CA under the certificates dir (garbage, truncated, a PEM block that is not DER, a key
+-- of another CA): every command that loads it says which file and why in one error line, exit 1,
+-- and changes nothing.
+function TestCertsCli:test_damaged_ca_files_named_by_every_command()
+  local r, pki = self.root, self.root .. "/etc/kubernetes/pki"
+  local good = { crt = t.read(pki .. "/ca.crt"), key = t.read(pki .. "/ca.key") }
+  local other = require("kboot.pki").generate_key("ECDSA-P256"):pem()
+  local damage = {
+    { "ca.crt", "garbage\n", "/etc/kubernetes/pki/ca.crt is not a valid PEM certificate: no PEM data found" },
+    { "ca.crt", good.crt:sub(1, 300), "/etc/kubernetes/pki/ca.crt is not a valid PEM certificate: PEM block 1 is malformed" },
+    { "ca.crt", "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n",
+      "/etc/kubernetes/pki/ca.crt is not a valid PEM certificate: certificate 1: invalid DER" },
+    { "ca.key", "junk", "/etc/kubernetes/pki/ca.key is not a valid PEM private key" },
+    { "ca.key", other, "/etc/kubernetes/pki/ca.key does not match /etc/kubernetes/pki/ca.crt" },
+  }
+  local commands = { "init phase certs/apiserver-kubelet-client", "init phase kubeconfig/admin",
+                     "kubeconfig user --client-name bob --output /tmp/bob.conf" }
+  os.remove(pki .. "/apiserver-kubelet-client.crt")
+  os.remove(pki .. "/apiserver-kubelet-client.key")
+  os.remove(r .. "/etc/kubernetes/admin.conf")
+  for _, d in ipairs(damage) do
+    t.write(pki .. "/" .. d[1], d[2])
+    local before = t.tree_hash(r)
+    for _, cmd in ipairs(commands) do
+      local what = d[1] .. " " .. d[3] .. ": " .. cmd
+      local ok, out, code = t.kboot(cmd .. " --root " .. t.q(r))
+      lu.assertFalse(ok, what)
+      lu.assertEquals(code, 1, what .. "\n" .. out)
+      local errors = {}
+      for line in out:gmatch("[^\n]+") do if line:find("error: ", 1, true) then errors[#errors + 1] = line end end
+      lu.assertEquals(#errors, 1, what .. "\n" .. out)
+      lu.assertStrContains(errors[1], d[3], false, what)
+      lu.assertEquals(t.tree_hash(r), before, what .. ": the tree changed")
+    end
+    t.write(pki .. "/ca.crt", good.crt)
+    t.write(pki .. "/ca.key", good.key)
+  end
 end
 
 function TestCertsCli:test_generate_csr_on_a_new_node_without_config_includes_etcd()

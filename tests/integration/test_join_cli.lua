@@ -76,8 +76,19 @@ function TestJoinConfig:test_bad_input_names_field_and_flag()
   lu.assertStrContains(problems(base{ certificate_key = ("0f"):rep(32) }), "--certificate-key only mean something with --control-plane")
   lu.assertStrContains(problems(base{ control_plane = true, certificate_key = "abc" }), "controlPlane.certificateKey: must be 64 hex")
   lu.assertStrContains(problems(base{ node_name = "Bad_Name" }), 'nodeRegistration.name: "Bad_Name" is not a valid node name')
+  -- flags set addresses after the file's schema check: the same words as a file's value gets
+  lu.assertStrContains(problems(base{ endpoint = "api_1.example.com:6443" }),
+    'apiServerEndpoint: "api_1.example.com" is not a valid IP address or DNS name (the API server endpoint argument)')
+  lu.assertStrContains(problems(base{ endpoint = "10.0.0.10:0" }), '"10.0.0.10:0" has an invalid port (1-65535)')
+  lu.assertStrContains(problems(base{ control_plane = true, apiserver_advertise_address = "10.0.0.300" }),
+    'localAPIEndpoint.advertiseAddress: "10.0.0.300" is not a valid IP address (--apiserver-advertise-address)')
   lu.assertStrContains(problems({}, "apiVersion: kubeadm.k8s.io/v1beta2\nkind: JoinConfiguration\n"), "kubeadm config migrate")
   lu.assertStrContains(problems({}, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\nbogus: 1\n"), "JoinConfiguration.bogus")
+  -- caCertPath is a host path as init's certificatesDir: absolute, not climbing above / (config_validate.host_path)
+  local J = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ncaCertPath: %s\n"
+  lu.assertStrContains(problems(base{}, J:format("/etc/kubernetes/../../../../tmp/ca.crt")),
+    'JoinConfiguration.caCertPath: "/etc/kubernetes/../../../../tmp/ca.crt" climbs above / through ".."')
+  lu.assertStrContains(problems(base{}, J:format("pki/ca.crt")), 'JoinConfiguration.caCertPath: "pki/ca.crt" must be an absolute path')
 end
 
 -- The binary: exit 2, one line per problem, nothing under --root, no connection attempted (the
@@ -105,6 +116,41 @@ function TestJoinCli:test_bad_input_exit_2_nothing_written()
     lu.assertStrContains(out, c[2])
     lu.assertNotStrContains(out, "cluster-info")
     lu.assertNotStrContains(out, "q1w2e3r4") -- no token secret echoed
+  end
+  lu.assertEquals(t.tree_hash(root), before)
+end
+
+-- A bad discovery file (missing, a directory, not YAML, no cluster, no server, a CA that is not
+-- base64 or not PEM): exit 1, one error line naming the file, nothing under --root.
+function TestJoinCli:test_bad_discovery_file_one_line_nothing_written()
+  local root = t.tmpdir()
+  local before = t.tree_hash(root)
+  local d = t.tmpdir()
+  local ctx = "\ncontexts:\n- name: c\n  context: {cluster: c}\ncurrent-context: c\n"
+  local head = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: "
+  local cases = {
+    { "missing", false, "cannot read the discovery file: %s: No such file or directory" },
+    { "dir", nil, "cannot read the discovery file %s: Is a directory" },
+    { "not-yaml", "clusters: [", "kubeconfig %s: yaml: line " },
+    { "no-cluster", "apiVersion: v1\nkind: Config\n", "discovery file %s names no cluster" },
+    { "no-server", head .. "{}" .. ctx, 'kubeconfig %s: cluster "c": missing server' },
+    { "bad-base64", head .. "{server: 'https://127.0.0.1:1', certificate-authority-data: '!!!'}" .. ctx,
+      'kubeconfig %s: cluster "c".certificate-authority-data: invalid base64' },
+    { "not-pem", head .. "{server: 'https://127.0.0.1:1', certificate-authority-data: aGVsbG8=}" .. ctx,
+      'discovery file %s: cluster "c": certificate-authority-data holds no PEM certificate' },
+  }
+  for _, c in ipairs(cases) do
+    local path = d .. "/" .. c[1]
+    if c[2] then t.write(path, c[2]) elseif c[2] == nil then t.must("mkdir " .. t.q(path)) end
+    local ok, out, code = t.kboot("join --discovery-file " .. t.q(path) .. " --tls-bootstrap-token " .. TOKEN
+      .. " --ignore-preflight-errors=all --root " .. t.q(root))
+    lu.assertFalse(ok, c[1])
+    lu.assertEquals(code, 1, c[1] .. ": " .. out)
+    local errors = {}
+    for line in out:gmatch("[^\n]+") do if line:find("^error: ") then errors[#errors + 1] = line end end
+    lu.assertEquals(#errors, 1, c[1] .. ": " .. out)
+    lu.assertStrContains(errors[1], c[3]:format(path), false, c[1])
+    lu.assertNotStrContains(out, "q1w2e3r4")
   end
   lu.assertEquals(t.tree_hash(root), before)
 end

@@ -196,6 +196,7 @@ function TestReset:test_bad_input_is_one_line_exit_2_nothing_changed()
   }
   t.write(D .. "/bad.yaml", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ResetConfiguration\nunmountFlags: [MNT_LAZY]\nforce: yes-please\ncertDir: /x\n")
   cases[#cases + 1] = { "--config " .. t.q(D .. "/bad.yaml"), "ResetConfiguration.certDir: unknown field" }
+  cases[#cases + 1] = { "-f --cert-dir /etc/kubernetes/../../../tmp", 'ResetConfiguration.certificatesDir: "/etc/kubernetes/../../../tmp" climbs above / through ".." (--cert-dir)' }
   for _, c in ipairs(cases) do
     local ok, out, code = reset(c[1])
     lu.assertFalse(ok, out)
@@ -208,6 +209,21 @@ function TestReset:test_bad_input_is_one_line_exit_2_nothing_changed()
   lu.assertStrContains(out, 'unknown phase "nope"')
   _, out = reset("--config " .. t.q(D .. "/bad.yaml"))
   lu.assertStrContains(out, "ResetConfiguration.force: must be true or false")
+  lu.assertEquals(t.tree_hash(R), before)
+end
+
+-- A node whose etcd manifest is damaged: remove-etcd-member names the file and what it lacks in
+-- one line; a dry run still changes nothing.
+function TestReset:test_damaged_etcd_manifest_named()
+  t.must("mkdir -p " .. t.q(R .. "/etc/kubernetes/manifests"))
+  t.write(R .. "/etc/kubernetes/manifests/etcd.yaml", "apiVersion: v1\nkind: Pod\nspec: {containers: [{name: etcd, command: 5}]}\n")
+  local before = t.tree_hash(R)
+  local ok, out, code = reset("-f --dry-run")
+  lu.assertFalse(ok, out)
+  lu.assertEquals(code, 1, out)
+  lu.assertStrContains(out, "error execution phase remove-etcd-member: the etcd manifest " .. R
+    .. "/etc/kubernetes/manifests/etcd.yaml names no usable --advertise-client-urls (none found)")
+  lu.assertNotStrContains(out, ".lua:")
   lu.assertEquals(t.tree_hash(R), before)
 end
 

@@ -64,12 +64,47 @@ function TestTokenCli:test_good_input_reaches_the_kubeconfig()
   end
 end
 
+function TestTokenCli:test_kubeconfig_climbing_above_the_root_is_a_usage_error()
+  local ok, out, code = t.kboot("token list --root /tmp --kubeconfig /etc/../../x.conf")
+  lu.assertFalse(ok)
+  lu.assertEquals(code, 2, out)
+  lu.assertStrContains(out, 'token list: --kubeconfig: "/etc/../../x.conf" climbs above / through ".."')
+  lu.assertNotStrContains(out, ".lua:")
+end
+
 function TestTokenCli:test_relative_kubeconfig()
   local ok, out, code = t.sh("cd /tmp && " .. t.q(t.bin) .. " token list --kubeconfig kboot-test-none/admin.conf")
   lu.assertFalse(ok)
   lu.assertEquals(code, 1, out)
   lu.assertStrContains(out, "/tmp/kboot-test-none/admin.conf")
   lu.assertStrContains(out, "No such file or directory")
+end
+
+-- A malformed --kubeconfig: exit 1, one line naming the file once and what is wrong in it.
+function TestTokenCli:test_malformed_kubeconfig_one_line_naming_it()
+  local d = t.tmpdir()
+  local head = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: "
+  local ctx = "\ncontexts:\n- name: c\n  context: {cluster: c}\ncurrent-context: c\n"
+  local cases = {
+    { "dir", nil, "Is a directory" },
+    { "not-yaml", "clusters: [", "yaml: line " },
+    { "scalar", "5\n", "not a YAML mapping" },
+    { "no-context", "apiVersion: v1\nkind: Config\n", "no current-context" },
+    { "no-server", head .. "{}" .. ctx, 'cluster "c": missing server' },
+    { "bad-base64", head .. "{server: 'https://127.0.0.1:1', certificate-authority-data: '!!!'}" .. ctx,
+      'cluster "c".certificate-authority-data: invalid base64' },
+  }
+  for _, c in ipairs(cases) do
+    local path = d .. "/" .. c[1]
+    if c[2] then t.write(path, c[2]) else t.must("mkdir " .. t.q(path)) end
+    local ok, out, code = t.kboot("token list --kubeconfig " .. t.q(path))
+    lu.assertFalse(ok, c[1])
+    lu.assertEquals(code, 1, c[1] .. ": " .. out)
+    lu.assertEquals(select(2, out:gsub("\n", "")), 1, c[1] .. ": " .. out)
+    lu.assertStrContains(out, "error: kubeconfig " .. path .. ": ", false, c[1])
+    lu.assertEquals(select(2, out:gsub(path:gsub("%p", "%%%0"), "")), 1, c[1] .. ": the path once: " .. out)
+    lu.assertStrContains(out, c[3], false, c[1])
+  end
 end
 
 function TestTokenCli:test_generate_and_help()

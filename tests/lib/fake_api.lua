@@ -91,7 +91,8 @@ end
 function Api:forget() control(self, "DELETE", "/_fake/requests") end
 
 -- fail{ method = "PATCH" | "*", path = "substring", status = 403, times = n (default: always),
---       reason =, message = }: matching requests get that Status instead of an answer
+--       reason =, message = }: matching requests get that Status instead of an answer; raw = "text":
+--       that body (text/plain) with that status instead, for answers that are not a Status
 function Api:fail(f) control(self, "POST", "/_fake/fail", f) end
 function Api:heal() control(self, "DELETE", "/_fake/fail") end
 

@@ -366,6 +366,8 @@ def injected(method, path):
     for f in failures:
         if f["method"] in (method, "*") and f["path"] in path and f["times"] != 0:
             f["times"] -= 1
+            if "raw" in f:  # a body that is not a Status (a proxy's HTML page, a truncated answer)
+                return f["status"], f["raw"].encode()
             return status(f["status"], f.get("reason", "Forbidden" if f["status"] == 403 else "InternalError"),
                           f.get("message", "injected by the test"))
     return None

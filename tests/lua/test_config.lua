@@ -289,4 +289,47 @@ function TestTyped:test_component_configs_open_but_typed()
   lu.assertEquals(errs, { 'KubeletConfiguration.rotateCertificates: must be true or false, got string "no"' })
 end
 
+-- The address types accept what kubeadm, the kubelet and kube-proxy accept: IPv6, dual-stack pairs,
+-- a host without a port, "" for "not set"; each refusal is one line naming the field.
+function TestTyped:test_addresses_typed_in_every_kind()
+  local p, errs = config.load({ text = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n"
+    .. "controlPlaneEndpoint: lb.example.com\nnetworking: {podSubnet: '10.244.0.0/16, fd00:10:244::/56', serviceSubnet: ''}\n"
+    .. "---\napiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n"
+    .. "bindAddress: '::'\nclusterCIDR: 'fd00::/48'\nmetricsBindAddress: '[::1]:10249'\nhealthzBindAddress: ''\n"
+    .. "---\napiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+    .. "address: 0.0.0.0\nclusterDNS: [10.96.0.10, 'fd00::a']\n", host = {} })
+  lu.assertNotNil(p, errs and table.concat(errs, "\n"))
+  p, errs = config.load({ text = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n"
+    .. "localAPIEndpoint: {advertiseAddress: 10.0.0.1/24}\n---\napiVersion: kubeadm.k8s.io/v1beta4\n"
+    .. "kind: ClusterConfiguration\ncontrolPlaneEndpoint: 'lb.example.com:'\nnetworking: {serviceSubnet: true}\n", host = {} })
+  lu.assertEquals(errs, { 'InitConfiguration.localAPIEndpoint.advertiseAddress: "10.0.0.1/24" is not a valid IP address',
+                          'ClusterConfiguration.controlPlaneEndpoint: "lb.example.com:" has an empty port',
+                          'ClusterConfiguration.networking.serviceSubnet: must be a CIDR such as "10.96.0.0/12", got boolean true' })
+  -- a join names its endpoint's problem before any default or flag is applied
+  p, errs = require("kboot.join_config").load({ text = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\n"
+    .. "discovery: {bootstrapToken: {apiServerEndpoint: 'api:http', token: abcdef.0123456789abcdef, unsafeSkipCAVerification: true}}\n", host = {} })
+  lu.assertEquals(errs, { 'JoinConfiguration.discovery.bootstrapToken.apiServerEndpoint: "api:http" is not host[:port]' })
+end
+
+-- certificateValidityPeriod: Go's whole syntax, at least a minute, at most Go's range (which ends
+-- long before 9999-12-31, an X.509 time's last).
+function TestTyped:test_validity_periods_bounds()
+  local function period(v)
+    return config.load({ text = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n"
+      .. "certificateValidityPeriod: '" .. v .. "'\n", host = {} })
+  end
+  lu.assertEquals(period("1m").cert_validity, 60)
+  lu.assertEquals(period("1h30m").cert_validity, 5400)
+  lu.assertEquals(period("1.5h").cert_validity, 5400)
+  lu.assertEquals(period("2562047h").cert_validity, 2562047 * 3600)
+  local _, errs = period("59.5s")
+  lu.assertEquals(errs, { 'ClusterConfiguration.certificateValidityPeriod: "59.5s" must be whole seconds' })
+  _, errs = period("30s")
+  lu.assertEquals(errs, { 'ClusterConfiguration.certificateValidityPeriod: "30s" is shorter than a minute (1m0s)' })
+  local v = require("kboot.config_validate")
+  errs = {}
+  lu.assertNil(v.validity_period("2562047h", "X", errs, v.X509_LAST - 3600))
+  lu.assertEquals(errs, { 'X: "2562047h" ends after 9999-12-31, the last time an X.509 certificate can hold' })
+end
+
 os.exit(lu.LuaUnit.run("-v"))

@@ -156,6 +156,45 @@ function TestDiscoveryToken:test_missing_cluster_info_retried_then_named()
   fails({ timeout = 1, interval = 0.2 }, "cluster-info from " .. API.endpoint .. ": still 404 after 1s")
 end
 
+-- cluster-info answers that are not what the bootstrapsigner makes: one line each, naming the
+-- endpoint and what is wrong, never a Lua error.
+function TestDiscoveryToken:test_malformed_cluster_info_one_line_each()
+  local key = "jws-kubeconfig-" .. ID
+  local cases = {
+    { "no kubeconfig key", { patch = { data = { kubeconfig = json.null } } }, "has " .. key .. " but no kubeconfig" },
+    { "JWS not three parts", { patch = { data = { [key] = "garbage" } } }, key .. " does not verify" },
+    { "JWS with a payload", { patch = { data = { [key] = "a.b.c" } } }, key .. " does not verify" },
+    { "kubeconfig not YAML", { sign = "clusters: [" }, "cluster-info from " .. API.endpoint .. ": kubeconfig cluster-info: yaml: " },
+    { "two clusters", { sign = "apiVersion: v1\nkind: Config\nclusters:\n- {name: a, cluster: {server: 'https://x'}}\n"
+                          .. "- {name: b, cluster: {server: 'https://y'}}\n" }, "its kubeconfig has 2 clusters, want exactly one" },
+    { "CA not PEM", { sign = "apiVersion: v1\nkind: Config\nclusters:\n- {name: '', cluster: {server: 'https://x', "
+                          .. "certificate-authority-data: aGVsbG8=}}\n" }, "certificate-authority-data holds no PEM certificate" },
+    { "answer a number", { raw = "5" }, "GET " .. discovery.PATH .. ": the answer is not a JSON object" },
+    { "answer not JSON", { raw = "<html>" }, "response is not valid JSON" },
+  }
+  for _, c in ipairs(cases) do
+    API:reset()
+    local o = c[2]
+    if o.sign then
+      local cm = tokens.cluster_info(API.url, CA.pem)
+      cm.data.kubeconfig = o.sign
+      cm.data[key] = crypto.jws_sign(o.sign, ID, SECRET)
+      API:put(cm)
+    else
+      seed()
+    end
+    if o.patch then API:mutate{ path = "cluster-info", patch = o.patch } end
+    if o.raw then API:fail{ method = "GET", path = "cluster-info", status = 200, raw = o.raw } end
+    local ok, r, err = pcall(discovery.token, opts{ timeout = 1, interval = 0.3 })
+    API:unmutate() API:heal()
+    lu.assertTrue(ok, c[1] .. ": raised " .. tostring(r))
+    lu.assertNil(r, c[1])
+    lu.assertEquals(err.op, "discovery", c[1])
+    lu.assertNotStrContains(err.msg, "\n", false, c[1])
+    lu.assertStrContains(err.msg, c[3], false, c[1])
+  end
+end
+
 function TestDiscoveryToken:test_unsafe_skip()
   seed()
   local warned
@@ -258,6 +297,37 @@ function TestDiscoveryFile:test_bad_sources()
   lu.assertStrContains(err.msg, "cannot fetch the discovery file " .. API.url .. "/discovery.conf: ")
   lu.assertStrContains(err.msg, "TLS verification failed")
   lu.assertFalse(pcall(discovery.file, { source = 1 }))
+end
+
+-- Every malformed discovery file: one line naming the file and what is wrong in it, never a Lua
+-- error or a message without the file.
+function TestDiscoveryFile:test_malformed_files_each_one_line_naming_the_file()
+  local d = t.tmpdir()
+  local ctx = "contexts:\n- name: c\n  context: {cluster: c}\ncurrent-context: c\n"
+  local function cluster(body) return "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: " .. body .. "\n" end
+  local cases = {
+    { "directory", nil, "cannot read the discovery file %s: Is a directory" },
+    { "not-yaml", "clusters: [", "kubeconfig %s: yaml: " },
+    { "scalar", "5\n", "kubeconfig %s: not a YAML mapping" },
+    { "no-clusters", "apiVersion: v1\nkind: Config\n", "discovery file %s names no cluster" },
+    { "no-server", cluster("{certificate-authority-data: " .. crypto.base64(CA.pem) .. "}") .. ctx, 'kubeconfig %s: cluster "c": missing server' },
+    { "no-context", cluster("{server: 'https://127.0.0.1:1'}"), "kubeconfig %s: no current-context" },
+    { "bad-base64", cluster("{server: 'https://127.0.0.1:1', certificate-authority-data: '!!!'}") .. ctx,
+      'kubeconfig %s: cluster "c".certificate-authority-data: invalid base64' },
+    { "not-pem", cluster("{server: 'https://127.0.0.1:1', certificate-authority-data: " .. crypto.base64("hello") .. "}") .. ctx,
+      'discovery file %s: cluster "c": certificate-authority-data holds no PEM certificate' },
+    { "no-ca", cluster("{server: 'https://127.0.0.1:1'}") .. ctx, 'discovery file %s: cluster "c" has no certificate-authority-data' },
+  }
+  for _, c in ipairs(cases) do
+    local path = d .. "/" .. c[1]
+    if c[2] then t.write(path, c[2]) else t.must("mkdir " .. t.q(path)) end
+    local ok, r, err = pcall(discovery.file, { source = path, tls_bootstrap_token = TOKEN })
+    lu.assertTrue(ok, c[1] .. ": raised " .. tostring(r))
+    lu.assertNil(r, c[1])
+    lu.assertEquals(err.op, "discovery", c[1])
+    lu.assertNotStrContains(err.msg, "\n")
+    lu.assertStrContains(err.msg, c[3]:format(path), false, c[1])
+  end
 end
 
 os.exit(lu.LuaUnit.run())

@@ -121,6 +121,37 @@ function TestJoinControlPlane:test_wrong_key_missing_secret_foreign_ca_each_one_
   lu.assertEquals(t.tree_hash(root), before)
   API:reset() seed()
 
+  -- a Secret without one of the files this cluster shares (kubeadm's DownloadCerts refuses it too),
+  -- or with data that is not what an upload makes: one line each, nothing written
+  local partial = {}
+  for k, v in pairs(FILES) do partial[k] = v end
+  partial["front-proxy-ca.key"] = nil
+  API:reset() seed(tokens.certs_secret(partial, KEY))
+  ok, out, code = prepare(root, "--certificate-key " .. KEY)
+  lu.assertFalse(ok)
+  lu.assertEquals(code, 1)
+  lu.assertStrContains(out, "Secret kube-system/kubeadm-certs does not include front-proxy-ca.key (for "
+    .. root .. "/etc/kubernetes/pki/front-proxy-ca.key)")
+  lu.assertEquals(t.tree_hash(root), before)
+  local bad = tokens.certs_secret(FILES, KEY)
+  bad.data["sa.key"] = "!!!"
+  API:reset() seed(bad)
+  ok, out = prepare(root, "--certificate-key " .. KEY)
+  lu.assertFalse(ok)
+  lu.assertStrContains(out, "Secret kube-system/kubeadm-certs: sa.key is not base64; upload it again")
+  lu.assertEquals(t.tree_hash(root), before)
+  -- an empty entry (a file the uploader had not, as kubeadm uploads it) is accepted and not written
+  local empty = {}
+  for k, v in pairs(FILES) do empty[k] = v end
+  empty["front-proxy-ca.key"] = ""
+  API:reset() seed(tokens.certs_secret(empty, KEY))
+  local r2 = t.tmpdir()
+  ok, out = prepare(r2, "--certificate-key " .. KEY .. " --skip-phases control-plane-prepare/certs,control-plane-prepare/kubeconfig,control-plane-prepare/control-plane")
+  lu.assertTrue(ok, out)
+  lu.assertFalse(t.sh("test -e " .. t.q(r2 .. "/etc/kubernetes/pki/front-proxy-ca.key")))
+  lu.assertEquals(t.read(r2 .. "/etc/kubernetes/pki/ca.key"), FILES["ca.key"])
+  API:reset() seed()
+
   -- a CA of another cluster already on the node is refused, not overwritten
   t.must("mkdir -p " .. t.q(root .. "/etc/kubernetes/pki"))
   t.write(root .. "/etc/kubernetes/pki/ca.crt", other:pem())

@@ -141,6 +141,42 @@ function TestJoinFlow:test_failed_join_leaves_a_fresh_root_as_it_was()
   lu.assertEquals(t.tree_hash(root), fresh)
 end
 
+-- The cluster's configuration as the API answers it, malformed: one error line naming the
+-- ConfigMap and what is wrong in it, nothing written (the join stops before kubelet-start).
+function TestJoinFlow:test_malformed_cluster_configmaps_one_line_nothing_written()
+  local fresh = t.tree_hash(t.tmpdir())
+  local args = ("%s --token %s --discovery-token-ca-cert-hash %s --node-name w1 --ignore-preflight-errors=all"):format(
+    API.endpoint, TOKEN, CA:spki_pin())
+  local function cm(name, data)
+    return { apiVersion = "v1", kind = "ConfigMap", metadata = { name = name, namespace = "kube-system" }, data = data }
+  end
+  local cases = {
+    { cm("kubeadm-config", {}), "ConfigMap kube-system/kubeadm-config has no ClusterConfiguration" },
+    { cm("kubeadm-config", { ClusterConfiguration = "kind: [" }), "kube-system/kubeadm-config: yaml: " },
+    { cm("kubeadm-config", { ClusterConfiguration = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n"
+                             .. "networking: {podSubnet: 10.244.0.0}\n" }),
+      'kube-system/kubeadm-config: ClusterConfiguration.networking.podSubnet: "10.244.0.0" is not a valid CIDR' },
+    { cm("kubelet-config", {}), "ConfigMap kube-system/kubelet-config has no kubelet key" },
+    { cm("kubelet-config", { kubelet = "- a\n" }), "ConfigMap kube-system/kubelet-config: KubeletConfiguration: must be a mapping, got a list" },
+    { cm("kubelet-config", { kubelet = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nclusterDNS: [dns]\n" }),
+      'ConfigMap kube-system/kubelet-config: KubeletConfiguration.clusterDNS[0]: "dns" is not a valid IP address' },
+  }
+  for _, c in ipairs(cases) do
+    API:reset()
+    seed(API.url)
+    assert(API:kube():delete("v1", "ConfigMap", "kube-system", c[1].metadata.name))
+    API:put(c[1])
+    local root = t.tmpdir()
+    local ok, out = join(root, args)
+    lu.assertFalse(ok, out)
+    local errors = {}
+    for line in out:gmatch("[^\n]+") do if line:find("error: ", 1, true) then errors[#errors + 1] = line end end
+    lu.assertEquals(#errors, 1, out)
+    lu.assertStrContains(errors[1], c[2], false, out)
+    lu.assertEquals(t.tree_hash(root), fresh, c[2])
+  end
+end
+
 -- kubeadm's patches on a worker: the kubeletconfiguration target patches /var/lib/kubelet/config.yaml
 -- (--patches or JoinConfiguration patches.directory); the control-plane targets are not rendered on a
 -- worker, so their patches are not tried; a bad kubelet patch stops the join before it writes.

@@ -179,7 +179,18 @@ function TestKubeconfig:test_load_errors_name_what_is_wrong()
   lu.assertStrContains(msg, "clusters[1]: missing name")
   local v, err = kc.load(dir .. "/does-not-exist.conf")
   lu.assertNil(v)
-  lu.assertStrContains(err.msg, "kubeconfig " .. dir .. "/does-not-exist.conf: ")
+  lu.assertEquals(err.msg, "kubeconfig " .. dir .. "/does-not-exist.conf: cannot read it: No such file or directory")
+  -- paths kboot.fs refuses are an error too, not a raise
+  v, err = kc.load("/etc/../../x.conf")
+  lu.assertNil(v)
+  lu.assertStrContains(err.msg, "kubeconfig /etc/../../x.conf: ")
+  v, err = kc.load("relative.conf")
+  lu.assertNil(v)
+  lu.assertStrContains(err.msg, "kubeconfig relative.conf: ")
+  -- a parsed (not loaded) kubeconfig keeps the name it was given for its messages
+  local t_ = assert(kc.parse(good:gsub("current%-context: [^\n]+\n", ""), "https://example.com/discovery.conf"))
+  local _, cerr = kc.current(t_)
+  lu.assertEquals(cerr.msg, "kubeconfig https://example.com/discovery.conf: no current-context")
 end
 
 -- cluster-info's kubeconfig as clientcmd writes it (tokens.cluster_info_kubeconfig): one cluster

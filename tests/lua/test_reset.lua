@@ -79,6 +79,13 @@ bogus: true
   lu.assertStrContains(all, 'ResetConfiguration.criSocket: "tcp://x" must be an absolute path or a unix:// URL')
   p, errs = load("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ResetConfiguration\n", { cert_dir = "pki", _given = { ["cert-dir"] = true } })
   lu.assertStrContains(errs[1], 'ResetConfiguration.certificatesDir: "pki" must be an absolute path (--cert-dir)')
+  -- a path that climbs above / through "..": refused as init refuses it (config_validate.host_path)
+  p, errs = load("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ResetConfiguration\n", { cert_dir = "/etc/../../tmp/x", _given = { ["cert-dir"] = true } })
+  lu.assertEquals(errs, { 'ResetConfiguration.certificatesDir: "/etc/../../tmp/x" climbs above / through ".." (--cert-dir)' })
+  p, errs = load("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ResetConfiguration\n---\napiVersion: kubeadm.k8s.io/v1beta4\n"
+    .. "kind: ClusterConfiguration\ncertificatesDir: /etc/kubernetes/../../../x\netcd: {local: {dataDir: /var/lib/../../../etcd}}\n")
+  lu.assertEquals(errs, { 'ClusterConfiguration.certificatesDir: "/etc/kubernetes/../../../x" climbs above / through ".."',
+                          'ClusterConfiguration.etcd.local.dataDir: "/var/lib/../../../etcd" climbs above / through ".."' })
   p, errs = load("apiVersion: kubeadm.k8s.io/v1beta3\nkind: ResetConfiguration\n")
   lu.assertStrContains(errs[1], 'ResetConfiguration.apiVersion: "kubeadm.k8s.io/v1beta3" is not supported (use kubeadm.k8s.io/v1beta4)')
   p, errs = load("apiVersion: example.com/v1\nkind: Thing\n")

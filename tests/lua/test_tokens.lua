@@ -269,6 +269,29 @@ function TestCerts:test_seal_round_trip_and_shape()
   lu.assertEquals(#crypto.unbase64(s.data["ca.crt"]), 12 + 2 + 16)
   lu.assertEquals(tokens.open_certs_secret(s, key), { ["ca.crt"] = "CA", ["sa.key"] = "KEY" })
   lu.assertErrorMsgContains("64 hex", tokens.certs_secret, {}, "zz", owner)
+  -- a file the uploader has not: kubeadm's empty entry, both ways
+  s = tokens.certs_secret({ ["ca.crt"] = "CA", ["ca.key"] = "" }, key, owner)
+  lu.assertEquals(s.data["ca.key"], "")
+  lu.assertEquals(tokens.open_certs_secret(s, key), { ["ca.crt"] = "CA", ["ca.key"] = "" })
+end
+
+-- A Secret whose data is not what an upload makes: one line, never a Lua error.
+function TestCerts:test_open_malformed_secret_one_line()
+  local key = crypto.certificate_key()
+  for _, c in ipairs({
+    { { data = "x" }, "kubeadm-certs: data is not a mapping" },
+    { { data = { ["ca.crt"] = 5 } }, 'kubeadm-certs: data["ca.crt"] is not a string' },
+    { { data = { ["ca.crt"] = { "x" } } }, 'kubeadm-certs: data["ca.crt"] is not a string' },
+    { { data = { ["ca.crt"] = "!!!" } }, "kubeadm-certs: ca.crt is not base64" },
+    { { data = { ["ca.crt"] = crypto.base64("short") } }, "kubeadm-certs: cannot decrypt ca.crt" },
+    { "x", "kubeadm-certs: data is not a mapping" },
+  }) do
+    local ok, files, why = pcall(tokens.open_certs_secret, c[1], key)
+    lu.assertTrue(ok, files)
+    lu.assertNil(files)
+    lu.assertStrContains(why, c[2])
+  end
+  lu.assertEquals(tokens.open_certs_secret({}, key), {})
 end
 
 function TestCerts:test_external_etcd_and_token()

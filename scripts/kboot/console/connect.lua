@@ -66,7 +66,8 @@ function M.resolve(spec)
     return { path = node.KUBERNETES_DIR .. "/" .. spec .. ".conf", node = true }
   end
   local c = { path = spec }
-  if not exists(c) and spec:sub(1, 1) == "/" and fs.exists(spec) then c.node = true end
+  -- pcall: a ".." escaping the root raises in kboot.fs; then it is no node path
+  if not exists(c) and spec:sub(1, 1) == "/" and select(2, pcall(fs.exists, spec)) == true then c.node = true end
   return c
 end
 

@@ -99,6 +99,9 @@ local function config_map(read, name)
   return read:get("v1", "ConfigMap", "kube-system", name)
 end
 
+-- a ConfigMap's data, {} when the answer has none (or something else than a mapping there)
+local function data_of(cm) return type(cm.data) == "table" and cm.data or {} end
+
 -- The ClusterConfiguration kube-system/kubeadm-config holds, loaded (converted, defaulted and
 -- checked) as kboot.config loads a file.
 local function cluster_config(ctx, read)
@@ -111,7 +114,7 @@ local function cluster_config(ctx, read)
       .. "not for authentication (usage-bootstrap-authentication); make a new one with 'kboot token create' on a control-plane node")
   end
   if not cm then return nil, kerror.new("join", "cannot read ConfigMap kube-system/kubeadm-config: " .. tostring(err)) end
-  local text = cm.data and cm.data.ClusterConfiguration
+  local text = data_of(cm).ClusterConfiguration
   if type(text) ~= "string" then return nil, kerror.new("join", "ConfigMap kube-system/kubeadm-config has no ClusterConfiguration") end
   local doc, derr = require("kboot.yaml").decode(text)
   if type(doc) ~= "table" then return nil, kerror.new("join", "kube-system/kubeadm-config: " .. tostring(derr)) end
@@ -138,8 +141,16 @@ local function kubelet_config(ctx, read)
     cm, err = cm2, nil
   end
   if not cm then return nil, kerror.new("join", "cannot read the cluster's kubelet configuration (ConfigMap kube-system/kubelet-config): " .. tostring(err)) end
-  local doc, derr = require("kboot.yaml").decode(cm.data and cm.data.kubelet or "")
-  if type(doc) ~= "table" then return nil, kerror.new("join", "ConfigMap kube-system/kubelet-config: " .. tostring(derr or "no kubelet key")) end
+  local text = data_of(cm).kubelet
+  if type(text) ~= "string" then return nil, kerror.new("join", "ConfigMap kube-system/kubelet-config has no kubelet key") end
+  local doc, derr = require("kboot.yaml").decode(text)
+  if type(doc) ~= "table" then return nil, kerror.new("join", "ConfigMap kube-system/kubelet-config: " .. tostring(derr or "not a mapping")) end
+  -- typed as a file's KubeletConfiguration: the kubelet phases read its fields
+  local schema, errs = require("kboot.config_schema"), {}
+  schema.check(doc, schema.KubeletConfiguration, "KubeletConfiguration", errs)
+  if #errs > 0 then
+    return nil, kerror.new("join", "ConfigMap kube-system/kubelet-config: " .. table.concat(schema.one_line(errs), "; "))
+  end
   return doc
 end
 

@@ -52,9 +52,25 @@ function M.download_certs(ctx)
     return nil, fail(DL, "cannot read Secret %s/%s: %s", tokens.NAMESPACE, tokens.CERTS_SECRET, tostring(err))
   end
   local files, oerr = tokens.open_certs_secret(secret, key)
-  if not files then
+  if not files and tostring(oerr):find("cannot decrypt", 1, true) then
     return nil, fail(DL, "%s: the --certificate-key is not the one the certificates were uploaded with "
       .. "(the one 'kboot init phase upload-certs --upload-certs' printed)", tostring(oerr))
+  elseif not files then
+    return nil, fail(DL, "Secret %s/%s: %s; upload it again with 'kboot init phase upload-certs --upload-certs'",
+      tokens.NAMESPACE, tokens.CERTS_SECRET, (tostring(oerr):gsub("^kubeadm%-certs: ", "")))
+  end
+  -- every file this cluster's configuration shares must be there, if only as kubeadm's empty entry
+  -- for one the uploader did not have (kubeadm's DownloadCerts refuses the Secret likewise)
+  local paths = upload_paths(ctx)
+  local names = {}
+  for name in pairs(paths) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    if files[name] == nil then
+      return nil, fail(DL, "Secret %s/%s does not include %s (for %s): upload it again with 'kboot init phase "
+        .. "upload-certs --upload-certs' on a control-plane node", tokens.NAMESPACE, tokens.CERTS_SECRET, name,
+        ctx.fs.path(paths[name]))
+    end
   end
   -- the CA in the Secret must be one discovery proved (cluster-info may carry several during a rotation)
   local first = (files["ca.crt"] or ""):match("%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-.-%-%-%-%-%-END CERTIFICATE%-%-%-%-%-")
@@ -63,7 +79,6 @@ function M.download_certs(ctx)
     return nil, fail(DL, "the ca.crt in kubeadm-certs is not the cluster CA that discovery verified (%s): "
       .. "the Secret was uploaded from another cluster's files", b.pin or "the discovery file's CA")
   end
-  local paths = upload_paths(ctx)
   local plan = {}
   for name, data in pairs(files) do
     local path = paths[name]

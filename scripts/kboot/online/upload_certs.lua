@@ -10,16 +10,19 @@ local kerror = require("kboot.error")
 local M = {}
 local P = "upload-certs"
 
--- files(ctx) -> { ["ca.crt"] = pem, ... } read through ctx.fs; missing files are left out
+-- files(ctx) -> { ["ca.crt"] = pem, ... } read through ctx.fs; a missing file is "" (kubeadm's
+-- empty entry: the joining node then knows it was not forgotten, only absent here)
 function M.files(ctx)
   local out = {}
   for _, c in ipairs(tokens.certs_to_upload(ctx.cluster)) do
     local data, err = ctx.fs.read(c.path)
     if data then out[c.name] = data
-    elseif err and err.code == 2 then ctx.log.debug(P, "%s does not exist; not uploaded", ctx.fs.path(c.path))
+    elseif err and err.code == 2 then
+      ctx.log.debug(P, "%s does not exist; uploaded as an empty entry", ctx.fs.path(c.path))
+      out[c.name] = ""
     else return nil, err end
   end
-  if not out["ca.crt"] then return nil, ("%s is missing: run the certs phases first"):format(ctx.fs.path(ctx.cluster.certificatesDir .. "/ca.crt")) end
+  if (out["ca.crt"] or "") == "" then return nil, ("%s is missing: run the certs phases first"):format(ctx.fs.path(ctx.cluster.certificatesDir .. "/ca.crt")) end
   return out
 end
 

@@ -157,7 +157,7 @@ function M.run(ctx)
   end
   if not e.client_url or not e.client_url:match("^https?://[^/]+$") then
     return nil, kerror.new(P, ("the etcd manifest %s names no usable --advertise-client-urls (%s)"):format(
-      ctx.fs.path("/etc/kubernetes/manifests/etcd.yaml"), tostring(e.client_url)))
+      ctx.fs.path("/etc/kubernetes/manifests/etcd.yaml"), e.client_url and ("%q"):format(e.client_url) or "none found"))
   end
   local ca, crt, key = client_files(ctx)
   if ctx.dry_run then
