@@ -124,6 +124,15 @@ int kb_pki_spec_check(const struct kb_cert_spec *s, kb_err *e)
         return kb_err_set(e, "spec", "serial: want a positive hex number of at most 40 digits");
     int64_t nb, na;
     validity(s, &nb, &na);
+    /* RFC 5280 times end at 9999-12-31T23:59:59Z (and start at year 0): past that OpenSSL
+     * encodes a time no parser reads back as the one asked for */
+    const int64_t first = -62167219200, last = 253402300799;
+    if (nb < first || nb > last)
+        return kb_err_set(e, "spec", "not_before: outside what an X.509 time can hold (years 0 to 9999)");
+    if (na > last)
+        return kb_err_set(e, "spec", "not_after: later than 9999-12-31T23:59:59Z, the last X.509 time");
+    if (na < first)
+        return kb_err_set(e, "spec", "not_after: outside what an X.509 time can hold (years 0 to 9999)");
     if (na <= nb)
         return kb_err_set(e, "spec", "not_after: must be later than not_before");
     return 0;

@@ -421,6 +421,8 @@ function TestCerts:test_spec_argument_errors()
     { { not_before = 1.5 }, "spec.not_before: integer expected, got float" },
     { { not_after = "tomorrow" }, "spec.not_after: integer expected, got string" },
     { { not_before = os.time(), not_after = os.time() - 1 }, "spec.not_after: must be later than not_before" },
+    { { not_after = 253402300800 }, "spec.not_after: later than 9999-12-31T23:59:59Z, the last X.509 time" },
+    { { not_before = -62167219201 }, "spec.not_before: outside what an X.509 time can hold (years 0 to 9999)" },
   }
   for _, case in ipairs(cases) do
     local msg = raises(pki.sign, case[1], k, c, ck)
@@ -428,6 +430,10 @@ function TestCerts:test_spec_argument_errors()
     lu.assertStrContains(msg, "bad argument #1 to")
   end
   lu.assertStrContains(raises(pki.self_signed_ca, ck, { ip = { "x" } }), "spec.ip[1]")
+  lu.assertStrContains(raises(pki.self_signed_ca, ck, { cn = "ca", not_after = 253402300800 }), "spec.not_after: later than")
+  -- the last X.509 time itself is still a certificate that reads back as asked
+  local last = assert(pki.self_signed_ca(ck, { cn = "ca", not_after = 253402300799 }))
+  lu.assertEquals(last:info().not_after, 253402300799)
   lu.assertStrContains(raises(pki.sign, {}, "key", c, ck), "kboot.pki.key expected")
   lu.assertStrContains(raises(pki.sign, {}, k, ck, ck), "kboot.pki.cert expected")
 end
